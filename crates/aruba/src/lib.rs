@@ -1,0 +1,1 @@
+//! Aruba IoT transport

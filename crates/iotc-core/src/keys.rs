@@ -1,0 +1,70 @@
+//! Every Redis key and stream name the services share, in one place.
+//!
+//! Keys of one device carry its EURID in braces (`{a1b2c3d4}`) so that a Redis Cluster keeps
+//! them in one hash slot. EURIDs are lower-case 8-hex strings, gateway MACs lower-case 12-hex.
+
+/// Stream of de-duplicated radio telegrams, written by ingress, read by the engine group.
+pub const TELEGRAM_STREAM: &str = "iotc:telegrams";
+/// Consumer group of the engines on [`TELEGRAM_STREAM`].
+pub const ENGINE_GROUP: &str = "engine";
+/// Stream of gateway (AP health) events, written by ingress, published by the engine.
+pub const GATEWAY_EVENT_STREAM: &str = "iotc:gateway-events";
+
+/// Hash: field `<source>:<destination>` → device JSON (IoTC `EnOceanSensor`).
+pub const DEVICES: &str = "iotc:devices";
+/// Pub/sub channel announcing a device change; the message is the changed field or `*`.
+pub const DEVICES_CHANGED: &str = "iotc:devices:changed";
+
+/// Hash: gateway MAC → gateway JSON (registry, health, last seen).
+pub const GATEWAYS: &str = "iotc:gateways";
+
+/// Prefix of de-duplication keys (`iotc:dedup:<hash>`), set with NX and a PX window.
+pub const DEDUP_PREFIX: &str = "iotc:dedup:";
+
+/// Hash of telegram statistics of one device.
+pub fn device_stats(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:stats")
+}
+
+/// List (newest first, at most 5) of telemetry payloads of one device.
+pub fn device_recent_telemetry(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:recent:telemetry")
+}
+
+/// List (newest first, at most 5) of signal payloads of one device.
+pub fn device_recent_signal(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:recent:signal")
+}
+
+/// Marker that the device has sent at least once (`FIRST_TIME_SEND` is raised once).
+pub fn device_seen(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:seen")
+}
+
+/// Last accepted rolling code of a secure device.
+pub fn device_rlc(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:rlc")
+}
+
+/// Hash of telegram statistics of one gateway.
+pub fn gateway_stats(mac: &str) -> String {
+    format!("iotc:gw:{mac}:stats")
+}
+
+/// Heartbeat of one service instance (`ingress`, `engine`, `api`, `mqtt`), with a TTL.
+pub fn heartbeat(service: &str) -> String {
+    format!("iotc:heartbeat:{service}")
+}
+
+/// Field name of a device in [`DEVICES`].
+pub fn device_field(source: &str, destination: &str) -> String {
+    format!("{source}:{destination}")
+}
+
+/// Statistics hash field names, with IoTC's spelling.
+pub mod stats {
+    pub const TOTAL: &str = "totalTelegramCount";
+    pub const OK: &str = "succesfullyProcessed";
+    pub const NOT_PROCESSED: &str = "notProcessed";
+    pub const LAST_SEEN: &str = "lastSeen";
+}
