@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the machine packages iotc's run and test commands need, when they are missing.
+# Debian/Ubuntu with apt; run as root (CI is root). Safe to run again.
+set -euo pipefail
+
+packages=()
+need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
+need redis-server redis-server
+need mosquitto mosquitto
+need mosquitto_sub mosquitto-clients
+need nginx nginx
+need htpasswd apache2-utils
+need openssl openssl
+need docker-compose docker-compose
+need python3 python3
+if [ "${IOTC_WITH_BROWSER:-1}" = 1 ]; then need chromium chromium; fi
+
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "installing: ${packages[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+# Debian starts nothing by itself in containers, but a host may have started the packaged
+# services; the tests always start their own on free ports, so that does not matter.
