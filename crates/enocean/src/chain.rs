@@ -205,11 +205,11 @@ impl Reassembler {
 
     /// Opens a chain, dropping the oldest one when `max_open` are open already.
     fn open_chain(&mut self, key: Key, now_ms: u64) -> usize {
-        if self.open.len() >= self.max_open {
-            if let Some(oldest) = (0..self.open.len()).min_by_key(|&i| self.open[i].started_ms) {
-                self.open.swap_remove(oldest);
-                self.stats.evicted += 1;
-            }
+        if self.open.len() >= self.max_open
+            && let Some(oldest) = (0..self.open.len()).min_by_key(|&i| self.open[i].started_ms)
+        {
+            self.open.swap_remove(oldest);
+            self.stats.evicted += 1;
         }
         self.open.push(OpenChain {
             key,
@@ -241,8 +241,11 @@ impl Reassembler {
     }
 }
 
+/// LEN, inner R-ORG (CDM only) and data of a part.
+type PartHeader<'a> = (Option<usize>, Option<u8>, &'a [u8]);
+
 /// Reads part 0 after its control byte: LEN, the inner R-ORG for CDM, and the data.
-fn first_part(rorg: u8, rest: &[u8]) -> Result<(Option<usize>, Option<u8>, &[u8]), ChainError> {
+fn first_part(rorg: u8, rest: &[u8]) -> Result<PartHeader<'_>, ChainError> {
     let header = if rorg == RORG_CDM { 3 } else { 2 };
     if rest.len() < header {
         return Err(ChainError::TooShort(rest.len() + 1));

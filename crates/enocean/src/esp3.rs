@@ -353,42 +353,40 @@ impl StreamParser {
 
     /// Like [`next_packet`](Self::next_packet) but borrows the frame from the buffer.
     pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, Esp3Error>> {
-        loop {
-            let pending = &self.buf[self.start..];
-            let Some(sync) = pending.iter().position(|&b| b == SYNC) else {
-                self.stats.skipped_bytes += pending.len() as u64;
-                self.buf.clear();
-                self.start = 0;
-                return None;
-            };
-            self.stats.skipped_bytes += sync as u64;
-            self.start += sync;
-            let pending = &self.buf[self.start..];
-            if pending.len() < HEADER_LEN {
-                return None;
-            }
-            let (data_len, optional_len, packet_type) = match check_header(pending) {
-                Ok(header) => header,
-                Err(e) => return Some(Err(self.reject(e))),
-            };
-            let total = HEADER_LEN + data_len + optional_len + 1;
-            if pending.len() < total {
-                return None;
-            }
-            if let Err(e) = check_body(&pending[..total], data_len, packet_type) {
-                return Some(Err(self.reject(e)));
-            }
-            let begin = self.start;
-            self.start += total;
-            self.stats.frames += 1;
-            let bytes = &self.buf[begin..begin + total];
-            let split = HEADER_LEN + data_len;
-            return Some(Ok(Frame {
-                packet_type,
-                data: &bytes[HEADER_LEN..split],
-                optional: &bytes[split..total - 1],
-            }));
+        let pending = &self.buf[self.start..];
+        let Some(sync) = pending.iter().position(|&b| b == SYNC) else {
+            self.stats.skipped_bytes += pending.len() as u64;
+            self.buf.clear();
+            self.start = 0;
+            return None;
+        };
+        self.stats.skipped_bytes += sync as u64;
+        self.start += sync;
+        let pending = &self.buf[self.start..];
+        if pending.len() < HEADER_LEN {
+            return None;
         }
+        let (data_len, optional_len, packet_type) = match check_header(pending) {
+            Ok(header) => header,
+            Err(e) => return Some(Err(self.reject(e))),
+        };
+        let total = HEADER_LEN + data_len + optional_len + 1;
+        if pending.len() < total {
+            return None;
+        }
+        if let Err(e) = check_body(&pending[..total], data_len, packet_type) {
+            return Some(Err(self.reject(e)));
+        }
+        let begin = self.start;
+        self.start += total;
+        self.stats.frames += 1;
+        let bytes = &self.buf[begin..begin + total];
+        let split = HEADER_LEN + data_len;
+        Some(Ok(Frame {
+            packet_type,
+            data: &bytes[HEADER_LEN..split],
+            optional: &bytes[split..total - 1],
+        }))
     }
 
     /// Counts an error and skips the failed sync byte.
