@@ -21,6 +21,10 @@ pub const GATEWAYS: &str = "iotc:gateways";
 /// Prefix of de-duplication keys (`iotc:dedup:<hash>`), set with NX and a PX window.
 pub const DEDUP_PREFIX: &str = "iotc:dedup:";
 
+/// Prefix of access tokens issued to APs (`iotc:auth:token:<SHA-256 hex of the token>`),
+/// each with the token's lifetime as TTL, so several ingress instances share them.
+pub const AUTH_TOKEN_PREFIX: &str = "iotc:auth:token:";
+
 /// Hash of telegram statistics of one device.
 pub fn device_stats(eurid: &str) -> String {
     format!("iotc:dev:{{{eurid}}}:stats")
