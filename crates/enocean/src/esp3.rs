@@ -94,6 +94,8 @@ pub enum Esp3Error {
     DataCrc { computed: u8, found: u8 },
     #[error("ESP3 header announces no data (data length 0)")]
     EmptyData,
+    #[error("ESP3 packet type {0:#04x} is not defined by ESP3 v1.47")]
+    UnknownPacketType(u8),
     #[error("{0} bytes after the end of the ESP3 frame")]
     TrailingBytes(usize),
     #[error("ESP3 payload too long: {data} data bytes (max 65535), {optional} optional (max 255)")]
@@ -187,6 +189,9 @@ fn check_body(bytes: &[u8], data_len: usize, packet_type: u8) -> Result<Frame<'_
             found: bytes[end],
         });
     }
+    if PacketType::from_u8(packet_type).is_none() {
+        return Err(Esp3Error::UnknownPacketType(packet_type));
+    }
     let split = HEADER_LEN + data_len;
     Ok(Frame {
         packet_type,
@@ -272,6 +277,8 @@ pub struct StreamStats {
     pub data_crc_errors: u64,
     /// Headers with a valid CRC announcing zero data bytes.
     pub empty_frames: u64,
+    /// Well-formed frames of a packet type ESP3 v1.47 does not define, skipped whole.
+    pub unknown_packet_types: u64,
     /// Bytes that were not part of any valid frame.
     pub skipped_bytes: u64,
     /// Bytes dropped unexamined because the buffer limit was reached.
@@ -374,8 +381,16 @@ impl StreamParser {
         if pending.len() < total {
             return None;
         }
-        if let Err(e) = check_body(&pending[..total], data_len, packet_type) {
-            return Some(Err(self.reject(e)));
+        match check_body(&pending[..total], data_len, packet_type) {
+            Ok(_) => {}
+            Err(Esp3Error::UnknownPacketType(t)) => {
+                // A well-formed frame of a type we do not handle: skip all of it.
+                self.stats.unknown_packet_types += 1;
+                self.stats.skipped_bytes += total as u64;
+                self.start += total;
+                return Some(Err(Esp3Error::UnknownPacketType(t)));
+            }
+            Err(e) => return Some(Err(self.reject(e))),
         }
         let begin = self.start;
         self.start += total;
