@@ -29,7 +29,7 @@ pub enum TeachInKind {
     FourBs { with_eep: bool },
     /// UTE query (D4, CMD 0).
     Ute {
-        /// DB6.7: the device wants a response telegram... and may be addressed.
+        /// DB6.7: the device communicates in both directions.
         bidirectional: bool,
         /// DB6.6 = 0: a response is expected.
         response_expected: bool,
