@@ -101,10 +101,10 @@ fn partial(
     }
     // Not newer with the same top byte: either the low 24 bits wrapped (carry into the
     // top byte) or this is an old telegram.
-    if let Some(carried) = same_msb.checked_add(PARTIAL_STEP) {
-        if verifies(carried) {
-            return Ok(carried);
-        }
+    if let Some(carried) = same_msb.checked_add(PARTIAL_STEP)
+        && verifies(carried)
+    {
+        return Ok(carried);
     }
     if verifies(same_msb) {
         Err(SecureError::Replay {
