@@ -254,6 +254,6 @@ fn first_part(rorg: u8, rest: &[u8]) -> Result<PartHeader<'_>, ChainError> {
     if len == 0 {
         return Err(ChainError::ZeroLength);
     }
-    let inner_rorg = (rorg == RORG_CDM).then_some(rest[2]);
+    let inner_rorg = (rorg == RORG_CDM).then(|| rest[2]);
     Ok((Some(len), inner_rorg, &rest[header..]))
 }

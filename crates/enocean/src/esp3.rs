@@ -96,6 +96,8 @@ pub enum Esp3Error {
     EmptyData,
     #[error("ESP3 packet type {0:#04x} is not defined by ESP3 v1.47")]
     UnknownPacketType(u8),
+    #[error("ESP3 frame truncated: a complete frame starts before its announced end")]
+    Truncated,
     #[error("{0} bytes after the end of the ESP3 frame")]
     TrailingBytes(usize),
     #[error("ESP3 payload too long: {data} data bytes (max 65535), {optional} optional (max 255)")]
@@ -176,6 +178,11 @@ fn check_header(bytes: &[u8]) -> Result<(usize, usize, u8), Esp3Error> {
     if data_len == 0 {
         return Err(Esp3Error::EmptyData);
     }
+    // An undefined type is most likely a false sync byte whose header CRC matched by chance;
+    // rejecting it here avoids waiting for the data it announces.
+    if PacketType::from_u8(bytes[4]).is_none() {
+        return Err(Esp3Error::UnknownPacketType(bytes[4]));
+    }
     Ok((data_len, bytes[3] as usize, bytes[4]))
 }
 
@@ -188,9 +195,6 @@ fn check_body(bytes: &[u8], data_len: usize, packet_type: u8) -> Result<Frame<'_
             computed,
             found: bytes[end],
         });
-    }
-    if PacketType::from_u8(packet_type).is_none() {
-        return Err(Esp3Error::UnknownPacketType(packet_type));
     }
     let split = HEADER_LEN + data_len;
     Ok(Frame {
@@ -277,8 +281,11 @@ pub struct StreamStats {
     pub data_crc_errors: u64,
     /// Headers with a valid CRC announcing zero data bytes.
     pub empty_frames: u64,
-    /// Well-formed frames of a packet type ESP3 v1.47 does not define, skipped whole.
+    /// Headers with a valid CRC but a packet type ESP3 v1.47 does not define.
     pub unknown_packet_types: u64,
+    /// Headers whose frame was still incomplete when a complete valid frame followed them:
+    /// a false sync byte, or a frame that lost bytes.
+    pub truncated_frames: u64,
     /// Bytes that were not part of any valid frame.
     pub skipped_bytes: u64,
     /// Bytes dropped unexamined because the buffer limit was reached.
@@ -308,6 +315,8 @@ pub struct StreamParser {
     buf: Vec<u8>,
     /// Start of the unexamined bytes in `buf`.
     start: usize,
+    /// Where the search for a complete frame behind an incomplete one resumes.
+    lookahead: usize,
     max_buffer: usize,
     stats: StreamStats,
 }
@@ -329,6 +338,7 @@ impl StreamParser {
         StreamParser {
             buf: Vec::new(),
             start: 0,
+            lookahead: 0,
             max_buffer: max_buffer.max(MAX_FRAME_LEN),
             stats: StreamStats::default(),
         }
@@ -365,6 +375,7 @@ impl StreamParser {
             self.stats.skipped_bytes += pending.len() as u64;
             self.buf.clear();
             self.start = 0;
+            self.lookahead = 0;
             return None;
         };
         self.stats.skipped_bytes += sync as u64;
@@ -379,18 +390,13 @@ impl StreamParser {
         };
         let total = HEADER_LEN + data_len + optional_len + 1;
         if pending.len() < total {
+            if self.complete_frame_ahead() {
+                return Some(Err(self.reject(Esp3Error::Truncated)));
+            }
             return None;
         }
-        match check_body(&pending[..total], data_len, packet_type) {
-            Ok(_) => {}
-            Err(Esp3Error::UnknownPacketType(t)) => {
-                // A well-formed frame of a type we do not handle: skip all of it.
-                self.stats.unknown_packet_types += 1;
-                self.stats.skipped_bytes += total as u64;
-                self.start += total;
-                return Some(Err(Esp3Error::UnknownPacketType(t)));
-            }
-            Err(e) => return Some(Err(self.reject(e))),
+        if let Err(e) = check_body(&pending[..total], data_len, packet_type) {
+            return Some(Err(self.reject(e)));
         }
         let begin = self.start;
         self.start += total;
@@ -410,6 +416,8 @@ impl StreamParser {
             Esp3Error::HeaderCrc { .. } => self.stats.header_crc_errors += 1,
             Esp3Error::DataCrc { .. } => self.stats.data_crc_errors += 1,
             Esp3Error::EmptyData => self.stats.empty_frames += 1,
+            Esp3Error::UnknownPacketType(_) => self.stats.unknown_packet_types += 1,
+            Esp3Error::Truncated => self.stats.truncated_frames += 1,
             _ => {}
         }
         self.stats.skipped_bytes += 1;
@@ -421,8 +429,37 @@ impl StreamParser {
     fn compact(&mut self) {
         if self.start > 0 {
             self.buf.drain(..self.start);
+            self.lookahead = self.lookahead.saturating_sub(self.start);
             self.start = 0;
         }
+    }
+
+    /// Whether a complete, valid frame starts after the sync byte at `start` (whose own
+    /// frame is incomplete). Each position is examined once: the search stops at a frame
+    /// that is itself incomplete and resumes there on the next call.
+    fn complete_frame_ahead(&mut self) -> bool {
+        let mut pos = self.lookahead.max(self.start + 1);
+        while let Some(offset) = self.buf[pos..].iter().position(|&b| b == SYNC) {
+            let candidate = &self.buf[pos + offset..];
+            if candidate.len() < HEADER_LEN {
+                self.lookahead = pos + offset;
+                return false;
+            }
+            if let Ok((data_len, optional_len, packet_type)) = check_header(candidate) {
+                let total = HEADER_LEN + data_len + optional_len + 1;
+                if candidate.len() < total {
+                    self.lookahead = pos + offset;
+                    return false;
+                }
+                if check_body(&candidate[..total], data_len, packet_type).is_ok() {
+                    self.lookahead = pos + offset;
+                    return true;
+                }
+            }
+            pos += offset + 1;
+        }
+        self.lookahead = self.buf.len();
+        false
     }
 
     pub fn stats(&self) -> StreamStats {

@@ -111,17 +111,8 @@ fn erp2_extended_header_destination_and_extended_type() {
     // 32-bit originator + destination, extended header (2 repeats, 1 optional byte),
     // extended type 3 (CDM 0x40).
     let mut t = vec![
-        0b010_1_1111,
-        0x21,
-        0x03,
-        0x01,
-        0x02,
-        0x03,
-        0x04,
-        0xAA,
-        0xBB,
-        0xCC,
-        0xDD,
+        0x5F, // address control 010, extended header, type 0xF
+        0x21, 0x03, 0x01, 0x02, 0x03, 0x04, 0xAA, 0xBB, 0xCC, 0xDD,
     ];
     t.extend_from_slice(&[0x40, 0x00, 0x00, 0x02, 0xA5, 0x11, 0x22]);
     t.push(0x99); // the telegram's own optional data
@@ -141,7 +132,10 @@ fn erp2_extended_header_destination_and_extended_type() {
 
 #[test]
 fn erp2_24_bit_originator() {
-    let mut t = vec![0b000_0_0001, 0x12, 0x34, 0x56, 0x09];
+    let mut t = vec![
+        0x01, /* 24-bit originator, 1BS */
+        0x12, 0x34, 0x56, 0x09,
+    ];
     t.push(enocean::crc8::crc8(&t));
     let tel = Telegram::from_esp3(&esp3::encode_frame(0x0A, &t, &[1, 60])).unwrap();
     assert_eq!(

@@ -278,13 +278,27 @@ fn frames_split_across_pushes_and_surrounded_by_garbage_are_found() {
 
 #[test]
 fn a_frame_inside_a_broken_frame_is_found() {
-    // A header announcing 20 bytes whose data CRC fails; a valid frame starts inside it.
+    // A header announcing 20 bytes, cut short; a valid frame follows before its end.
     let good = bytes("5500010005700838");
     let mut broken = esp3::encode_frame(0x01, &[0xAA; 20], &[]);
     broken.truncate(8);
     broken.extend_from_slice(&good);
-    broken.extend_from_slice(&[0u8; 16]);
-    let (parser, found, errors) = run_stream(&broken, 5);
+    for chunk in [1, 5, broken.len()] {
+        let (parser, found, errors) = run_stream(&broken, chunk);
+        assert_eq!(found, vec![good.clone()], "chunk {chunk}");
+        assert_eq!(errors, vec![Esp3Error::Truncated], "chunk {chunk}");
+        assert_eq!(parser.stats().truncated_frames, 1);
+        assert_eq!(parser.buffered(), 0);
+    }
+}
+
+#[test]
+fn a_frame_with_a_bad_data_crc_is_skipped() {
+    let good = bytes("5500010005700838");
+    let mut bad = esp3::encode_frame(0x01, &[0xAA; 20], &[]);
+    *bad.last_mut().unwrap() ^= 1;
+    bad.extend_from_slice(&good);
+    let (parser, found, errors) = run_stream(&bad, 3);
     assert_eq!(found, vec![good]);
     assert!(
         matches!(errors[..], [Esp3Error::DataCrc { .. }]),
@@ -292,6 +306,19 @@ fn a_frame_inside_a_broken_frame_is_found() {
     );
     assert_eq!(parser.stats().data_crc_errors, 1);
     assert_eq!(parser.crc_errors(), 1);
+}
+
+#[test]
+fn a_false_header_announcing_much_data_does_not_hold_back_frames() {
+    // 0x55 then three bytes whose CRC8 matches: a header announcing 0x3400 data bytes.
+    let mut header = vec![0x55, 0x34, 0x00, 0x00, 0x01];
+    header.push(crc8(&header[1..5]));
+    let good = bytes("55000707017AF670018DF8BD3001FFFFFFFF55008B");
+    let mut stream = header.clone();
+    stream.extend_from_slice(&good);
+    let (_, found, errors) = run_stream(&stream, 4);
+    assert_eq!(found, vec![good]);
+    assert_eq!(errors, vec![Esp3Error::Truncated]);
 }
 
 #[test]
