@@ -1,47 +1,81 @@
 //! EEP decoding: profiles are data, read by one interpreter.
+//!
+//! The profiles live in `profiles/*.eep` (our own text format, see docs/eep.md), compiled into
+//! the crate and parsed once on first use. [`decode`] picks the profile's first case whose
+//! conditions (command field, status bits, direction) hold, reads each field's bits and maps the
+//! raw value through the field's items: a linear range becomes a scaled number with its unit, an
+//! enumerated value becomes its name with its meaning.
+//!
+//! 4BS and 1BS telegrams whose LRN bit is 0 are teach-in telegrams: [`decode`] answers
+//! [`DecodeError::TeachIn`] for them; callers that want to handle teach-in look first
+//! (`teach_in::detect`).
 
+mod bits;
+mod decode;
+mod encode;
+mod error;
+mod format;
 mod id;
+mod model;
+mod registry;
 
+pub use error::{DecodeError, EepError, EncodeError};
+pub use format::FormatError;
 pub use id::{Eep, ParseEepError};
+pub use model::{BitRange, Case, Condition, Direction, FieldDef, Item, Linear, Profile, Source};
 
 use crate::field::Field;
 
-/// Why a telegram could not be decoded with a profile.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum EepError {
-    /// The EEP is not in the compiled-in tables (IoTC: `EEP_NOT_FOUND_ERROR`).
-    #[error("EEP {0} is not known")]
-    NotFound(Eep),
-    /// The telegram does not fit the profile (IoTC: `EEP_DECODE_ERROR`).
-    #[error("cannot decode with this EEP: {0}")]
-    Decode(String),
-}
-
-/// One EEP profile as compiled into the crate.
-#[derive(Debug)]
-pub struct Profile {
-    pub eep: Eep,
-    pub title: String,
-}
-
 /// The profile of `eep`, if the crate knows it.
-pub fn profile(_eep: Eep) -> Option<&'static Profile> {
-    None
+pub fn profile(eep: Eep) -> Option<&'static Profile> {
+    registry::find(eep)
 }
 
 /// Every profile the crate knows, sorted by EEP.
 pub fn profiles() -> impl Iterator<Item = &'static Profile> {
-    std::iter::empty()
+    registry::all().iter()
 }
 
-/// Decodes the data bytes of a telegram (without R-ORG, sender and status) with `eep`.
-pub fn decode(eep: Eep, _rorg: u8, _data: &[u8], _status: u8) -> Result<Vec<Field>, EepError> {
-    Err(EepError::NotFound(eep))
+/// Decodes a telegram sent by a device: `data` is the telegram's data bytes without R-ORG,
+/// sender and status.
+pub fn decode(eep: Eep, rorg: u8, data: &[u8], status: u8) -> Result<Vec<Field>, EepError> {
+    decode_with(eep, rorg, data, status, Direction::FromDevice)
 }
 
-/// Builds telegram data for `eep` from `(shortcut, scaled value)` pairs.
+/// [`decode`] for telegrams of either direction (profiles such as A5-20-01 differ by direction).
+pub fn decode_with(
+    eep: Eep,
+    rorg: u8,
+    data: &[u8],
+    status: u8,
+    direction: Direction,
+) -> Result<Vec<Field>, EepError> {
+    let profile = registry::find(eep).ok_or(EepError::NotFound(eep))?;
+    decode::decode(profile, rorg, data, status, direction).map_err(EepError::Decode)
+}
+
+/// Builds telegram data for `eep` from `(shortcut, value)` pairs and returns
+/// `(rorg, data, status)`.
 ///
-/// Returns `(rorg, data, status)`.
-pub fn encode(eep: Eep, _values: &[(&str, f64)]) -> Result<(u8, Vec<u8>, u8), EepError> {
-    Err(EepError::NotFound(eep))
+/// A value is the scaled value of a measured field (`("TMP", 21.5)`) or the raw value of an
+/// enumeration (`("CO", 1.0)`). Status condition names (`T21`, `NU`) and command fields select the
+/// case. Fields not given take raw 0 (or their smallest valid raw value); 4BS and 1BS telegrams get
+/// their LRN bit set to "data telegram" unless the LRN field is given.
+pub fn encode(eep: Eep, values: &[(&str, f64)]) -> Result<(u8, Vec<u8>, u8), EepError> {
+    encode_with(eep, values, Direction::FromDevice)
+}
+
+/// [`encode`] for either direction.
+pub fn encode_with(
+    eep: Eep,
+    values: &[(&str, f64)],
+    direction: Direction,
+) -> Result<(u8, Vec<u8>, u8), EepError> {
+    let profile = registry::find(eep).ok_or(EepError::NotFound(eep))?;
+    encode::encode(profile, values, direction).map_err(EepError::Encode)
+}
+
+/// Reads the compiled-in profile files afresh and reports the first mistake (used by tests).
+pub fn check_profiles() -> Result<usize, FormatError> {
+    registry::load().map(|p| p.len())
 }
