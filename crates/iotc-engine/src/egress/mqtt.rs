@@ -1,0 +1,527 @@
+//! One MQTT connection with confirmed publishing.
+//!
+//! rumqttc's `publish` only queues a request; the broker's PUBACK (QoS 1) or PUBCOMP (QoS 2)
+//! arrives later as an event of the event loop, identified by packet id. The event loop hands
+//! out packet ids in the order it takes requests, and reports each with
+//! `Outgoing::Publish(pkid)`; so a waiter queued together with its request (under one lock) is
+//! matched to its packet id when that event arrives, and resolved by the PUBACK/PUBCOMP.
+//!
+//! Every connection attempt uses a fresh client and event loop (a "generation"). When a
+//! connection ends, the whole generation is dropped with the requests still in its channel, and
+//! every unresolved waiter is told the message was lost, so the caller sends it again on the
+//! next connection. That keeps the matching exact (no request of an old connection can turn up
+//! on a new one) and makes loss impossible: a message counts as delivered only after its
+//! acknowledgement on the connection that carried it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::time::{Instant, sleep, timeout_at};
+
+use super::config::{BrokerAddr, MqttVersion, Scheme};
+use super::{EgressError, OutMessage};
+
+/// Requests that may wait in one generation's channel (also the number of concurrent publishes).
+const CHANNEL_CAP: usize = 1024;
+/// Unacknowledged publishes on the wire at once.
+const INFLIGHT: u16 = 100;
+/// Largest packet we send or accept (IoT Hub's limit is 256 KB).
+const MAX_PACKET: usize = 256 * 1024;
+/// First pause before reconnecting; doubles up to the configured maximum.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Produces the user name and password for the next connection attempt (IoT Hub: a new token).
+pub type Credentials = Arc<dyn Fn() -> Result<Option<(String, String)>, EgressError> + Send + Sync>;
+
+/// Everything needed to (re)connect.
+pub struct LinkSpec {
+    /// Short name for logs and metrics: `mqtt` or `azure`.
+    pub name: &'static str,
+    pub version: MqttVersion,
+    pub addr: BrokerAddr,
+    pub client_id: String,
+    pub credentials: Credentials,
+    pub keep_alive: Duration,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Last Will, published retained by the broker when we vanish.
+    pub will: Option<(String, Vec<u8>)>,
+    /// Published (retained) right after every connect, e.g. `online`.
+    pub on_connect: Vec<OutMessage>,
+    pub qos: QoS,
+    /// Whether the retain flag is passed on (IoT Hub does not support it).
+    pub retain: bool,
+    pub reconnect_max: Duration,
+    /// Reconnect with fresh credentials after this long (IoT Hub token renewal).
+    pub renew_after: Option<Duration>,
+}
+
+/// Why a message was not confirmed.
+#[derive(Debug)]
+enum Failure {
+    /// The connection ended first; send it again.
+    Lost,
+    /// The broker refused it (MQTT 5 reason code).
+    Rejected(String),
+}
+
+type Waiter = oneshot::Sender<Result<(), Failure>>;
+
+#[derive(Default)]
+struct State {
+    publisher: Option<Publisher>,
+    /// Waiters whose request was queued but has no packet id yet, in request order.
+    queued: VecDeque<Waiter>,
+    /// Waiters by packet id, sent and awaiting PUBACK/PUBCOMP.
+    sent: HashMap<u16, Waiter>,
+    /// No new requests: waiting for the in-flight ones before a planned reconnect.
+    draining: bool,
+}
+
+impl State {
+    fn idle(&self) -> bool {
+        self.queued.is_empty() && self.sent.is_empty()
+    }
+
+    fn fail_all(&mut self) {
+        for w in self
+            .queued
+            .drain(..)
+            .chain(self.sent.drain().map(|(_, w)| w))
+        {
+            let _ = w.send(Err(Failure::Lost));
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// True while requests are accepted (connected and not draining).
+    open: watch::Sender<bool>,
+    connected: AtomicBool,
+    permits: Semaphore,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running connection to one broker.
+pub struct Link {
+    name: &'static str,
+    qos: QoS,
+    retain: bool,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Link {
+    /// Starts the connection task; connecting happens in the background.
+    pub fn start(spec: LinkSpec) -> Link {
+        let (open, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            open,
+            connected: AtomicBool::new(false),
+            permits: Semaphore::new(CHANNEL_CAP),
+        });
+        let (name, qos, retain) = (spec.name, spec.qos, spec.retain);
+        let task = tokio::spawn(run(shared.clone(), spec));
+        Link {
+            name,
+            qos,
+            retain,
+            shared,
+            task,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the connection accepts requests, or the deadline passes.
+    pub async fn wait_open(&self, deadline: Instant) -> bool {
+        let mut rx = self.shared.open.subscribe();
+        matches!(timeout_at(deadline, rx.wait_for(|o| *o)).await, Ok(Ok(_)))
+    }
+
+    /// Publishes one message and waits for its confirmation, sending it again after each lost
+    /// connection, until `deadline`.
+    pub async fn publish(&self, msg: &OutMessage, deadline: Instant) -> Result<(), EgressError> {
+        let timeout = || EgressError::Timeout {
+            egress: self.name,
+            connected: self.connected(),
+        };
+        let _permit = timeout_at(deadline, self.shared.permits.acquire())
+            .await
+            .map_err(|_| timeout())?
+            .map_err(|_| EgressError::Closed)?;
+        loop {
+            if !self.wait_open(deadline).await {
+                return Err(timeout());
+            }
+            let Some(rx) = self.submit(msg) else {
+                sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            match timeout_at(deadline, rx).await {
+                Ok(Ok(Ok(()))) => {
+                    metrics::counter!("iotc_egress_confirmed_total", "egress" => self.name)
+                        .increment(1);
+                    return Ok(());
+                }
+                Ok(Ok(Err(Failure::Rejected(reason)))) => {
+                    metrics::counter!("iotc_egress_rejected_total", "egress" => self.name)
+                        .increment(1);
+                    return Err(EgressError::Rejected {
+                        egress: self.name,
+                        reason,
+                    });
+                }
+                Ok(Ok(Err(Failure::Lost)) | Err(_)) => {
+                    metrics::counter!("iotc_egress_resent_total", "egress" => self.name)
+                        .increment(1);
+                }
+                Err(_) => return Err(timeout()),
+            }
+        }
+    }
+
+    /// Queues the request and its waiter atomically; `None` when not accepting right now.
+    fn submit(&self, msg: &OutMessage) -> Option<oneshot::Receiver<Result<(), Failure>>> {
+        let mut st = self.shared.lock();
+        if st.draining {
+            return None;
+        }
+        let publisher = st.publisher.as_ref()?;
+        let retain = msg.retain && self.retain;
+        if !publisher.try_publish(&msg.topic, self.qos, retain, msg.payload.clone()) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        st.queued.push_back(tx);
+        Some(rx)
+    }
+}
+
+/// Reconnects forever with back-off; each pass is one generation.
+async fn run(shared: Arc<Shared>, spec: LinkSpec) {
+    let mut backoff = FIRST_BACKOFF;
+    let mut last_problem: Option<String> = None;
+    loop {
+        let ended = match Generation::new(&spec) {
+            Ok(generation) => generation.drive(&shared, &spec, &mut last_problem).await,
+            Err(e) => Ended::Failed(e.to_string()),
+        };
+        {
+            let mut st = shared.lock();
+            st.publisher = None;
+            st.draining = false;
+            st.fail_all();
+        }
+        shared.open.send_replace(false);
+        let was_connected = shared.connected.swap(false, Ordering::Relaxed);
+        metrics::gauge!("iotc_egress_connected", "egress" => spec.name).set(0.0);
+        match ended {
+            Ended::Renew => {
+                tracing::info!(egress = spec.name, "reconnecting with fresh credentials");
+                backoff = FIRST_BACKOFF;
+                continue;
+            }
+            Ended::Failed(problem) => {
+                if was_connected {
+                    backoff = FIRST_BACKOFF;
+                }
+                // Log each change of state once, not every retry.
+                if last_problem.as_deref() != Some(&problem) {
+                    tracing::warn!(egress = spec.name, broker = %spec.addr.host, port = spec.addr.port,
+                        "MQTT connection down: {problem}; retrying with back-off");
+                    last_problem = Some(problem);
+                }
+            }
+        }
+        sleep(backoff).await;
+        backoff = (backoff * 2).min(spec.reconnect_max);
+    }
+}
+
+enum Ended {
+    /// Planned reconnect (new credentials).
+    Renew,
+    Failed(String),
+}
+
+/// Normalised event of either protocol version.
+enum Ev {
+    ConnAck,
+    /// A publish went out with this packet id (0 for QoS 0).
+    Sent(u16),
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2).
+    Confirmed(u16),
+    Rejected(u16, String),
+    Disconnect,
+    Other,
+}
+
+#[derive(Clone)]
+enum Publisher {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+impl Publisher {
+    fn try_publish(&self, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) -> bool {
+        match self {
+            Publisher::V4(c) => c.try_publish(topic, qos, retain, payload).is_ok(),
+            Publisher::V5(c) => c.try_publish(topic, v5_qos(qos), retain, payload).is_ok(),
+        }
+    }
+
+    fn try_disconnect(&self) {
+        let _ = match self {
+            Publisher::V4(c) => c.try_disconnect().map_err(|_| ()),
+            Publisher::V5(c) => c.try_disconnect().map_err(|_| ()),
+        };
+    }
+}
+
+fn v5_qos(qos: QoS) -> rumqttc::v5::mqttbytes::QoS {
+    match qos {
+        QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
+enum Events {
+    V4(rumqttc::EventLoop),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+impl Events {
+    async fn next(&mut self) -> Result<Ev, String> {
+        match self {
+            Events::V4(el) => {
+                use rumqttc::{Event, Packet};
+                Ok(match el.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(_)) => Ev::ConnAck,
+                    Event::Incoming(Packet::PubAck(a)) => Ev::Confirmed(a.pkid),
+                    Event::Incoming(Packet::PubComp(c)) => Ev::Confirmed(c.pkid),
+                    Event::Outgoing(o) => outgoing(o),
+                    _ => Ev::Other,
+                })
+            }
+            Events::V5(el) => {
+                use rumqttc::v5::Event;
+                use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PubCompReason};
+                Ok(match el.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(_)) => Ev::ConnAck,
+                    Event::Incoming(Packet::PubAck(a)) => match a.reason {
+                        // "No matching subscribers" still means the broker took it.
+                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
+                            Ev::Confirmed(a.pkid)
+                        }
+                        r => Ev::Rejected(a.pkid, format!("{r:?}")),
+                    },
+                    Event::Incoming(Packet::PubRec(r)) if r.reason as u8 >= 0x80 => {
+                        Ev::Rejected(r.pkid, format!("{:?}", r.reason))
+                    }
+                    Event::Incoming(Packet::PubComp(c)) => match c.reason {
+                        PubCompReason::Success => Ev::Confirmed(c.pkid),
+                        r => Ev::Rejected(c.pkid, format!("{r:?}")),
+                    },
+                    Event::Incoming(Packet::Disconnect(d)) => {
+                        return Err(format!("broker disconnected: {:?}", d.reason_code));
+                    }
+                    Event::Outgoing(o) => outgoing(o),
+                    _ => Ev::Other,
+                })
+            }
+        }
+    }
+}
+
+fn outgoing(o: Outgoing) -> Ev {
+    match o {
+        Outgoing::Publish(pkid) => Ev::Sent(pkid),
+        Outgoing::Disconnect => Ev::Disconnect,
+        _ => Ev::Other,
+    }
+}
+
+/// One client + event loop pair, used for one connection.
+struct Generation {
+    publisher: Publisher,
+    events: Events,
+}
+
+impl Generation {
+    fn new(spec: &LinkSpec) -> Result<Generation, EgressError> {
+        let credentials = (spec.credentials)()?;
+        let transport = transport(spec)?;
+        let host = match spec.addr.scheme {
+            Scheme::Ws | Scheme::Wss => spec.addr.ws_url(),
+            _ => spec.addr.host.clone(),
+        };
+        let port = spec.addr.port;
+        Ok(match spec.version {
+            MqttVersion::V311 => {
+                let mut o = rumqttc::MqttOptions::new(&spec.client_id, host, port);
+                o.set_transport(transport)
+                    .set_keep_alive(spec.keep_alive.max(Duration::from_secs(1)))
+                    .set_clean_session(true)
+                    .set_inflight(INFLIGHT)
+                    .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+                if let Some((user, pass)) = credentials {
+                    o.set_credentials(user, pass);
+                }
+                if let Some((topic, payload)) = &spec.will {
+                    o.set_last_will(rumqttc::LastWill::new(
+                        topic,
+                        payload.clone(),
+                        spec.qos,
+                        true,
+                    ));
+                }
+                let (client, el) = rumqttc::AsyncClient::new(o, CHANNEL_CAP);
+                Generation {
+                    publisher: Publisher::V4(client),
+                    events: Events::V4(el),
+                }
+            }
+            MqttVersion::V5 => {
+                let mut o = rumqttc::v5::MqttOptions::new(&spec.client_id, host, port);
+                o.set_transport(transport)
+                    .set_keep_alive(spec.keep_alive.max(Duration::from_secs(5)))
+                    .set_clean_start(true)
+                    .set_outgoing_inflight_upper_limit(INFLIGHT)
+                    .set_max_packet_size(Some(MAX_PACKET as u32));
+                if let Some((user, pass)) = credentials {
+                    o.set_credentials(user, pass);
+                }
+                if let Some((topic, payload)) = &spec.will {
+                    o.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                        topic,
+                        payload.clone(),
+                        v5_qos(spec.qos),
+                        true,
+                        None,
+                    ));
+                }
+                let (client, el) = rumqttc::v5::AsyncClient::new(o, CHANNEL_CAP);
+                Generation {
+                    publisher: Publisher::V5(client),
+                    events: Events::V5(Box::new(el)),
+                }
+            }
+        })
+    }
+
+    /// Runs until the connection ends.
+    async fn drive(
+        mut self,
+        shared: &Arc<Shared>,
+        spec: &LinkSpec,
+        last_problem: &mut Option<String>,
+    ) -> Ended {
+        shared.lock().publisher = Some(self.publisher.clone());
+        let mut renew = None;
+        loop {
+            let ev = match self.events.next().await {
+                Ok(ev) => ev,
+                Err(e) => return Ended::Failed(e),
+            };
+            match ev {
+                Ev::ConnAck => {
+                    shared.connected.store(true, Ordering::Relaxed);
+                    metrics::gauge!("iotc_egress_connected", "egress" => spec.name).set(1.0);
+                    tracing::info!(egress = spec.name, broker = %spec.addr.host, port = spec.addr.port, "MQTT connected");
+                    *last_problem = None;
+                    self.announce(shared, spec);
+                    shared.open.send_replace(true);
+                    renew = spec.renew_after.map(|d| Instant::now() + d);
+                }
+                Ev::Sent(pkid) => {
+                    let mut st = shared.lock();
+                    if let Some(w) = st.queued.pop_front() {
+                        if pkid == 0 {
+                            // QoS 0: written to the connection is all the confirmation there is.
+                            let _ = w.send(Ok(()));
+                        } else {
+                            st.sent.insert(pkid, w);
+                        }
+                    }
+                }
+                Ev::Confirmed(pkid) => {
+                    if let Some(w) = shared.lock().sent.remove(&pkid) {
+                        let _ = w.send(Ok(()));
+                    }
+                }
+                Ev::Rejected(pkid, reason) => {
+                    if let Some(w) = shared.lock().sent.remove(&pkid) {
+                        let _ = w.send(Err(Failure::Rejected(reason)));
+                    }
+                }
+                Ev::Disconnect => return Ended::Renew,
+                Ev::Other => {}
+            }
+            if renew.is_some_and(|at| Instant::now() >= at) {
+                let mut st = shared.lock();
+                if !st.draining {
+                    st.draining = true;
+                    shared.open.send_replace(false);
+                }
+                if st.idle() {
+                    self.publisher.try_disconnect();
+                    renew = None;
+                }
+            }
+        }
+    }
+
+    /// Sends the on-connect messages (e.g. `online`); their confirmation is not awaited.
+    fn announce(&self, shared: &Arc<Shared>, spec: &LinkSpec) {
+        let mut st = shared.lock();
+        for msg in &spec.on_connect {
+            let retain = msg.retain && spec.retain;
+            if self
+                .publisher
+                .try_publish(&msg.topic, spec.qos, retain, msg.payload.clone())
+            {
+                let (tx, _) = oneshot::channel();
+                st.queued.push_back(tx);
+            }
+        }
+    }
+}
+
+fn transport(spec: &LinkSpec) -> Result<Transport, EgressError> {
+    let tls = || {
+        spec.tls
+            .clone()
+            .map(TlsConfiguration::Rustls)
+            .ok_or_else(|| EgressError::Config("TLS scheme without TLS settings".into()))
+    };
+    Ok(match spec.addr.scheme {
+        Scheme::Tcp => Transport::Tcp,
+        Scheme::Tls => Transport::Tls(tls()?),
+        Scheme::Ws => Transport::Ws,
+        Scheme::Wss => Transport::Wss(tls()?),
+    })
+}
