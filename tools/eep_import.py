@@ -35,6 +35,7 @@ KEY_OVERRIDES = {
     ("F6-02-04", "RB0"): "buttonB0",
     ("D2-14-40", "TMP10"): "temperature",
     ("D2-14-40", "ILL"): "illumination",
+    ("D2-14-40", "ACC_S"): "accelerationStatus",
 }
 
 # Fields named "Energy Bow" are all keyed `energybow`, as IoTC does for F6-02-04.
