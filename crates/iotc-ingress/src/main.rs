@@ -1,1 +1,129 @@
-fn main() {}
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use iotc_ingress::config::{Config, Settings};
+use iotc_ingress::store::Store;
+use iotc_ingress::tokens::TokenStore;
+use iotc_ingress::{App, server, tls};
+
+fn main() -> ExitCode {
+    let config = match Settings::parse_or_explain() {
+        Ok(settings) => settings.check().map_err(|e| e.to_string()),
+        Err(line) => Err(line),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(line) => {
+            eprintln!("error: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = match &config.tls {
+        Some((cert, key)) => match tls::server_config(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    iotc_core::ops::init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, tls)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
+    let _ = iotc_core::ops::metrics_handle();
+    let client = redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    let redis =
+        ConnectionManager::new_lazy_with_config(client, manager_config).context("REDIS_URL")?;
+    let tcp = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("IOTC_INGRESS_PORT: cannot listen on {}", config.listen))?;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let app = Arc::new(App {
+        store: Store::new(
+            redis.clone(),
+            config.dedup_window_ms,
+            config.telegram_stream_maxlen,
+            config.gateway_event_stream_maxlen,
+        ),
+        tokens: TokenStore::new(
+            redis,
+            config.token_lifetime,
+            config.credentials.static_token.clone(),
+        ),
+        config,
+        shutdown,
+    });
+    tokio::spawn(heartbeat(app.store.clone()));
+    tracing::info!(
+        listen = %tcp.local_addr()?,
+        tls = tls.is_some(),
+        "ingress listening (/auth/aruba, /aruba)"
+    );
+    let signal = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    };
+    server::serve(app, tcp, tls, signal)
+        .await
+        .context("server")?;
+    Ok(())
+}
+
+/// Every 10 s: `iotc:heartbeat:ingress`, which expires after 30 s.
+async fn heartbeat(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.heartbeat(iotc_core::ops::unix_seconds()).await {
+            tracing::warn!(error = %e, "heartbeat not written");
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,27 @@
+//! iotc-ingress: Aruba APs authenticate at `/auth/aruba` and stream `Telemetry` messages over
+//! the `/aruba` WebSocket; EnOcean telegrams go, de-duplicated across APs, to the Redis
+//! telegram stream, and AP health to the gateway registry and the gateway event stream.
+
+pub mod auth;
+pub mod config;
+pub mod frames;
+pub mod gateway;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod tls;
+pub mod tokens;
+pub mod ws;
+
+use config::Config;
+use store::Store;
+use tokens::TokenStore;
+
+/// What every request and connection shares.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub tokens: TokenStore,
+    /// Turns true when the process shuts down; AP connections then close with 1001.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}

@@ -1,0 +1,267 @@
+//! One AP connection's message handling, apart from the WebSocket itself: decode, check the
+//! token, then serial data to the telegram stream and health to the gateway registry.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aruba::Telemetry;
+use prost::Message;
+
+use iotc_core::bus::TelegramEntry;
+use iotc_core::ops::{unix_millis, unix_seconds};
+
+use crate::App;
+use crate::frames::{Item, StickParsers};
+use crate::gateway;
+use crate::store::{Forwarded, GatewayRef};
+use crate::tokens::{TokenCache, TokenStatus};
+
+/// WebSocket close codes used by the ingress.
+pub mod close {
+    /// Invalid payload data: not an Aruba message.
+    pub const INVALID: u16 = 1007;
+    /// Policy violation: missing, wrong or expired token (as IoTC does).
+    pub const POLICY: u16 = 1008;
+    /// Internal error: Redis stayed unreachable.
+    pub const ERROR: u16 = 1011;
+}
+
+/// What the connection should do after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    Close { code: u16, reason: &'static str },
+}
+
+/// Redis stayed unreachable for the whole retry period.
+struct Unavailable;
+
+pub struct Session {
+    app: Arc<App>,
+    peer: String,
+    parsers: StickParsers,
+    tokens: TokenCache,
+}
+
+impl Session {
+    pub fn new(app: Arc<App>, peer: String) -> Self {
+        Session {
+            app,
+            peer,
+            parsers: StickParsers::default(),
+            tokens: TokenCache::default(),
+        }
+    }
+
+    /// Handles one binary WebSocket message.
+    pub async fn on_binary(&mut self, bytes: &[u8]) -> Verdict {
+        let msg = match Telemetry::decode(bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                metrics::counter!("iotc_ingress_messages_invalid_total", "reason" => "protobuf")
+                    .increment(1);
+                tracing::warn!(peer = %self.peer, error = %e, "closing: message is not an Aruba Telemetry");
+                return Verdict::Close {
+                    code: close::INVALID,
+                    reason: "not an Aruba Telemetry message",
+                };
+            }
+        };
+        if let Some(refusal) = self.authorize(&msg).await {
+            return refusal;
+        }
+        let topic = msg.meta.nb_topic_known().map_or("unknown", topic_label);
+        metrics::counter!("iotc_ingress_messages_total", "topic" => topic).increment(1);
+        let Some(mac) = msg.reporter.mac_bytes() else {
+            metrics::counter!("iotc_ingress_messages_invalid_total", "reason" => "no_mac")
+                .increment(1);
+            tracing::warn!(peer = %self.peer, "message without a 6-byte reporter MAC ignored");
+            return Verdict::Continue;
+        };
+        match self.process(&msg, mac).await {
+            Ok(()) => Verdict::Continue,
+            Err(Unavailable) => Verdict::Close {
+                code: close::ERROR,
+                reason: "storage unavailable",
+            },
+        }
+    }
+
+    /// `None` when the message's token is valid, else the verdict closing the connection.
+    async fn authorize(&mut self, msg: &Telemetry) -> Option<Verdict> {
+        let token = msg.access_token().unwrap_or_default();
+        if token.is_empty() {
+            return Some(self.refuse("missing_token", msg));
+        }
+        if self.tokens.admits(token) {
+            return None;
+        }
+        let tokens = &self.app.tokens;
+        match self.retry(|| tokens.check(token)).await {
+            Ok(TokenStatus::Valid { until }) => {
+                self.tokens.remember(token, until);
+                None
+            }
+            Ok(TokenStatus::Invalid) => {
+                self.tokens.forget();
+                Some(self.refuse("invalid_token", msg))
+            }
+            Err(Unavailable) => Some(Verdict::Close {
+                code: close::ERROR,
+                reason: "token store unavailable",
+            }),
+        }
+    }
+
+    fn refuse(&self, reason: &'static str, msg: &Telemetry) -> Verdict {
+        metrics::counter!("iotc_ingress_ws_rejected_total", "reason" => reason).increment(1);
+        let mac = msg.reporter.mac_hex().unwrap_or_default();
+        tracing::warn!(peer = %self.peer, %mac, reason, "Disconnecting AP with code 1008 due to invalid token");
+        Verdict::Close {
+            code: close::POLICY,
+            reason: "invalid token",
+        }
+    }
+
+    async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Unavailable> {
+        let now = unix_seconds();
+        let mac_hex = hex::encode(mac);
+        let first_sight = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
+        let first_sight = serde_json::to_string(&first_sight).unwrap_or_default();
+        let gw = GatewayRef {
+            mac: &mac_hex,
+            first_sight: &first_sight,
+        };
+        let mut seen = false;
+        if let Some(health) = &msg.ap_health {
+            self.store_health(msg, health, &mac_hex, now).await?;
+            seen = true;
+        }
+        let mut broken = 0u64;
+        for data in &msg.nb_s_data {
+            let payload = data.nb_serial_payload.as_deref().unwrap_or_default();
+            let device = data.nb_device_id.as_deref().unwrap_or_default();
+            for item in self.parsers.feed(mac, device, payload) {
+                match item {
+                    Item::Telegram {
+                        frame,
+                        dedup_key,
+                        dbm,
+                    } => {
+                        let entry = TelegramEntry {
+                            gateway_mac: mac,
+                            received_ms: unix_millis(),
+                            dbm,
+                            usb_id: device.to_string(),
+                            esp3: frame,
+                        };
+                        self.forward(&gw, &dedup_key, &entry.encode(), now).await?;
+                        seen = true;
+                    }
+                    Item::Other { packet_type } => {
+                        let label = format!("{packet_type:#04x}");
+                        metrics::counter!("iotc_ingress_packets_ignored_total", "packet_type" => label).increment(1);
+                    }
+                    Item::Broken { reason } => {
+                        metrics::counter!("iotc_ingress_frames_invalid_total", "reason" => reason)
+                            .increment(1);
+                        tracing::debug!(peer = %self.peer, mac = %mac_hex, reason, "broken ESP3 frame");
+                        broken += 1;
+                    }
+                }
+            }
+        }
+        if broken > 0 || !seen {
+            let store = &self.app.store;
+            self.retry(|| store.touch(&gw, broken, now)).await?;
+        }
+        Ok(())
+    }
+
+    async fn forward(
+        &self,
+        gw: &GatewayRef<'_>,
+        key: &[u8; 16],
+        entry: &[u8],
+        now: u64,
+    ) -> Result<(), Unavailable> {
+        metrics::counter!("iotc_ingress_telegrams_received_total").increment(1);
+        let store = &self.app.store;
+        match self.retry(|| store.forward(gw, key, entry, now)).await {
+            Ok(Forwarded::New(_)) => {
+                metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1);
+                Ok(())
+            }
+            Ok(Forwarded::Duplicate) => {
+                metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1);
+                Ok(())
+            }
+            Err(Unavailable) => {
+                metrics::counter!("iotc_ingress_telegrams_lost_total").increment(1);
+                Err(Unavailable)
+            }
+        }
+    }
+
+    async fn store_health(
+        &self,
+        msg: &Telemetry,
+        health: &aruba::ApHealthUpdate,
+        mac: &str,
+        now: u64,
+    ) -> Result<(), Unavailable> {
+        let record = gateway::health_record(&msg.reporter, mac, health, now);
+        let event = gateway::health_event(&msg.reporter, mac, health, now);
+        let record = serde_json::to_string(&record).unwrap_or_default();
+        let event_json = serde_json::to_string(&event).unwrap_or_default();
+        let store = &self.app.store;
+        self.retry(|| store.health(mac, &record, &event_json, now))
+            .await?;
+        metrics::counter!("iotc_ingress_health_updates_total").increment(1);
+        tracing::info!("Aruba AP Health--> {}", gateway::describe(&event));
+        Ok(())
+    }
+
+    /// Runs a Redis operation until it succeeds or the retry period is over. Redis restarts
+    /// are bridged this way; the connection manager reconnects underneath.
+    async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T, Unavailable>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = Instant::now() + self.app.config.redis_retry;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match op().await {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    metrics::counter!("iotc_ingress_redis_errors_total").increment(1);
+                    if Instant::now() + pause > deadline {
+                        tracing::error!(peer = %self.peer, error = %e, "Redis unreachable; giving up on this message");
+                        return Err(Unavailable);
+                    }
+                    tracing::warn!(peer = %self.peer, error = %e, "Redis error; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+fn topic_label(topic: aruba::NbTopic) -> &'static str {
+    use aruba::NbTopic::*;
+    match topic {
+        SerialDataNb => "serialDataNb",
+        ApHealthUpdate => "apHealthUpdate",
+        Telemetry => "telemetry",
+        ActionResults => "actionResults",
+        Characteristics => "characteristics",
+        BleData => "bleData",
+        WifiData => "wifiData",
+        DeviceCount => "deviceCount",
+        Status => "status",
+        ZbNbData => "zbNbData",
+    }
+}

@@ -1,0 +1,178 @@
+//! Everything ingress writes to Redis. Each telegram costs one round trip: a Lua script
+//! counts the reception for the gateway, decides whether the telegram is new (SET NX PX
+//! across all ingress instances) and appends it to the telegram stream only then.
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, RedisResult, Script};
+
+use iotc_core::keys::{self, stats};
+
+/// Keeps the registry record's `lastSeen` current without rewriting the rest of it: a
+/// record that does not exist yet is created from ARGV (the record of a first sight).
+const TOUCH_FN: &str = r#"
+local function touch(registry, mac, now, fresh)
+  local rec = redis.call('HGET', registry, mac)
+  if not rec then
+    redis.call('HSET', registry, mac, fresh)
+    return
+  end
+  local old = tonumber(string.match(rec, '"lastSeen":%s*(%d+)'))
+  if old ~= nil and old < tonumber(now) then
+    local updated = string.gsub(rec, '"lastSeen":%s*%d+', '"lastSeen":' .. now, 1)
+    redis.call('HSET', registry, mac, updated)
+  end
+end
+"#;
+
+/// KEYS: dedup key, telegram stream, gateway stats, gateway registry.
+/// ARGV: window ms, stream bound, entry, unix seconds, gateway MAC, first-sight record.
+/// Returns the new stream entry ID, or nil for a duplicate.
+const FORWARD: &str = r#"
+redis.call('HINCRBY', KEYS[3], 'totalTelegramCount', 1)
+redis.call('HSET', KEYS[3], 'lastSeen', ARGV[4])
+touch(KEYS[4], ARGV[5], ARGV[4], ARGV[6])
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 't', ARGV[3])
+end
+return false
+"#;
+
+/// KEYS: gateway stats, gateway registry. ARGV: unix seconds, MAC, first-sight record,
+/// number of broken frames (counted as received and not processed).
+const TOUCH: &str = r#"
+redis.call('HSET', KEYS[1], 'lastSeen', ARGV[1])
+local broken = tonumber(ARGV[4])
+if broken > 0 then
+  redis.call('HINCRBY', KEYS[1], 'totalTelegramCount', broken)
+  redis.call('HINCRBY', KEYS[1], 'notProcessed', broken)
+end
+touch(KEYS[2], ARGV[2], ARGV[1], ARGV[3])
+return 1
+"#;
+
+/// Whether a telegram went on to the engines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarded {
+    /// New: appended under this stream entry ID.
+    New(String),
+    /// Already heard within the window (by this or another gateway).
+    Duplicate,
+}
+
+/// One AP's identity for the writes below.
+pub struct GatewayRef<'a> {
+    pub mac: &'a str,
+    /// Registry record JSON to create if the gateway is not registered yet.
+    pub first_sight: &'a str,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    redis: ConnectionManager,
+    forward: Script,
+    touch: Script,
+    dedup_window_ms: u64,
+    telegram_maxlen: u64,
+    event_maxlen: u64,
+}
+
+impl Store {
+    pub fn new(
+        redis: ConnectionManager,
+        dedup_window_ms: u64,
+        telegram_maxlen: u64,
+        event_maxlen: u64,
+    ) -> Self {
+        Store {
+            redis,
+            forward: Script::new(&format!("{TOUCH_FN}{FORWARD}")),
+            touch: Script::new(&format!("{TOUCH_FN}{TOUCH}")),
+            dedup_window_ms,
+            telegram_maxlen,
+            event_maxlen,
+        }
+    }
+
+    /// Counts the reception and forwards the telegram unless it is a duplicate.
+    pub async fn forward(
+        &self,
+        gateway: &GatewayRef<'_>,
+        dedup_key: &[u8; 16],
+        entry: &[u8],
+        now: u64,
+    ) -> RedisResult<Forwarded> {
+        let id: Option<String> = self
+            .forward
+            .key(format!("{}{}", keys::DEDUP_PREFIX, hex::encode(dedup_key)))
+            .key(keys::TELEGRAM_STREAM)
+            .key(keys::gateway_stats(gateway.mac))
+            .key(keys::GATEWAYS)
+            .arg(self.dedup_window_ms)
+            .arg(self.telegram_maxlen)
+            .arg(entry)
+            .arg(now)
+            .arg(gateway.mac)
+            .arg(gateway.first_sight)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(id.map_or(Forwarded::Duplicate, Forwarded::New))
+    }
+
+    /// Marks the gateway as seen now; `broken` frames count as received, not processed.
+    pub async fn touch(&self, gateway: &GatewayRef<'_>, broken: u64, now: u64) -> RedisResult<()> {
+        let _: i64 = self
+            .touch
+            .key(keys::gateway_stats(gateway.mac))
+            .key(keys::GATEWAYS)
+            .arg(now)
+            .arg(gateway.mac)
+            .arg(gateway.first_sight)
+            .arg(broken)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a health report: the full registry record and a gateway event, atomically.
+    pub async fn health(
+        &self,
+        mac: &str,
+        record_json: &str,
+        event_json: &str,
+        now: u64,
+    ) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(keys::GATEWAYS, mac, record_json)
+            .ignore()
+            .hset(keys::gateway_stats(mac), stats::LAST_SEEN, now)
+            .ignore()
+            .xadd_maxlen(
+                keys::GATEWAY_EVENT_STREAM,
+                redis::streams::StreamMaxlen::Approx(self.event_maxlen as usize),
+                "*",
+                &[("j", event_json)],
+            )
+            .ignore();
+        pipe.query_async(&mut self.redis.clone()).await
+    }
+
+    /// Redis answers: for /readyz.
+    pub async fn ping(&self) -> RedisResult<()> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Tells the API this service runs (expires unless renewed).
+    pub async fn heartbeat(&self, now: u64) -> RedisResult<()> {
+        let value = serde_json::json!({"status": "running", "timestamp": now}).to_string();
+        let _: () = self
+            .redis
+            .clone()
+            .set_ex(keys::heartbeat("ingress"), value, 30)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! The AP WebSocket (`/aruba`, `/aruba/aos8`): binary frames are Telemetry messages; text
+//! frames are not AP traffic and are only counted. Pings are answered by the WebSocket layer.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+
+use crate::App;
+use crate::server::Peer;
+use crate::session::{Session, Verdict};
+
+pub async fn aruba_ws(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(app.config.max_message_bytes)
+        .on_upgrade(move |socket| serve_ap(socket, app, peer.to_string()))
+}
+
+async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: String) {
+    metrics::counter!("iotc_ingress_ws_connections_total").increment(1);
+    metrics::gauge!("iotc_ingress_ws_connections").increment(1.0);
+    tracing::info!(%peer, "Connected client on WS handler");
+    let mut shutdown = app.shutdown.clone();
+    let idle = app.config.idle_timeout;
+    let mut session = Session::new(app, peer.clone());
+    let end = loop {
+        let next = tokio::select! {
+            _ = shutdown.changed() => break Some((1001, "server shutting down")),
+            next = tokio::time::timeout(idle, socket.recv()) => next,
+        };
+        let message = match next {
+            Err(_) => break Some((1000, "idle timeout")),
+            Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break None,
+            Ok(Some(Err(e))) => {
+                tracing::debug!(%peer, error = %e, "WebSocket read error");
+                break None;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Binary(bytes) => {
+                if let Verdict::Close { code, reason } = session.on_binary(&bytes).await {
+                    break Some((code, reason));
+                }
+            }
+            Message::Text(_) => metrics::counter!("iotc_ingress_text_frames_total").increment(1),
+            _ => {}
+        }
+    };
+    if let Some((code, reason)) = end {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
+    metrics::gauge!("iotc_ingress_ws_connections").decrement(1.0);
+    tracing::info!(%peer, "Disconnecting client on WS handler");
+}
