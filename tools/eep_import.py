@@ -256,6 +256,9 @@ def convert_items(eep, f, shortcut):
             if isinstance(irange, dict) and "min" in irange:
                 attrs.append(f"range={fmt(number(irange['min']))}:{fmt(number(irange['max']))}")
             unit = unit_of(it.get("unit"))
+            bracket = re.search(r"\[([^\]\s]+)\]$", desc)
+            if not unit and bracket and not re.search(r"\d", bracket.group(1)):
+                unit = bracket.group(1)  # "Energy [Wh]": the unit a value field may refer to
             if unit:
                 attrs.append(f"unit={unit}")
             vals.append(("val", raw, name, attrs, meaning))
@@ -346,7 +349,19 @@ def item_lines(vals, rest):
     return out
 
 
-def convert_field(eep, f):
+def unit_source_of(f, shortcuts):
+    """The field giving this field's unit, for units written "According to VUNIT" or "N/A" next
+    to a unit field UN."""
+    u = text(f.get("unit"))
+    m = re.match(r"According to (\S+)", u)
+    if m and m.group(1) in shortcuts:
+        return m.group(1)
+    if u == "N/A" and "UN" in shortcuts:
+        return "UN"
+    return None
+
+
+def convert_field(eep, f, shortcuts=()):
     if "reserved" in f or ("bitoffs" not in f and "spread" not in f):
         return None
     shortcut = text(f.get("shortcut")).replace(" ", "_") or "X"
@@ -355,10 +370,13 @@ def convert_field(eep, f):
     if key is None:
         key = ENERGY_BOW_KEY if name.lower() == "energy bow" else key_name(name) or shortcut.lower()
     field = Field(shortcut, bits_of(f), key, name)
+    unit_source = unit_source_of(f, shortcuts)
     if isinstance(f.get("scale"), dict) and "ref" in f["scale"]:
         field.attrs.append(f"scale-from {f['scale']['ref']}")
     if isinstance(f.get("unit"), dict) and "ref" in f["unit"]:
         field.attrs.append(f"unit-from {f['unit']['ref']}")
+    elif unit_source:
+        field.attrs.append(f"unit-from {unit_source}")
     field.attrs += FIELD_EXTRA.get((eep, shortcut), [])
     vals, rest = convert_items(eep, f, shortcut)
     if name.lower() == "energy bow":
@@ -461,7 +479,8 @@ def convert(src):
             ctitle = text(case.get("title"))
             out.append("case" + (f" {ctitle}" if ctitle else ""))
             out += ["  " + c for c in condition_lines(case)]
-            fields = [f for f in (convert_field(eep, f) for f in as_list(case.get("datafield"))) if f]
+            shortcuts = {text(f.get("shortcut")) for f in as_list(case.get("datafield"))}
+            fields = [f for f in (convert_field(eep, f, shortcuts) for f in as_list(case.get("datafield"))) if f]
             unique_keys(fields)
             for f in fields:
                 out += ["  " + line for line in f.lines()]
