@@ -5,3 +5,4 @@ pub mod bus;
 pub mod keys;
 pub mod model;
 pub mod ops;
+pub mod payload;

@@ -1,3 +1,11 @@
 //! iotc-engine as a library, so that integration tests reach its modules.
 
+pub mod config;
+pub mod decode;
+pub mod devices;
 pub mod egress;
+pub mod engine;
+pub mod heartbeat;
+pub mod secure;
+pub mod stream;
+pub mod telemetry;

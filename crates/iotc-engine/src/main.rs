@@ -1,1 +1,182 @@
-fn main() {}
+//! iotc-engine: reads the telegram stream, decodes, publishes IoTC's JSON (see docs/engine.md).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iotc_core::ops;
+use iotc_engine::config::{self, Args};
+use iotc_engine::decode::Decoder;
+use iotc_engine::devices::Devices;
+use iotc_engine::egress::Egress;
+use iotc_engine::engine::Engine;
+use iotc_engine::heartbeat;
+use iotc_engine::stream::{Reader, Settings};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+fn main() -> std::process::ExitCode {
+    let args = config::parse_or_exit();
+    ops::init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let client = redis::Client::open(ops::redis_url(&args.redis_url))
+        .unwrap_or_else(|e| config::fail("REDIS_URL", e));
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.http_port))
+        .await
+        .unwrap_or_else(|e| config::fail("IOTC_ENGINE_HTTP_PORT", format!("cannot listen: {e}")));
+    let egress = match Egress::start(&args.egress).await {
+        Ok(e) => Arc::new(e),
+        Err(e) => config::fail("egress", format!("{e:#}")),
+    };
+    ops::metrics_handle();
+
+    let redis = manager(&client, Duration::from_secs(5))?;
+    // Reads wait up to block_ms on the server: allow for that in the response timeout.
+    let reader_redis = manager(
+        &client,
+        Duration::from_millis(args.block_ms as u64) + Duration::from_secs(5),
+    )?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(stop_on_signal(stop_tx));
+    tokio::spawn(serve_ops(listener, redis.clone(), egress.clone()));
+    tokio::spawn(heartbeat::run(redis.clone(), egress.clone()));
+
+    let consumer = args.consumer_name();
+    let mut reader = Reader::new(
+        reader_redis,
+        Settings {
+            consumer: consumer.clone(),
+            count: args.batch as usize,
+            block_ms: args.block_ms as usize,
+            claim_idle_ms: args.claim_idle_ms as usize,
+            claim_every: Duration::from_millis((args.claim_idle_ms / 2) as u64),
+        },
+    );
+    let devices = Devices::default();
+    // Devices first: a telegram read before they are known would be dropped as unknown.
+    let mut stop = stop_rx.clone();
+    if !until_ok("loading devices", &mut stop, || {
+        let devices = devices.clone();
+        let mut redis = redis.clone();
+        async move { devices.load_all(&mut redis).await }
+    })
+    .await
+    {
+        return Ok(());
+    }
+    while let Err(e) = reader.ensure_groups().await {
+        warn!(error = %e, "creating the consumer group failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+    tokio::spawn(devices.clone().watch(client.clone(), redis.clone()));
+    info!(%consumer, devices = devices.len(), "engine started");
+
+    Engine {
+        redis,
+        reader,
+        decoder: Decoder::new(devices, args.chain_timeout_ms as u64),
+        egress,
+        shutdown: stop_rx,
+    }
+    .run()
+    .await;
+    Ok(())
+}
+
+/// A connection that reconnects by itself; created without waiting for Redis.
+fn manager(client: &redis::Client, response: Duration) -> anyhow::Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_max_delay(Duration::from_secs(2));
+    Ok(ConnectionManager::new_lazy_with_config(
+        client.clone(),
+        config,
+    )?)
+}
+
+/// Retries `call` every second until it succeeds; `false` when asked to stop.
+async fn until_ok<F, Fut>(what: &str, stop: &mut watch::Receiver<bool>, mut call: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = redis::RedisResult<()>>,
+{
+    loop {
+        match call().await {
+            Ok(()) => return true,
+            Err(e) => warn!(error = %e, "{what} failed; Redis not reachable? retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return false,
+        }
+    }
+}
+
+async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    redis: ConnectionManager,
+    egress: Arc<Egress>,
+) {
+    let ready: ops::ReadyCheck = Arc::new(move || {
+        let mut redis = redis.clone();
+        let egress = egress.clone();
+        Box::pin(async move {
+            redis::cmd("PING")
+                .query_async::<()>(&mut redis)
+                .await
+                .map_err(|e| format!("redis: {e}"))?;
+            if !egress.connected() {
+                return Err("egress: not connected".into());
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = axum::serve(listener, ops::ops_router(ready)).await {
+        warn!(error = %e, "ops server stopped");
+    }
+}
+
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    let _ = stop.send(true);
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    info!("stopping");
+    let _ = stop.send(true);
+}

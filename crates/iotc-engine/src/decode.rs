@@ -1,0 +1,245 @@
+//! From a stream entry to what it means for a device: pure, no I/O.
+//!
+//! ESP3 frame → telegram → addressing unwrapped → device lookup (only onboarded, active
+//! devices go further) → chain reassembly → secure handling → signal telegram, teach-in, or
+//! EEP data. Parts of an open chain stay unacknowledged until the chain ends, so a crash
+//! in between replays them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use enocean::chain::{ChainOutcome, Reassembler};
+use enocean::teach_in::TeachIn;
+use enocean::telegram::Telegram;
+use enocean::{Eep, Field, eep, signal, teach_in};
+use iotc_core::bus::TelegramEntry;
+use iotc_core::model::EnOceanSensor;
+use iotc_core::payload::EventCode;
+
+use crate::devices::Devices;
+use crate::secure;
+
+/// R-ORG of signal telegrams.
+pub const RORG_SIGNAL: u8 = 0xD0;
+
+/// What became of one telegram stream entry.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Not a radio telegram we can read; counted against the gateway.
+    Broken(String),
+    /// The sender is not onboarded: dropped, counted against the gateway.
+    Unknown { sender: String },
+    /// A part of a chained telegram; acknowledged when its chain ends.
+    ChainPart,
+    /// A telegram of an onboarded device.
+    Device(DeviceTelegram),
+}
+
+#[derive(Debug)]
+pub struct DeviceTelegram {
+    pub device: Arc<EnOceanSensor>,
+    /// The device's EURID, lower-case hex.
+    pub eurid: String,
+    pub result: DeviceResult,
+}
+
+#[derive(Debug)]
+pub enum DeviceResult {
+    /// EEP data: published as telemetry with `data` filled.
+    Data {
+        telegram: Telegram,
+        fields: Vec<Field>,
+    },
+    /// Signal telegram: published as telemetry with `signal` filled.
+    Signal {
+        telegram: Telegram,
+        fields: Vec<Field>,
+    },
+    /// Teach-in telegram: never decoded as data; counted as not processed.
+    TeachIn(TeachIn),
+    /// Not processed; `event` is raised where IoTC has one.
+    Failed {
+        reason: String,
+        event: Option<(EventCode, String)>,
+    },
+}
+
+impl DeviceResult {
+    fn failed(reason: impl Into<String>) -> Self {
+        DeviceResult::Failed {
+            reason: reason.into(),
+            event: None,
+        }
+    }
+
+    /// Published as telemetry.
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self,
+            DeviceResult::Data { .. } | DeviceResult::Signal { .. }
+        )
+    }
+}
+
+/// Stream ids of the parts of one open chain.
+struct Held {
+    device: Arc<EnOceanSensor>,
+    since_ms: u64,
+    ids: Vec<String>,
+}
+
+pub struct Decoder {
+    devices: Devices,
+    chains: Reassembler,
+    chain_timeout_ms: u64,
+    held: HashMap<u32, Held>,
+}
+
+impl Decoder {
+    pub fn new(devices: Devices, chain_timeout_ms: u64) -> Self {
+        Decoder {
+            devices,
+            chains: Reassembler::new(chain_timeout_ms, enocean::chain::DEFAULT_MAX_OPEN),
+            chain_timeout_ms,
+            held: HashMap::new(),
+        }
+    }
+
+    /// Decodes one entry. `released` receives the stream ids of earlier chain parts that
+    /// this telegram completed or abandoned: acknowledge them together with `id`.
+    pub fn decode(
+        &mut self,
+        id: &str,
+        entry: &TelegramEntry,
+        released: &mut Vec<String>,
+    ) -> Outcome {
+        let telegram = match Telegram::from_esp3(&entry.esp3) {
+            Ok(t) => enocean::adt::unwrap(t),
+            Err(e) => return Outcome::Broken(e.to_string()),
+        };
+        let sender = telegram.sender_hex();
+        let Some(device) = self.devices.lookup(&sender, &telegram.destination_hex()) else {
+            return Outcome::Unknown { sender };
+        };
+        let eurid = device.source_eurid.clone();
+        if !device.active_flag {
+            return device_outcome(device, eurid, DeviceResult::failed("device is inactive"));
+        }
+        let sender_id = telegram.sender;
+        let telegram = match self.chains.push(telegram, entry.received_ms) {
+            ChainOutcome::NotChained(t) => t,
+            ChainOutcome::Incomplete => {
+                self.hold(sender_id, &device, id, entry.received_ms);
+                return Outcome::ChainPart;
+            }
+            ChainOutcome::Complete(t) => {
+                self.release(sender_id, released);
+                t
+            }
+            ChainOutcome::Rejected(e) => {
+                self.release(sender_id, released);
+                let result = DeviceResult::failed(format!("chained telegram rejected: {e}"));
+                return device_outcome(device, eurid, result);
+            }
+        };
+        let result = match secure::process(&device, telegram) {
+            Ok(t) => classify(&device, t),
+            Err(failed) => failed,
+        };
+        device_outcome(device, eurid, result)
+    }
+
+    fn hold(&mut self, sender: u32, device: &Arc<EnOceanSensor>, id: &str, now_ms: u64) {
+        self.held
+            .entry(sender)
+            .or_insert_with(|| Held {
+                device: device.clone(),
+                since_ms: now_ms,
+                ids: Vec::new(),
+            })
+            .ids
+            .push(id.to_string());
+    }
+
+    fn release(&mut self, sender: u32, released: &mut Vec<String>) {
+        if let Some(h) = self.held.remove(&sender) {
+            released.extend(h.ids);
+        }
+    }
+
+    /// Chains open longer than twice the chain timeout are given up: their parts are
+    /// returned for acknowledgement, one not-processed telegram per device.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<(Arc<EnOceanSensor>, Vec<String>)> {
+        self.chains.expire(now_ms);
+        let limit = self.chain_timeout_ms.saturating_mul(2);
+        let stale: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, h)| now_ms.saturating_sub(h.since_ms) > limit)
+            .map(|(s, _)| *s)
+            .collect();
+        stale
+            .into_iter()
+            .filter_map(|s| self.held.remove(&s))
+            .map(|h| (h.device, h.ids))
+            .collect()
+    }
+
+    /// Stream ids kept unacknowledged on purpose (open chains).
+    pub fn held_ids(&self) -> HashSet<String> {
+        self.held
+            .values()
+            .flat_map(|h| h.ids.iter().cloned())
+            .collect()
+    }
+}
+
+fn device_outcome(device: Arc<EnOceanSensor>, eurid: String, result: DeviceResult) -> Outcome {
+    Outcome::Device(DeviceTelegram {
+        device,
+        eurid,
+        result,
+    })
+}
+
+/// Signal, teach-in, or data decoded with the device's EEP.
+fn classify(device: &EnOceanSensor, telegram: Telegram) -> DeviceResult {
+    if telegram.rorg == RORG_SIGNAL {
+        return match signal::decode(&telegram.data) {
+            Ok(fields) => DeviceResult::Signal { telegram, fields },
+            Err(e) => DeviceResult::failed(format!("signal telegram: {e}")),
+        };
+    }
+    if let Some(t) = teach_in::detect(&telegram) {
+        return DeviceResult::TeachIn(t);
+    }
+    let id = &device.source_eurid;
+    let Ok(eep_id) = device.eep.parse::<Eep>() else {
+        return not_found(id, &device.eep);
+    };
+    match eep::decode(eep_id, telegram.rorg, &telegram.data, telegram.status) {
+        Ok(fields) => DeviceResult::Data { telegram, fields },
+        Err(eep::EepError::NotFound(_)) => not_found(id, &device.eep),
+        Err(e) => DeviceResult::Failed {
+            event: Some((
+                EventCode::EepDecodeError,
+                format!(
+                    "EEP {} Parsing error id={id}.",
+                    device.eep.to_ascii_uppercase()
+                ),
+            )),
+            reason: format!("EEP {} decoding failed: {e}", device.eep),
+        },
+    }
+}
+
+fn not_found(id: &str, eep: &str) -> DeviceResult {
+    let eep = eep.to_ascii_uppercase();
+    DeviceResult::Failed {
+        reason: format!("EEP {eep} is not supported"),
+        event: Some((
+            EventCode::EepNotFoundError,
+            format!("EEP {eep} sent by {id} is not supported."),
+        )),
+    }
+}
