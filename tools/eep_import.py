@@ -475,17 +475,97 @@ def convert(src):
             out.append(f"ref {prof['ref'].upper()}")
             out.append("")
             continue
+        cases = []
         for case in fix_profile(eep, prof):
-            ctitle = text(case.get("title"))
-            out.append("case" + (f" {ctitle}" if ctitle else ""))
-            out += ["  " + c for c in condition_lines(case)]
             shortcuts = {text(f.get("shortcut")) for f in as_list(case.get("datafield"))}
             fields = [f for f in (convert_field(eep, f, shortcuts) for f in as_list(case.get("datafield"))) if f]
+            unique_shortcuts(fields)
             unique_keys(fields)
-            for f in fields:
-                out += ["  " + line for line in f.lines()]
+            cases.append(Case(text(case.get("title")), condition_lines(case), fields))
+        for case in derive_conditions(cases):
+            out += case.lines()
         out.append("")
     return "\n".join(out)
+
+
+class Case:
+    def __init__(self, title, conditions, fields):
+        self.title = title
+        self.conditions = conditions
+        self.fields = fields
+
+    def lines(self):
+        out = ["case" + (f" {self.title}" if self.title else "")]
+        out += ["  " + c for c in self.conditions]
+        for f in self.fields:
+            out += ["  " + line for line in f.lines()]
+        return out
+
+
+def single_value(field):
+    """The raw value of a field that has exactly one item, a single value; else None."""
+    if len(field.items) == 1 and field.items[0].startswith("val "):
+        return int(field.items[0].split()[1])
+    return None
+
+
+def selector(cases, exclude=()):
+    """A field (shortcut, bits) with a single value in every given case."""
+    for f in cases[0].fields:
+        key = (f.shortcut, tuple(f.bits))
+        if key in exclude:
+            continue
+        if all(any((g.shortcut, tuple(g.bits)) == key and single_value(g) is not None for g in c.fields) for c in cases):
+            return key
+    return None
+
+
+def add_condition(case, key):
+    field = next(g for g in case.fields if (g.shortcut, tuple(g.bits)) == key)
+    (offset, size), = field.bits
+    case.conditions.append(f"when data {offset}:{size} {single_value(field)}")
+
+
+def derive_conditions(cases):
+    """Profiles whose cases carry no conditions in the source (D2-02, D2-10, D2-20, D2-30,
+    D2-31) select them by a command field with one value per case (CMD, MID, MT). Cases sharing
+    that value are told apart by a second such field where one exists; those come first."""
+    if len(cases) < 2 or any(c.conditions for c in cases):
+        return cases
+    key = selector(cases)
+    if key is None or len(key[1]) != 1:
+        return cases
+    for c in cases:
+        add_condition(c, key)
+    ordered = []
+    for value in dict.fromkeys(c.conditions[0] for c in cases):
+        group = [c for c in cases if c.conditions[0] == value]
+        if len(group) > 1:
+            for c in group:
+                second = next((k for k in ((g.shortcut, tuple(g.bits)) for g in c.fields)
+                               if k != key and len(k[1]) == 1 and single_value(next(g for g in c.fields if (g.shortcut, tuple(g.bits)) == k)) is not None), None)
+                if second:
+                    add_condition(c, second)
+                    continue
+                # Titles such as "... (BUS = 1)" name the field and value that tell cases apart.
+                m = re.search(r"\b([A-Z][A-Z0-9_]*) = (\d+)\)", c.title)
+                field = m and next((g for g in c.fields if g.shortcut == m.group(1) and len(g.bits) == 1), None)
+                if field:
+                    (offset, size), = field.bits
+                    c.conditions.append(f"when data {offset}:{size} {m.group(2)}")
+            group.sort(key=lambda c: -len(c.conditions))
+        ordered += group
+    return ordered
+
+
+def unique_shortcuts(fields):
+    """Shortcuts are unique within a case (the source repeats some): later ones get a number."""
+    seen = {}
+    for f in fields:
+        n = seen.get(f.shortcut, 0) + 1
+        seen[f.shortcut] = n
+        if n > 1:
+            f.shortcut = f"{f.shortcut}{n}"
 
 
 def main():

@@ -5,6 +5,9 @@
 //! by hand from the EEP formulas; where a public decoder has the same telegram, its source is
 //! named.
 
+// 3.14 below is a measured battery voltage, not an approximation of π.
+#![allow(clippy::approx_constant)]
+
 use enocean::eep;
 use enocean::esp3::encode_frame;
 use enocean::telegram::Telegram;

@@ -57,7 +57,9 @@ pub fn decode(
     if lrn_bit(rorg).is_some_and(|lrn| bits::read(data, lrn) == Some(0)) {
         return Err(DecodeError::TeachIn);
     }
-    let case = select_case(profile, data, status, direction).ok_or(DecodeError::NoMatchingCase)?;
+    let case = profile
+        .case_for(data, status, direction)
+        .ok_or(DecodeError::NoMatchingCase)?;
     if data.len() < case.min_len {
         return Err(DecodeError::Length {
             needed: case.min_len,
@@ -73,17 +75,15 @@ pub fn decode(
     Ok(out)
 }
 
-/// The first case for `direction` whose conditions all hold.
-pub fn select_case(
-    profile: &'static Profile,
-    data: &[u8],
-    status: u8,
-    direction: Direction,
-) -> Option<&'static Case> {
-    profile.cases.iter().find(|case| {
-        case.direction.is_none_or(|d| d == direction)
-            && case.conditions.iter().all(|c| holds(c, data, status))
-    })
+impl Profile {
+    /// The case [`super::decode`] uses for these data and status bytes: the first one for
+    /// `direction` whose conditions all hold.
+    pub fn case_for(&self, data: &[u8], status: u8, direction: Direction) -> Option<&Case> {
+        self.cases.iter().find(|case| {
+            case.direction.is_none_or(|d| d == direction)
+                && case.conditions.iter().all(|c| holds(c, data, status))
+        })
+    }
 }
 
 fn holds(condition: &Condition, data: &[u8], status: u8) -> bool {

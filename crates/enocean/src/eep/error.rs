@@ -38,4 +38,9 @@ pub enum EncodeError {
     NoCase,
     #[error("field {shortcut}: {value} is outside its range and enumeration")]
     OutOfRange { shortcut: &'static str, value: f64 },
+    #[error("field {shortcut} has no value named {name:?}")]
+    UnknownValue {
+        shortcut: &'static str,
+        name: String,
+    },
 }

@@ -19,6 +19,7 @@ mod id;
 mod model;
 mod registry;
 
+pub use encode::Input;
 pub use error::{DecodeError, EepError, EncodeError};
 pub use format::FormatError;
 pub use id::{Eep, ParseEepError};
@@ -58,9 +59,11 @@ pub fn decode_with(
 /// `(rorg, data, status)`.
 ///
 /// A value is the scaled value of a measured field (`("TMP", 21.5)`) or the raw value of an
-/// enumeration (`("CO", 1.0)`). Status condition names (`T21`, `NU`) and command fields select the
-/// case. Fields not given take raw 0 (or their smallest valid raw value); 4BS and 1BS telegrams get
-/// their LRN bit set to "data telegram" unless the LRN field is given.
+/// enumeration (`("CO", 1.0)`); where a field has both and the number falls in the scaled range,
+/// the scaled reading wins ([`encode_inputs`] takes raw values and names explicitly). Status
+/// condition names (`T21`, `NU`) and command fields select the case. Fields not given take raw 0
+/// (or their smallest valid raw value); 4BS and 1BS telegrams get their LRN bit set to "data
+/// telegram" unless the LRN field is given.
 pub fn encode(eep: Eep, values: &[(&str, f64)]) -> Result<(u8, Vec<u8>, u8), EepError> {
     encode_with(eep, values, Direction::FromDevice)
 }
@@ -71,8 +74,20 @@ pub fn encode_with(
     values: &[(&str, f64)],
     direction: Direction,
 ) -> Result<(u8, Vec<u8>, u8), EepError> {
+    let inputs: Vec<(&str, Input<'_>)> =
+        values.iter().map(|(s, v)| (*s, Input::Value(*v))).collect();
+    encode_inputs(eep, &inputs, direction)
+}
+
+/// [`encode`] with each value given as a scaled value, a raw value or an enumeration name
+/// (`("CO", Input::Name("open"))`).
+pub fn encode_inputs(
+    eep: Eep,
+    inputs: &[(&str, Input<'_>)],
+    direction: Direction,
+) -> Result<(u8, Vec<u8>, u8), EepError> {
     let profile = registry::find(eep).ok_or(EepError::NotFound(eep))?;
-    encode::encode(profile, values, direction).map_err(EepError::Encode)
+    encode::encode(profile, inputs, direction).map_err(EepError::Encode)
 }
 
 /// Reads the compiled-in profile files afresh and reports the first mistake (used by tests).
