@@ -7,7 +7,7 @@ use super::{Encryption, SEC, SEC_R, SecureContext, SecureError, vaes};
 /// Encrypts and authenticates `plaintext` for R-ORG-S `rorg_s` with rolling code `rlc`.
 ///
 /// Returns the bytes after the R-ORG: `encrypted | transmitted RLC | CMAC`. `rlc` must fit
-/// the SLF's code width; it is ignored when the SLF has no rolling code.
+/// the SLF's code width (0 when the SLF has no rolling code).
 pub fn seal(
     ctx: &SecureContext,
     rorg_s: u8,

@@ -8,7 +8,7 @@
 //! [`verify_and_decrypt`] with the telegram's R-ORG and the bytes between R-ORG and sender:
 //!
 //! ```
-//! use enocean::secure::{self, SecureContext, SecureError, Slf};
+//! use enocean::secure::{self, SecureContext, SecureError};
 //!
 //! let ctx = SecureContext::from_hex("456E4F6365616E20476D62482E313300", "ab", false).unwrap();
 //! let payload = [0x3E, 0xEA, 0xC4, 0xA2, 0xDF, 0xC0, 0xFF, 0xEE, 0xEA, 0xF2, 0x0E];
