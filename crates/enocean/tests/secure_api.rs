@@ -283,7 +283,15 @@ fn keys_never_show_in_debug_output() {
     let ti = teach_in(0xF3, 5);
     let ctx = SecureContext::from_hex("456e4f6365616e20476d62482e313300", "F3", true).unwrap();
     assert_eq!(ctx.key, KEY);
-    for text in [format!("{ctx:?}"), format!("{ti:?}"), format!("{ti:#?}")] {
+    let mut assembler = TeachInAssembler::new(1_000, 4);
+    assembler
+        .push(1, &ti.to_payloads(None, 12).unwrap()[0], 0, None)
+        .unwrap();
+    let texts = [format!("{ctx:?}"), format!("{ti:?}"), format!("{ti:#?}")];
+    let assembler_text = format!("{assembler:?}");
+    assert!(assembler_text.contains("pending: 1"), "{assembler_text}");
+    assert!(!assembler_text.contains("69, 110"), "{assembler_text}");
+    for text in texts {
         assert!(text.contains("<redacted>"), "{text}");
         assert!(!text.contains(&format!("{KEY:?}")));
         assert!(!text.to_lowercase().contains("456e4f63"));

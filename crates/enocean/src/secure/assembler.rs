@@ -5,20 +5,21 @@
 //! kept by IDX and joined once the first part (which gives CNT) and all others are there.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use super::{SecureError, SecureTeachIn, TeachInInfo};
 
 const MAX_PARTS: usize = 4;
 
 /// Collects secure teach-in telegrams (R-ORG 0x35) until a teach-in is complete.
-#[derive(Debug)]
+///
+/// `Debug` shows only the settings and the number of pending senders: the parts hold keys.
 pub struct TeachInAssembler {
     timeout_ms: u64,
     max_open: usize,
     open: HashMap<u32, Pending>,
 }
 
-#[derive(Debug)]
 struct Pending {
     started_ms: u64,
     /// Part 0 with its TeachInInfo byte, later parts without theirs.
@@ -99,6 +100,16 @@ impl TeachInAssembler {
         if let Some(oldest) = oldest {
             self.open.remove(&oldest);
         }
+    }
+}
+
+impl fmt::Debug for TeachInAssembler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TeachInAssembler")
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_open", &self.max_open)
+            .field("pending", &self.open.len())
+            .finish()
     }
 }
 
