@@ -4,6 +4,7 @@ pub mod config;
 pub mod decode;
 pub mod devices;
 pub mod egress;
+pub mod periodic;
 pub mod engine;
 pub mod heartbeat;
 pub mod secure;

@@ -23,17 +23,17 @@ pub struct EgressArgs {
     #[arg(long, env = "MQTT_CONNSTRING")]
     pub mqtt_connstring: Option<String>,
     /// Use MQTT_USERNAME / MQTT_PASSWORD to log in to the broker.
-    #[arg(long, env = "MQTT_AUTH", value_parser = parse_flag, default_value = "false")]
+    #[arg(long, env = "MQTT_AUTH", value_parser = parse_flag, action = clap::ArgAction::Set, default_value = "false")]
     pub mqtt_auth: bool,
     #[arg(long, env = "MQTT_USERNAME")]
     pub mqtt_username: Option<String>,
     #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
     pub mqtt_password: Option<String>,
     /// TLS to the broker (also implied by mqtts://, ssl://, wss://).
-    #[arg(long, env = "MQTT_USE_TLS", value_parser = parse_flag, default_value = "false")]
+    #[arg(long, env = "MQTT_USE_TLS", value_parser = parse_flag, action = clap::ArgAction::Set, default_value = "false")]
     pub mqtt_use_tls: bool,
     /// Verify the broker certificate (chain and host name).
-    #[arg(long, env = "MQTT_USE_TLS_VERIFY", value_parser = parse_flag, default_value = "true")]
+    #[arg(long, env = "MQTT_USE_TLS_VERIFY", value_parser = parse_flag, action = clap::ArgAction::Set, default_value = "true")]
     pub mqtt_use_tls_verify: bool,
     /// CA file (PEM) for the broker certificate. Default /mqtt-ca.crt if present, else system roots.
     #[arg(long, env = "MQTT_CA_FILE")]
@@ -45,7 +45,7 @@ pub struct EgressArgs {
     #[arg(long, env = "MQTT_CLIENT_KEY_FILE")]
     pub mqtt_client_key_file: Option<PathBuf>,
     /// Check the broker's chain but not that its name matches the certificate.
-    #[arg(long, env = "MQTT_TLS_NO_HOSTNAME_VERIFY", value_parser = parse_flag, default_value = "false")]
+    #[arg(long, env = "MQTT_TLS_NO_HOSTNAME_VERIFY", value_parser = parse_flag, action = clap::ArgAction::Set, default_value = "false")]
     pub mqtt_tls_no_hostname_verify: bool,
     /// MQTT client id; random when unset.
     #[arg(long, env = "IOT_MQTT_CLIENT_ID")]
@@ -104,8 +104,21 @@ pub struct EgressArgs {
     )]
     pub system_availability: String,
 
+    /// Seconds between `sensor/<ID>/meta/stats` reports; 0 = off.
+    #[arg(long, env = "SENSOR_STATS_INTERVAL", default_value = "0")]
+    pub sensor_stats_interval: u64,
+    /// Seconds between `gateway/<MAC>/meta/stats` reports; 0 = off.
+    #[arg(long, env = "GATEWAY_STATS_INTERVAL", default_value = "0")]
+    pub gateway_stats_interval: u64,
+    /// Seconds between `system/health` messages; 0 = off.
+    #[arg(long, env = "HEALTH_PUBLISH_INTERVAL", default_value = "600")]
+    pub health_publish_interval: u64,
+    /// Seconds between checks for changed device metadata (retained `sensor/<ID>/meta/info`); 0 = off.
+    #[arg(long, env = "SENSOR_INFO_INTERVAL", default_value = "30")]
+    pub sensor_info_interval: u64,
+
     /// Enables Azure IoT Hub egress (1/0, true/false).
-    #[arg(long, env = "IOT_AZURE_ENABLE", value_parser = parse_flag, default_value = "false")]
+    #[arg(long, env = "IOT_AZURE_ENABLE", value_parser = parse_flag, action = clap::ArgAction::Set, default_value = "false")]
     pub iot_azure_enable: bool,
     /// Device connection string `HostName=..;DeviceId=..;SharedAccessKey=..`.
     #[arg(long, env = "IOT_AZURE_CONNSTRING", hide_env_values = true)]

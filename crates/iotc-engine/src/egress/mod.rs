@@ -89,6 +89,7 @@ pub struct Egress {
     azure: Option<(Link, String)>,
     timeout: Duration,
     counters: Arc<Counters>,
+    started: std::time::Instant,
 }
 
 impl Egress {
@@ -117,6 +118,7 @@ impl Egress {
             azure,
             timeout: args.publish_timeout(),
             counters: Arc::default(),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -161,6 +163,16 @@ impl Egress {
                 Err(e)
             }
         }
+    }
+
+    /// When the egress started (the health message reports the uptime).
+    pub fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
+    /// Sum of the connection counts of all links: changes after any reconnect.
+    pub fn connects(&self) -> u64 {
+        self.links().map(|l| l.connects()).sum()
     }
 
     /// Every enabled egress is connected.

@@ -14,7 +14,7 @@
 //! acknowledgement on the connection that carried it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,6 +102,8 @@ struct Shared {
     /// True while requests are accepted (connected and not draining).
     open: watch::Sender<bool>,
     connected: AtomicBool,
+    /// Successful connections so far.
+    connects: AtomicU64,
     permits: Semaphore,
 }
 
@@ -134,6 +136,7 @@ impl Link {
             state: Mutex::new(State::default()),
             open,
             connected: AtomicBool::new(false),
+            connects: AtomicU64::new(0),
             permits: Semaphore::new(CHANNEL_CAP),
         });
         let (name, qos, retain) = (spec.name, spec.qos, spec.retain);
@@ -153,6 +156,11 @@ impl Link {
 
     pub fn connected(&self) -> bool {
         self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    /// How many times the link has connected (changes after every reconnect).
+    pub fn connects(&self) -> u64 {
+        self.shared.connects.load(Ordering::Relaxed)
     }
 
     /// Waits until the connection accepts requests, or the deadline passes.
@@ -450,6 +458,7 @@ impl Generation {
             match ev {
                 Ev::ConnAck => {
                     shared.connected.store(true, Ordering::Relaxed);
+                    shared.connects.fetch_add(1, Ordering::Relaxed);
                     metrics::gauge!("iotc_egress_connected", "egress" => spec.name).set(1.0);
                     tracing::info!(egress = spec.name, broker = %spec.addr.host, port = spec.addr.port, "MQTT connected");
                     *last_problem = None;
