@@ -229,7 +229,11 @@ fn non_empty(text: &'static str) -> Option<Cow<'static, str>> {
 /// Rounds to `decimals`; an exact half (within float noise) goes toward zero, which is how
 /// IoTC's published sample reads (0.085 g → 0.08, −0.975 g → −0.97).
 pub fn round(value: f64, decimals: u8) -> f64 {
-    let power = 10f64.powi(decimals as i32);
+    const POWERS: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+    let power = POWERS
+        .get(decimals as usize)
+        .copied()
+        .unwrap_or_else(|| 10f64.powi(decimals as i32));
     let scaled = value * power;
     let truncated = scaled.trunc();
     let rounded = if ((scaled - truncated).abs() - 0.5).abs() < 1e-7 {
