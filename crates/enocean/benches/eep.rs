@@ -66,5 +66,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The one-time cost of reading the compiled-in tables (paid on first use).
+fn load_tables(c: &mut Criterion) {
+    c.bench_function("eep_tables_parse", |b| b.iter(eep::check_profiles));
+}
+
+criterion_group!(benches, bench, load_tables);
 criterion_main!(benches);

@@ -1,8 +1,0 @@
-//! `iotc simulate`.
-
-#[derive(clap::Args)]
-pub struct Args {}
-
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet implemented")
-}
