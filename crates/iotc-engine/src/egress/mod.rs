@@ -309,7 +309,7 @@ fn azure_spec(args: &EgressArgs) -> Result<(LinkSpec, String), EgressError> {
         verify: true,
         check_hostname: true,
     })?;
-    let ttl = Duration::from_secs(args.iot_azure_sas_ttl.max(60));
+    let ttl = Duration::from_secs(args.iot_azure_sas_ttl.max(10));
     let topic = conn.events_topic();
     let spec = LinkSpec {
         name: "azure",
