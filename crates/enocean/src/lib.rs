@@ -20,3 +20,4 @@ pub mod telegram;
 
 pub use eep::Eep;
 pub use field::{Field, Value};
+pub use telegram::Telegram;
