@@ -503,56 +503,62 @@ class Case:
 
 
 def single_value(field):
-    """The raw value of a field that has exactly one item, a single value; else None."""
-    if len(field.items) == 1 and field.items[0].startswith("val "):
+    """The raw value of a one-part field whose only item is a single value; else None."""
+    if len(field.bits) == 1 and len(field.items) == 1 and field.items[0].startswith("val "):
         return int(field.items[0].split()[1])
     return None
 
 
-def selector(cases, exclude=()):
+def field_key(field):
+    return (field.shortcut, tuple(field.bits))
+
+
+def selector(cases):
     """A field (shortcut, bits) with a single value in every given case."""
     for f in cases[0].fields:
-        key = (f.shortcut, tuple(f.bits))
-        if key in exclude:
+        if single_value(f) is None:
             continue
-        if all(any((g.shortcut, tuple(g.bits)) == key and single_value(g) is not None for g in c.fields) for c in cases):
-            return key
+        if all(any(field_key(g) == field_key(f) and single_value(g) is not None for g in c.fields) for c in cases):
+            return field_key(f)
     return None
 
 
-def add_condition(case, key):
-    field = next(g for g in case.fields if (g.shortcut, tuple(g.bits)) == key)
+def condition(field, value):
     (offset, size), = field.bits
-    case.conditions.append(f"when data {offset}:{size} {single_value(field)}")
+    return f"when data {offset}:{size} {value}"
+
+
+def second_condition(case, first_key):
+    """What tells a case apart from others with the same command: another single-value field,
+    or the field and value its title names ("... (BUS = 1)")."""
+    for g in case.fields:
+        if field_key(g) != first_key and single_value(g) is not None:
+            return condition(g, single_value(g))
+    m = re.search(r"\b([A-Z][A-Z0-9_]*) = (\d+)\)", case.title)
+    named = m and next((g for g in case.fields if g.shortcut == m.group(1) and len(g.bits) == 1), None)
+    return condition(named, m.group(2)) if named else None
 
 
 def derive_conditions(cases):
     """Profiles whose cases carry no conditions in the source (D2-02, D2-10, D2-20, D2-30,
     D2-31) select them by a command field with one value per case (CMD, MID, MT). Cases sharing
-    that value are told apart by a second such field where one exists; those come first."""
+    that value are told apart by a second condition where one can be found; those come first."""
     if len(cases) < 2 or any(c.conditions for c in cases):
         return cases
     key = selector(cases)
-    if key is None or len(key[1]) != 1:
+    if key is None:
         return cases
     for c in cases:
-        add_condition(c, key)
+        command = next(g for g in c.fields if field_key(g) == key)
+        c.conditions.append(condition(command, single_value(command)))
     ordered = []
-    for value in dict.fromkeys(c.conditions[0] for c in cases):
-        group = [c for c in cases if c.conditions[0] == value]
+    for first in dict.fromkeys(c.conditions[0] for c in cases):
+        group = [c for c in cases if c.conditions[0] == first]
         if len(group) > 1:
             for c in group:
-                second = next((k for k in ((g.shortcut, tuple(g.bits)) for g in c.fields)
-                               if k != key and len(k[1]) == 1 and single_value(next(g for g in c.fields if (g.shortcut, tuple(g.bits)) == k)) is not None), None)
+                second = second_condition(c, key)
                 if second:
-                    add_condition(c, second)
-                    continue
-                # Titles such as "... (BUS = 1)" name the field and value that tell cases apart.
-                m = re.search(r"\b([A-Z][A-Z0-9_]*) = (\d+)\)", c.title)
-                field = m and next((g for g in c.fields if g.shortcut == m.group(1) and len(g.bits) == 1), None)
-                if field:
-                    (offset, size), = field.bits
-                    c.conditions.append(f"when data {offset}:{size} {m.group(2)}")
+                    c.conditions.append(second)
             group.sort(key=lambda c: -len(c.conditions))
         ordered += group
     return ordered
