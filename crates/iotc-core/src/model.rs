@@ -15,7 +15,11 @@ pub struct EnOceanSensor {
     #[schema(pattern = "^[a-fA-F0-9]{8}$", example = "a1b2c3d4")]
     pub source_eurid: String,
     /// Destination ID (broadcast is FFFFFFFF).
-    #[serde(rename = "destinationEurid", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "destinationEurid",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(pattern = "^[a-fA-F0-9]{8}$", example = "ffffffff")]
     pub destination_eurid: Option<String>,
     #[serde(rename = "friendlyID")]
@@ -25,10 +29,14 @@ pub struct EnOceanSensor {
     #[schema(max_length = 64, example = "Level 2 / Room 221")]
     pub location: Option<String>,
     /// EnOcean Equipment Profile, `RR-FF-TT`.
-    #[schema(pattern = "^([a-fA-F0-9]{2})-([a-fA-F0-9]{2})-([a-fA-F0-9]{2})$", example = "A5-04-05")]
+    #[schema(
+        pattern = "^([a-fA-F0-9]{2})-([a-fA-F0-9]{2})-([a-fA-F0-9]{2})$",
+        example = "A5-04-05"
+    )]
     pub eep: String,
     /// Traffic of inactive devices is dropped.
     #[serde(rename = "activeFlag", default = "default_true")]
+    #[schema(default = true)]
     pub active_flag: bool,
     /// Security Level Format; only for encrypted communication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,13 +44,18 @@ pub struct EnOceanSensor {
     pub slf: Option<String>,
     /// Only for encrypted communication using PTM modules.
     #[serde(rename = "isPTM", default)]
+    #[schema(default = false)]
     pub is_ptm: bool,
     /// AES key for encrypted communication.
     #[serde(rename = "AESKey", default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[a-fA-F0-9]{32}$", example = "3a0c1b30b0a822a17a28fd01d77abdae")]
+    #[schema(
+        pattern = "^[a-fA-F0-9]{32}$",
+        example = "3a0c1b30b0a822a17a28fd01d77abdae"
+    )]
     pub aes_key: Option<String>,
     /// Forwarded as reference on egress.
     #[serde(rename = "customTag", default)]
+    #[schema(default = "", max_length = 256)]
     pub custom_tag: String,
 }
 

@@ -1,0 +1,18 @@
+//! iotc's REST API: IoTC's operations under `/api.beta/v1` on Redis.
+
+pub mod app;
+pub mod auth;
+pub mod backup;
+pub mod config;
+pub mod device_data;
+pub mod devices;
+pub mod error;
+pub mod extract;
+pub mod gateways;
+pub mod heartbeat;
+pub mod openapi;
+pub mod stats;
+pub mod store;
+pub mod system;
+pub mod time;
+pub mod validate;

@@ -1,0 +1,270 @@
+//! Everything the API keeps or reads in Redis (names in `iotc_core::keys`).
+//!
+//! Every change of the device registry is followed, in the same MULTI/EXEC or script, by a
+//! PUBLISH on `DEVICES_CHANGED` so the engines reload it at once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use iotc_core::keys;
+use iotc_core::model::{EnOceanSensor, GatewayRecord};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisError, Script};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    #[error("stored device {field} is not a valid device: {source}")]
+    Corrupt {
+        field: String,
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    /// Redis is down or too slow (as opposed to a bad reply).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+            }
+            StoreError::Corrupt { .. } => false,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What deleting a device found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    NotFound,
+    /// Removed; the EURID still has a registration with another destination.
+    Removed,
+    /// Removed the last registration of the EURID.
+    RemovedLast,
+}
+
+/// Removes one device, announces it and tells whether the EURID has other registrations.
+/// Returns -1 (not found), 1 (others remain) or 0 (that was the last one).
+const DELETE_SCRIPT: &str = r"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+local cursor = '0'
+repeat
+  local r = redis.call('HSCAN', KEYS[1], cursor, 'MATCH', ARGV[3] .. '*', 'COUNT', 1000)
+  cursor = r[1]
+  if #r[2] > 0 then return 1 end
+until cursor == '0'
+return 0
+";
+
+/// A handle on Redis; cheap to clone, reconnects by itself.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+}
+
+impl Store {
+    /// Connects lazily: the service starts while Redis is down and reports it on `/readyz`.
+    pub fn connect(url: &str) -> StoreResult<Store> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Store { conn })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn device(
+        &self,
+        source: &str,
+        destination: &str,
+    ) -> StoreResult<Option<EnOceanSensor>> {
+        let field = keys::device_field(source, destination);
+        let json: Option<String> = self.conn().hget(keys::DEVICES, &field).await?;
+        json.map(|j| parse_device(&field, &j)).transpose()
+    }
+
+    pub async fn device_exists(&self, source: &str, destination: &str) -> StoreResult<bool> {
+        let field = keys::device_field(source, destination);
+        Ok(self.conn().hexists(keys::DEVICES, field).await?)
+    }
+
+    /// All devices, ordered by source and destination; unreadable entries are skipped.
+    pub async fn devices(&self) -> StoreResult<Vec<EnOceanSensor>> {
+        let all: Vec<(String, String)> = self.conn().hgetall(keys::DEVICES).await?;
+        let mut all: Vec<_> = all
+            .into_iter()
+            .filter_map(|(field, json)| match parse_device(&field, &json) {
+                Ok(dev) => Some((field, dev)),
+                Err(e) => {
+                    metrics::counter!("iotc_api_corrupt_records_total").increment(1);
+                    tracing::warn!(error = %e, "skipping unreadable device");
+                    None
+                }
+            })
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(all.into_iter().map(|(_, dev)| dev).collect())
+    }
+
+    /// Adds or replaces one (normalised) device.
+    pub async fn put_device(&self, dev: &EnOceanSensor) -> StoreResult<()> {
+        let field = field_of(dev);
+        let json = serde_json::to_string(dev).expect("a device serialises");
+        redis::pipe()
+            .atomic()
+            .hset(keys::DEVICES, &field, json)
+            .ignore()
+            .publish(keys::DEVICES_CHANGED, &field)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes one device; after its EURID's last registration also its statistics, recent
+    /// telegrams, first-send marker and rolling code, so a re-onboarded device starts afresh.
+    pub async fn delete_device(&self, source: &str, destination: &str) -> StoreResult<Deleted> {
+        let field = keys::device_field(source, destination);
+        let outcome: i64 = Script::new(DELETE_SCRIPT)
+            .key(keys::DEVICES)
+            .arg(&field)
+            .arg(keys::DEVICES_CHANGED)
+            .arg(format!("{source}:"))
+            .invoke_async(&mut self.conn())
+            .await?;
+        match outcome {
+            -1 => Ok(Deleted::NotFound),
+            1 => Ok(Deleted::Removed),
+            _ => {
+                let per_device = [
+                    keys::device_stats(source),
+                    keys::device_recent_telemetry(source),
+                    keys::device_recent_signal(source),
+                    keys::device_seen(source),
+                    keys::device_rlc(source),
+                ];
+                self.conn().del::<_, ()>(&per_device).await?;
+                Ok(Deleted::RemovedLast)
+            }
+        }
+    }
+
+    /// Replaces the whole registry (`replace`) or adds to it, in one MULTI/EXEC: all or nothing.
+    pub async fn import(&self, devices: &[EnOceanSensor], replace: bool) -> StoreResult<()> {
+        let entries: Vec<(String, String)> = devices
+            .iter()
+            .map(|d| {
+                (
+                    field_of(d),
+                    serde_json::to_string(d).expect("a device serialises"),
+                )
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if replace {
+            pipe.del(keys::DEVICES).ignore();
+        }
+        if !entries.is_empty() {
+            pipe.hset_multiple(keys::DEVICES, &entries).ignore();
+        }
+        pipe.publish(keys::DEVICES_CHANGED, "*").ignore();
+        pipe.query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// A statistics hash (`keys::device_stats` / `keys::gateway_stats`).
+    pub async fn stats(&self, key: &str) -> StoreResult<HashMap<String, String>> {
+        Ok(self.conn().hgetall(key).await?)
+    }
+
+    /// Up to five most recent entries of a list, newest first.
+    pub async fn recent(&self, key: &str) -> StoreResult<Vec<String>> {
+        Ok(self.conn().lrange(key, 0, 4).await?)
+    }
+
+    /// All gateway records, ordered by MAC; unreadable entries are skipped.
+    pub async fn gateways(&self) -> StoreResult<Vec<GatewayRecord>> {
+        let all: Vec<(String, String)> = self.conn().hgetall(keys::GATEWAYS).await?;
+        let mut records: Vec<GatewayRecord> = all
+            .into_iter()
+            .filter_map(
+                |(mac, json)| match serde_json::from_str::<GatewayRecord>(&json) {
+                    Ok(mut record) => {
+                        if record.mac.is_empty() {
+                            record.mac = mac;
+                        }
+                        Some(record)
+                    }
+                    Err(e) => {
+                        metrics::counter!("iotc_api_corrupt_records_total").increment(1);
+                        tracing::warn!(%mac, error = %e, "skipping unreadable gateway record");
+                        None
+                    }
+                },
+            )
+            .collect();
+        records.sort_unstable_by(|a, b| a.mac.cmp(&b.mac));
+        Ok(records)
+    }
+
+    /// Statistics hashes of several gateways in one round trip.
+    pub async fn gateway_stats(&self, macs: &[&str]) -> StoreResult<Vec<HashMap<String, String>>> {
+        let mut pipe = redis::pipe();
+        for mac in macs {
+            pipe.hgetall(keys::gateway_stats(mac));
+        }
+        Ok(pipe.query_async(&mut self.conn()).await?)
+    }
+
+    /// The heartbeat values of the given services (`None` when expired or never written).
+    pub async fn heartbeats(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {
+        let names: Vec<String> = services.iter().map(|s| keys::heartbeat(s)).collect();
+        Ok(redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
+    /// Writes this service's heartbeat, valid for `ttl_secs`.
+    pub async fn write_heartbeat(&self, service: &str, now: u64, ttl_secs: u64) -> StoreResult<()> {
+        let value = serde_json::json!({"status": "running", "timestamp": now}).to_string();
+        self.conn()
+            .set_ex::<_, _, ()>(keys::heartbeat(service), value, ttl_secs)
+            .await?;
+        Ok(())
+    }
+}
+
+fn field_of(dev: &EnOceanSensor) -> String {
+    keys::device_field(&dev.source_eurid, dev.destination())
+}
+
+fn parse_device(field: &str, json: &str) -> StoreResult<EnOceanSensor> {
+    serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
+        field: field.to_string(),
+        source,
+    })
+}

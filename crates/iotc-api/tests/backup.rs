@@ -1,0 +1,219 @@
+//! `/backup`: dump (GET), replace (POST), merge (PATCH); all-or-nothing imports.
+
+mod common;
+
+use common::{Api, Options, assert_error, device};
+use redis::AsyncCommands;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn backup(connections: Vec<Value>) -> Value {
+    json!({"APIVersion": "1.3.0", "APPVersion": "1.3.1", "ExportDate": "2026-05-18T09:25:33Z", "Connections": connections})
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["Connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sourceEurid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn get_dumps_every_device() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/backup").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["APIVersion"], "1.3.0");
+    assert_eq!(body["Connections"], json!([]));
+    let date = body["ExportDate"].as_str().unwrap();
+    assert!(date.parse::<jiff::Timestamp>().is_ok(), "{date}");
+
+    for id in ["0000000b", "0000000a"] {
+        assert_eq!(api.post("/devices", &device(id, "A5-02-05")).await.0, 200);
+    }
+    let (_, body) = api.get("/backup").await;
+    assert_eq!(ids(&body), ["0000000a", "0000000b"]);
+    assert_eq!(body["Connections"][0]["friendlyID"], "dev 0000000a");
+}
+
+#[tokio::test]
+async fn post_replaces_everything_and_round_trips() {
+    let api = Api::start().await;
+    assert_eq!(
+        api.post("/devices", &device("0000000a", "A5-02-05"))
+            .await
+            .0,
+        200
+    );
+    let (s, b) = api
+        .post(
+            "/backup",
+            &backup(vec![
+                device("0000000B", "A5-04-05"),
+                device("0000000c", "F6-02-01"),
+            ]),
+        )
+        .await;
+    assert_eq!((s, b), (200, Value::Null));
+    let (_, dump) = api.get("/backup").await;
+    assert_eq!(
+        ids(&dump),
+        ["0000000b", "0000000c"],
+        "the old device is gone"
+    );
+
+    // A dump restores into an empty installation as it was.
+    let other = Api::start().await;
+    assert_eq!(other.post("/backup", &dump).await.0, 200);
+    let (_, again) = other.get("/backup").await;
+    assert_eq!(again["Connections"], dump["Connections"]);
+}
+
+#[tokio::test]
+async fn patch_merges() {
+    let api = Api::start().await;
+    assert_eq!(
+        api.post("/devices", &device("0000000a", "A5-02-05"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.post("/devices", &device("0000000b", "A5-02-05"))
+            .await
+            .0,
+        200
+    );
+    let (s, _) = api
+        .send_json(
+            Method::PATCH,
+            "/backup",
+            &backup(vec![
+                device("0000000b", "D2-14-41"),
+                device("0000000c", "F6-02-01"),
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, dump) = api.get("/backup").await;
+    assert_eq!(ids(&dump), ["0000000a", "0000000b", "0000000c"]);
+    assert_eq!(
+        dump["Connections"][1]["eep"], "D2-14-41",
+        "an existing device is updated"
+    );
+}
+
+#[tokio::test]
+async fn invalid_backups_change_nothing() {
+    let api = Api::start().await;
+    assert_eq!(
+        api.post("/devices", &device("0000000a", "A5-02-05"))
+            .await
+            .0,
+        200
+    );
+    let mut wrong_version = backup(vec![device("0000000b", "A5-02-05")]);
+    wrong_version["APIVersion"] = json!("2.0.0");
+    let mut bad_version = wrong_version.clone();
+    bad_version["APIVersion"] = json!("v1");
+    let mut no_version = wrong_version.clone();
+    no_version.as_object_mut().unwrap().remove("APIVersion");
+    let mut bad_date = backup(vec![]);
+    bad_date["ExportDate"] = json!("last tuesday");
+    let mut unknown = backup(vec![]);
+    unknown["Extra"] = json!(1);
+    let mut unknown_in_device = device("0000000c", "A5-02-05");
+    unknown_in_device["rlc"] = json!("00");
+    let cases = [
+        (wrong_version, "UNSUPPORTED_API_VERSION", "2.0.0"),
+        (bad_version, "INVALID_FIELD", "APIVersion"),
+        (no_version, "INVALID_BODY", "APIVersion"),
+        (bad_date, "INVALID_FIELD", "ExportDate"),
+        (unknown, "INVALID_BODY", "unknown field `Extra`"),
+        (
+            backup(vec![device("0000000b", "A5-02-05"), unknown_in_device]),
+            "INVALID_BODY",
+            "Connections[1]",
+        ),
+        (
+            backup(vec![
+                device("0000000b", "A5-02-05"),
+                device("0000000c", "A5-02"),
+            ]),
+            "INVALID_FIELD",
+            "Connections[1].eep",
+        ),
+        (
+            backup(vec![
+                device("0000000b", "A5-02-05"),
+                device("0000000B", "A5-02-05"),
+            ]),
+            "DUPLICATE_DEVICE",
+            "0000000b:ffffffff",
+        ),
+    ];
+    for (body, code, needle) in cases {
+        for method in [Method::POST, Method::PATCH] {
+            let (s, b) = api.send_json(method, "/backup", &body).await;
+            assert_error(s, &b, 400, code, needle);
+        }
+    }
+    let (_, dump) = api.get("/backup").await;
+    assert_eq!(ids(&dump), ["0000000a"]);
+}
+
+#[tokio::test]
+async fn only_secure_devices_applies_to_backups() {
+    let api = Api::start_with(Options {
+        only_secure: true,
+        ..Options::default()
+    })
+    .await;
+    let mut secure = device("0000000a", "D2-14-41");
+    secure["AESKey"] = json!("3a0c1b30b0a822a17a28fd01d77abdae");
+    secure["slf"] = json!("f3");
+    let (s, b) = api
+        .post(
+            "/backup",
+            &backup(vec![secure.clone(), device("0000000b", "A5-02-05")]),
+        )
+        .await;
+    assert_error(s, &b, 400, "INSECURE_DEVICE", "Connections[1]");
+    assert_eq!(api.get("/backup").await.1["Connections"], json!([]));
+    assert_eq!(api.post("/backup", &backup(vec![secure])).await.0, 200);
+}
+
+/// A restore is one MULTI/EXEC: a reader sees the old registry or the new one, never a mix.
+#[tokio::test]
+async fn restore_is_atomic_for_readers() {
+    let api = Api::start().await;
+    let old: Vec<Value> = (0..3)
+        .map(|i| device(&format!("{i:08x}"), "A5-02-05"))
+        .collect();
+    assert_eq!(api.post("/backup", &backup(old)).await.0, 200);
+    let new: Vec<Value> = (0..3000)
+        .map(|i| device(&format!("{:08x}", 0x1000_0000 + i), "A5-02-05"))
+        .collect();
+
+    let mut conn = api.redis.conn().await;
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..100_000 {
+            let n: usize = conn.hlen(iotc_core::keys::DEVICES).await.unwrap();
+            seen.push(n);
+            if n == 3000 {
+                break;
+            }
+        }
+        seen
+    });
+    assert_eq!(api.post("/backup", &backup(new)).await.0, 200);
+    let seen = watcher.await.unwrap();
+    assert!(
+        seen.iter().all(|&n| n == 3 || n == 3000),
+        "a partial registry was visible: {seen:?}"
+    );
+    assert_eq!(*seen.last().unwrap(), 3000);
+}

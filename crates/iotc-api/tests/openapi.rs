@@ -1,0 +1,91 @@
+//! The committed `openapi/openapi.json` is the document the code generates, and it declares
+//! IoTC's operations, Basic auth and every response.
+
+use std::path::PathBuf;
+
+use iotc_api::openapi::{REGENERATE, document_json};
+use serde_json::Value;
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi/openapi.json")
+}
+
+#[test]
+fn committed_document_is_current() {
+    let generated = document_json();
+    let path = committed_path();
+    if std::env::var_os("IOTC_UPDATE_OPENAPI").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale; regenerate it with `{REGENERATE}` \
+         (or IOTC_UPDATE_OPENAPI=1 cargo test -p iotc-api --test openapi) and commit it"
+    );
+}
+
+#[test]
+fn declares_iotc_operations_auth_and_responses() {
+    let doc: Value = serde_json::from_str(&document_json()).unwrap();
+    assert_eq!(doc["servers"][0]["url"], "/api.beta/v1");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["basicAuth"]["scheme"],
+        "basic"
+    );
+    assert_eq!(doc["security"][0]["basicAuth"], serde_json::json!([]));
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            ops.push(format!(
+                "{method} {path} {}",
+                op["operationId"].as_str().unwrap()
+            ));
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["200", "401", "500", "503", "504"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+    }
+    ops.sort();
+    let mut want = vec![
+        "get /backup backup_get",
+        "post /backup backup_post",
+        "patch /backup backup_patch",
+        "get /devices device_get",
+        "put /devices device_put",
+        "post /devices device_post",
+        "delete /devices device_delete",
+        "get /devices/metadata/statistics/telegrams device_get_metadata_statitics_telegram",
+        "get /devices/telemetry/most-recent device_most_recent_telemetry_get",
+        "get /devices/signals/most-recent device_most_recent_signals_get",
+        "get /gateways gateway_get",
+        "get /gateways/metadata/statistics/telegrams gateway_get_metadata_statitics_telegram",
+        "get /gateways/metadata/health gateway_get_metadata_health",
+        "get /system/health system_health_get",
+    ];
+    want.sort();
+    assert_eq!(ops, want);
+
+    let schemas = &doc["components"]["schemas"];
+    let stats = &schemas["TelegramStatistics"]["properties"];
+    assert!(
+        stats.get("succesfullyProcessed").is_some(),
+        "IoTC's spelling"
+    );
+    assert!(
+        schemas["EnOceanSensor"]["properties"]
+            .get("friendlyID")
+            .is_some()
+    );
+    assert!(schemas["Backup"]["properties"].get("APIVersion").is_some());
+    assert!(schemas.get("USBHealth").is_some());
+    let device_get = &doc["paths"]["/devices"]["get"]["parameters"];
+    assert_eq!(device_get[0]["name"], "sourceID");
+    assert_eq!(device_get[0]["required"], false);
+    assert_eq!(device_get[1]["schema"]["default"], "FFFFFFFF");
+}
