@@ -313,7 +313,27 @@ proptest! {
     }
 }
 
-/// Every case but a known few is reachable: a telegram built for it decodes with it.
+proptest! {
+    #[test]
+    fn encoding_arbitrary_values_never_panics(
+        index in 0usize..1000,
+        picks in proptest::collection::vec((0usize..64, any::<f64>()), 0..6),
+        to_device in any::<bool>(),
+    ) {
+        let profiles: Vec<&Profile> = eep::profiles().collect();
+        let profile = profiles[index % profiles.len()];
+        let shortcuts: Vec<&str> = profile.cases.iter().flat_map(|c| c.fields.iter().map(|f| f.shortcut)).collect();
+        prop_assume!(!shortcuts.is_empty());
+        let values: Vec<(&str, f64)> = picks.iter().map(|(i, v)| (shortcuts[i % shortcuts.len()], *v)).collect();
+        let direction = if to_device { Direction::ToDevice } else { Direction::FromDevice };
+        if let Ok((rorg, data, _)) = eep::encode_with(profile.eep, &values, direction) {
+            prop_assert_eq!(rorg, profile.eep.rorg);
+            prop_assert!(!data.is_empty());
+        }
+    }
+}
+
+/// Every case is reachable: a telegram built for it decodes with it.
 #[test]
 fn cases_are_reachable() {
     let mut unreachable = Vec::new();
