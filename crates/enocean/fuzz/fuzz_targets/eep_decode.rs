@@ -6,7 +6,9 @@ use enocean::eep;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
-    let [hi, lo, status, data @ ..] = input else { return };
+    let [hi, lo, status, data @ ..] = input else {
+        return;
+    };
     let profiles: Vec<_> = eep::profiles().collect();
     if profiles.is_empty() {
         return;

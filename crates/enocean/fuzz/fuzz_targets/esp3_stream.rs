@@ -8,7 +8,9 @@ use enocean::{adt, esp3, signal, teach_in};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&cut, bytes)) = input.split_first() else { return };
+    let Some((&cut, bytes)) = input.split_first() else {
+        return;
+    };
     let piece = usize::from(cut).max(1);
     let mut parser = esp3::StreamParser::with_max_buffer(0);
     let mut chains = Reassembler::new(3000, 8);
@@ -16,7 +18,9 @@ fuzz_target!(|input: &[u8]| {
         parser.push(chunk);
         while let Some(result) = parser.next_frame() {
             let Ok(frame) = result else { continue };
-            let Ok(telegram) = Telegram::from_frame(&frame) else { continue };
+            let Ok(telegram) = Telegram::from_frame(&frame) else {
+                continue;
+            };
             let _ = telegram.dedup_key();
             let _ = esp3::parse_frame(&telegram.to_erp1_packet().encode());
             if let ChainOutcome::NotChained(t) | ChainOutcome::Complete(t) =
