@@ -43,6 +43,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub egress: EgressArgs,
+
+    #[command(flatten)]
+    pub secure: crate::secure::SecureArgs,
 }
 
 impl Args {

@@ -57,6 +57,9 @@ pub enum DeviceResult {
     },
     /// Teach-in telegram: never decoded as data; counted as not processed.
     TeachIn(TeachIn),
+    /// Left to the secure stage (`secure::Stage::settle`): it needs the device's key and
+    /// rolling code from Redis. Never published in this form.
+    Secure(Telegram),
     /// Not processed; `event` is raised where IoTC has one.
     Failed {
         reason: String,
@@ -203,7 +206,7 @@ fn device_outcome(device: Arc<EnOceanSensor>, eurid: String, result: DeviceResul
 }
 
 /// Signal, teach-in, or data decoded with the device's EEP.
-fn classify(device: &EnOceanSensor, telegram: Telegram) -> DeviceResult {
+pub fn classify(device: &EnOceanSensor, telegram: Telegram) -> DeviceResult {
     if telegram.rorg == RORG_SIGNAL {
         return match signal::decode(&telegram.data) {
             Ok(fields) => DeviceResult::Signal { telegram, fields },

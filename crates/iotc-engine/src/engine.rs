@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::decode::{Decoder, DeviceResult, DeviceTelegram, Outcome};
 use crate::egress::{Egress, OutMessage};
+use crate::secure;
 use crate::stream::{Entry, Reader, Source};
 use crate::telemetry;
 
@@ -31,6 +32,8 @@ pub struct Engine {
     pub redis: ConnectionManager,
     pub reader: Reader,
     pub decoder: Decoder,
+    /// Verification of secure telegrams and secure teach-ins (needs Redis per telegram).
+    pub secure: secure::Stage,
     pub egress: Arc<Egress>,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -119,7 +122,7 @@ impl Engine {
         let mut batch = Batch::default();
         for entry in entries {
             match entry.source {
-                Source::Telegrams => self.add_telegram(entry, &mut batch),
+                Source::Telegrams => self.add_telegram(entry, &mut batch).await,
                 Source::GatewayEvents => self.add_gateway_event(entry, &mut batch),
             }
         }
@@ -159,7 +162,7 @@ impl Engine {
             .record((batch.acks_telegrams.len() + batch.acks_gateway.len()) as f64);
     }
 
-    fn add_telegram(&mut self, entry: Entry, batch: &mut Batch) {
+    async fn add_telegram(&mut self, entry: Entry, batch: &mut Batch) {
         let Some(payload) = entry.payload else {
             telegram_metric("gone");
             batch.acks_telegrams.push(entry.id);
@@ -177,6 +180,10 @@ impl Engine {
         let mac = parsed.mac_hex();
         let mut released = Vec::new();
         let outcome = self.decoder.decode(&entry.id, &parsed, &mut released);
+        let settled = self.secure.settle(&self.redis, &self.shutdown, outcome);
+        let Some(outcome) = settled.await else {
+            return; // stopping while Redis is away: left unacknowledged
+        };
         batch.acks_telegrams.extend(released);
         match outcome {
             Outcome::ChainPart => {
@@ -298,6 +305,11 @@ impl Engine {
                         keys::device_recent_telemetry(&dt.eurid)
                     };
                     out.recent.push((list, json));
+                }
+                DeviceResult::Secure(_) => {
+                    // Settled before; counted like any telegram not processed.
+                    self.not_processed();
+                    telegram_metric("not_processed");
                 }
                 DeviceResult::TeachIn(t) => {
                     self.not_processed();

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod devices;
 pub mod egress;
 pub mod periodic;
+pub mod rlc;
 pub mod engine;
 pub mod heartbeat;
 pub mod secure;

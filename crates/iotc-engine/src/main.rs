@@ -40,6 +40,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.http_port))
         .await
         .unwrap_or_else(|e| config::fail("IOTC_ENGINE_HTTP_PORT", format!("cannot listen: {e}")));
+    let secure = iotc_engine::secure::Settings::from_args(&args.secure)
+        .unwrap_or_else(|(var, problem)| config::fail(var, problem));
     let egress = match Egress::start(&args.egress).await {
         Ok(e) => Arc::new(e),
         Err(e) => config::fail("egress", format!("{e:#}")),
@@ -95,6 +97,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         redis,
         reader,
         decoder: Decoder::new(devices, args.chain_timeout_ms as u64),
+        secure: iotc_engine::secure::Stage::new(secure),
         egress,
         shutdown: stop_rx,
     }

@@ -1,0 +1,125 @@
+//! Settings of secure telegram handling: the pre-shared key of teach-ins and which
+//! teach-ins may change a device's key.
+
+use std::fmt;
+
+use enocean::secure::parse_key;
+
+/// Command line and environment settings (flattened into the engine's arguments).
+#[derive(clap::Args, Clone)]
+pub struct SecureArgs {
+    /// Pre-shared key (32 hex digits) that decrypts secure teach-ins sent with the PSK bit.
+    #[arg(long = "secure-psk", env = "IOT_SECURE_PSK", hide_env_values = true)]
+    pub psk: Option<String>,
+
+    /// Which secure teach-ins (R-ORG 0x35) of onboarded devices may set their key and SLF:
+    /// `any`, `psk` (only teach-ins encrypted with IOT_SECURE_PSK) or `off`.
+    #[arg(
+        long = "secure-teach-in",
+        env = "IOT_SECURE_TEACH_IN",
+        default_value = "any"
+    )]
+    pub teach_in: TeachInPolicy,
+}
+
+/// Which secure teach-ins are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TeachInPolicy {
+    Any,
+    Psk,
+    Off,
+}
+
+/// Checked settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub psk: Option<[u8; 16]>,
+    pub teach_in: TeachInPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            psk: None,
+            teach_in: TeachInPolicy::Any,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks the arguments. The error is the variable and the problem; it never repeats
+    /// the key.
+    pub fn from_args(args: &SecureArgs) -> Result<Settings, (&'static str, String)> {
+        let psk = match args.psk.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(hex) => Some(parse_key(hex).map_err(|_| {
+                (
+                    "IOT_SECURE_PSK",
+                    "must be 32 hex digits (16 bytes)".to_string(),
+                )
+            })?),
+        };
+        if args.teach_in == TeachInPolicy::Psk && psk.is_none() {
+            return Err((
+                "IOT_SECURE_TEACH_IN",
+                "`psk` needs IOT_SECURE_PSK".to_string(),
+            ));
+        }
+        Ok(Settings {
+            psk,
+            teach_in: args.teach_in,
+        })
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("psk", &self.psk.map(|_| "<redacted>"))
+            .field("teach_in", &self.teach_in)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(psk: Option<&str>, teach_in: TeachInPolicy) -> SecureArgs {
+        SecureArgs {
+            psk: psk.map(String::from),
+            teach_in,
+        }
+    }
+
+    #[test]
+    fn psk_is_checked_without_echoing_it() {
+        let ok = Settings::from_args(&args(
+            Some("3410DE8F1ABA3EFF9F5A117172EACABD"),
+            TeachInPolicy::Psk,
+        ))
+        .unwrap();
+        assert_eq!(ok.psk.unwrap()[0], 0x34);
+        assert!(!format!("{ok:?}").contains("34"));
+        let err = Settings::from_args(&args(Some("secret-but-wrong"), TeachInPolicy::Any))
+            .err()
+            .unwrap();
+        assert_eq!(err.0, "IOT_SECURE_PSK");
+        assert!(!err.1.contains("secret"));
+        assert!(
+            Settings::from_args(&args(Some(" "), TeachInPolicy::Any))
+                .unwrap()
+                .psk
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn psk_policy_needs_a_psk() {
+        let err = Settings::from_args(&args(None, TeachInPolicy::Psk))
+            .err()
+            .unwrap();
+        assert_eq!(err.0, "IOT_SECURE_TEACH_IN");
+        assert!(err.1.contains("IOT_SECURE_PSK"));
+    }
+}
