@@ -31,6 +31,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${IOTC_PROXY_PUBLIC_HTTPS_PORT:=$IOTC_PROXY_HTTPS_PORT}"
 : "${IOTC_PROXY_WORKER_USER:=nginx}"
 : "${IOTC_PROXY_NGINX:=nginx}"
+# A DNS server (compose: 127.0.0.11) to look the upstream names up again while running.
+: "${IOTC_PROXY_RESOLVER:=}"
 
 # IoTC's proxy refuses to start without API credentials; so does this one.
 [ -n "${BASIC_AUTH_USERNAME:-}" ] || fail "BASIC_AUTH_USERNAME is not set"
@@ -55,6 +57,18 @@ if [ "$IOTC_PROXY_PUBLIC_HTTPS_PORT" = 443 ]; then
     IOTC_PROXY_REDIRECT_PORT=""
 else
     IOTC_PROXY_REDIRECT_PORT=":$IOTC_PROXY_PUBLIC_HTTPS_PORT"
+fi
+
+# Upstream names re-resolved at run time need nginx 1.27.3 or later ("server ... resolve").
+IOTC_PROXY_RESOLVER_DIRECTIVE=""
+IOTC_PROXY_RESOLVE=""
+if [ -n "$IOTC_PROXY_RESOLVER" ]; then
+    version=$("$IOTC_PROXY_NGINX" -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p')
+    if ! echo "$version" | awk -F. '{ exit !($1 > 1 || ($1 == 1 && ($2 > 27 || ($2 == 27 && $3 >= 3)))) }'; then
+        fail "IOTC_PROXY_RESOLVER needs nginx 1.27.3 or later (this is ${version:-unknown})"
+    fi
+    IOTC_PROXY_RESOLVER_DIRECTIVE="resolver $IOTC_PROXY_RESOLVER valid=10s ipv6=off;"
+    IOTC_PROXY_RESOLVE=" resolve"
 fi
 
 mkdir -p "$IOTC_PROXY_RUN_DIR"
@@ -82,12 +96,14 @@ umask 022
 
 export IOTC_PROXY_RUN_DIR IOTC_PROXY_HTPASSWD IOTC_PROXY_CERT IOTC_PROXY_KEY \
     IOTC_PROXY_API_UPSTREAM IOTC_PROXY_INGRESS_UPSTREAM IOTC_PROXY_BIND IOTC_PROXY_HTTP_PORT \
-    IOTC_PROXY_HTTPS_PORT IOTC_PROXY_INGRESS_PORT IOTC_PROXY_HEALTH_PORT IOTC_PROXY_REDIRECT_PORT IOTC_PROXY_WORKER_USER
+    IOTC_PROXY_HTTPS_PORT IOTC_PROXY_INGRESS_PORT IOTC_PROXY_HEALTH_PORT IOTC_PROXY_REDIRECT_PORT IOTC_PROXY_WORKER_USER \
+    IOTC_PROXY_RESOLVER_DIRECTIVE IOTC_PROXY_RESOLVE
 # Substitute only our placeholders: nginx's own $variables must stay.
 # shellcheck disable=SC2016 # the placeholders are meant literally
 placeholders='${IOTC_PROXY_RUN_DIR} ${IOTC_PROXY_HTPASSWD} ${IOTC_PROXY_CERT} ${IOTC_PROXY_KEY}
 ${IOTC_PROXY_API_UPSTREAM} ${IOTC_PROXY_INGRESS_UPSTREAM} ${IOTC_PROXY_BIND} ${IOTC_PROXY_HTTP_PORT}
-${IOTC_PROXY_HTTPS_PORT} ${IOTC_PROXY_INGRESS_PORT} ${IOTC_PROXY_HEALTH_PORT} ${IOTC_PROXY_REDIRECT_PORT} ${IOTC_PROXY_WORKER_USER}'
+${IOTC_PROXY_HTTPS_PORT} ${IOTC_PROXY_INGRESS_PORT} ${IOTC_PROXY_HEALTH_PORT} ${IOTC_PROXY_REDIRECT_PORT} ${IOTC_PROXY_WORKER_USER}
+${IOTC_PROXY_RESOLVER_DIRECTIVE} ${IOTC_PROXY_RESOLVE}'
 envsubst "$placeholders" <"$IOTC_PROXY_TEMPLATE" >"$IOTC_PROXY_CONF.tmp"
 if grep -qF 'IOTC_PROXY_' "$IOTC_PROXY_CONF.tmp"; then
     fail "the template has a placeholder this script does not fill"

@@ -160,7 +160,11 @@ fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+/// The machine's nginx, or the one named by `IOTC_PROXY_NGINX` (to try another version).
 fn nginx_binary() -> String {
+    if let Ok(path) = std::env::var("IOTC_PROXY_NGINX") {
+        return path;
+    }
     ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
         .iter()
         .find(|p| Path::new(p).exists())
