@@ -222,6 +222,7 @@ async fn health(egress: &Egress, redis: &mut ConnectionManager) -> JobResult {
             "integration": status(&beats[1]),
         },
         "engine": engine_figures(egress),
+        "stream": stream_figures(redis).await,
     });
     egress
         .publish(vec![OutMessage::new(
@@ -266,6 +267,48 @@ fn engine_figures(egress: &Egress) -> Value {
         "publishErrors": c.publish_errors.load(Ordering::Relaxed),
         "timestamp": unix_seconds().to_string(),
     })
+}
+
+/// Telegram stream figures: length, entries not yet delivered to the engines (`lag`), and
+/// entries trimmed by the stream bound (MAXLEN) before any engine read them (lost input).
+async fn stream_figures(redis: &mut ConnectionManager) -> Value {
+    let stream: redis::RedisResult<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(keys::TELEGRAM_STREAM)
+        .query_async(redis)
+        .await;
+    let groups: redis::RedisResult<Vec<HashMap<String, redis::Value>>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(keys::TELEGRAM_STREAM)
+        .query_async(redis)
+        .await;
+    let (Ok(stream), Ok(groups)) = (stream, groups) else {
+        return Value::Null;
+    };
+    let num = |m: &HashMap<String, redis::Value>, k: &str| match m.get(k) {
+        Some(redis::Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    let group = groups.iter().find(|g| {
+        matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == keys::ENGINE_GROUP.as_bytes())
+    });
+    let length = num(&stream, "length").unwrap_or(0);
+    let added = num(&stream, "entries-added");
+    // A group that never read anything reports no count: it read 0.
+    let never_read = group.is_some_and(|g| {
+        matches!(g.get("last-delivered-id"), Some(redis::Value::BulkString(id)) if id == b"0-0")
+    });
+    let read = group
+        .and_then(|g| num(g, "entries-read"))
+        .or(never_read.then_some(0));
+    let lag = group.and_then(|g| num(g, "lag"));
+    // Every entry added was read, is still waiting (lag), or was trimmed unread.
+    let trimmed_unread = match (added, read) {
+        (Some(added), Some(read)) => (added - read - lag.unwrap_or(length)).max(0),
+        _ => 0,
+    };
+    metrics::gauge!("iotc_stream_trimmed_unread").set(trimmed_unread as f64);
+    json!({"length": length, "lag": lag, "trimmedUnread": trimmed_unread})
 }
 
 /// Resident set size in bytes (`VmRSS` of /proc/self/status: statm's resident pages times the
