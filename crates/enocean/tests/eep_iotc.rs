@@ -400,16 +400,238 @@ fn multisensor_error_and_threshold_values() {
 
 #[test]
 fn people_activity_counter_d2_15_00() {
-    // reelyactive/advlib-eep-vld (MIT): motion, 12345 counts.
+    // reelyactive/advlib-eep-vld (MIT) telegram: present (advlib: motion), 12345 counts. The
+    // EEP's first byte also holds energy storage 0 (high) and update rate raw 10 (11 s).
     assert_decodes(
         "D2-15-00",
         "d20a3039",
         0,
         json!([
-            {"key": "presence", "value": "motionDetected", "meaning": "Motion detected"},
-            {"key": "activityCount", "value": 12345.0}
+            {"key": "presence", "value": "present", "meaning": "Present"},
+            {"key": "energyStorage", "value": "high", "meaning": "High"},
+            {"key": "pirUpdateRate", "value": 11.0, "unit": "s"},
+            {"key": "pirUpdateCounter", "value": 12345.0}
         ]),
     );
+    // 01 10 0000: not present, energy low, 1 s; counter 1.
+    assert_decodes(
+        "D2-15-00",
+        "d2600001",
+        0,
+        json!([
+            {"key": "presence", "value": "notPresent", "meaning": "Not present"},
+            {"key": "energyStorage", "value": "low", "meaning": "Low"},
+            {"key": "pirUpdateRate", "value": 1.0, "unit": "s"},
+            {"key": "pirUpdateCounter", "value": 1.0}
+        ]),
+    );
+    // 10 01 0000: not detectable, energy medium.
+    let fields = decode("D2-15-00", "d2900000", 0);
+    assert_eq!(
+        fields[0],
+        json!({"key": "presence", "value": "notDetectable", "meaning": "Not detectable"})
+    );
+    assert_eq!(
+        fields[1],
+        json!({"key": "energyStorage", "value": "medium", "meaning": "Medium"})
+    );
+    // 11 11 1111: detection error, energy critical, 16 s.
+    let fields = decode("D2-15-00", "d2ffffff", 0);
+    assert_eq!(
+        fields[0],
+        json!({"key": "presence", "value": "presenceDetectionError", "meaning": "Presence Detection Error"})
+    );
+    assert_eq!(
+        fields[1],
+        json!({"key": "energyStorage", "value": "critical", "meaning": "Critical"})
+    );
+    assert_eq!(
+        fields[2],
+        json!({"key": "pirUpdateRate", "value": 16.0, "unit": "s"})
+    );
+}
+
+#[test]
+fn sound_illumination_presence_temperature_d2_14_52() {
+    // Temperature 9 bits (0..500 = 0..50 °C), illumination 17 bits (lx), presence 2 bits,
+    // sound pressure 11 bits (0..2046 = 0..204.6 dB), 1 reserved bit.
+    // 011100001 00000001000001000 00 00111000101 0 = 225, 520, 0, 453.
+    assert_decodes(
+        "D2-14-52",
+        "d2708082038a",
+        0,
+        json!([
+            {"key": "temperature", "value": 22.5, "unit": "°C"},
+            {"key": "illumination", "value": 520.0, "unit": "lx"},
+            {"key": "presence", "value": "present", "meaning": "Present"},
+            {"key": "soundPressure", "value": 45.3, "unit": "dB"}
+        ]),
+    );
+    // Range ends: 0 °C, 100000 lx, not present, 204.6 dB.
+    assert_decodes(
+        "D2-14-52",
+        "d20061a81ffc",
+        0,
+        json!([
+            {"key": "temperature", "value": 0.0, "unit": "°C"},
+            {"key": "illumination", "value": 100000.0, "unit": "lx"},
+            {"key": "presence", "value": "notPresent", "meaning": "Not present"},
+            {"key": "soundPressure", "value": 204.6, "unit": "dB"}
+        ]),
+    );
+    // 50 °C, 0 lx, not detectable, 0 dB.
+    assert_decodes(
+        "D2-14-52",
+        "d2fa00002000",
+        0,
+        json!([
+            {"key": "temperature", "value": 50.0, "unit": "°C"},
+            {"key": "illumination", "value": 0.0, "unit": "lx"},
+            {"key": "presence", "value": "notDetectable", "meaning": "Not detectable"},
+            {"key": "soundPressure", "value": 0.0, "unit": "dB"}
+        ]),
+    );
+    // All ones: temperature 511 and sound 2047 are errors, illumination reserved.
+    assert_decodes(
+        "D2-14-52",
+        "d2fffffffffe",
+        0,
+        json!([
+            {"key": "temperature", "value": "error", "meaning": "Error"},
+            {"key": "illumination", "value": "reserved", "meaning": "Reserved"},
+            {"key": "presence", "value": "presenceDetectorError", "meaning": "Presence Detector error"},
+            {"key": "soundPressure", "value": "error", "meaning": "Error"}
+        ]),
+    );
+}
+
+#[test]
+fn d2_14_52_rejects_undefined_temperatures_and_short_data() {
+    // Temperature raw 501 (1 1111 0101) is neither a reading nor the error value.
+    let telegram = Telegram::from_esp3(&frame("d2fa80000000", 0)).unwrap();
+    let result = eep::decode(
+        "D2-14-52".parse().unwrap(),
+        telegram.rorg,
+        &telegram.data,
+        telegram.status,
+    );
+    assert!(
+        matches!(
+            result,
+            Err(eep::EepError::Decode(
+                eep::DecodeError::NotInEnumeration { .. }
+            ))
+        ),
+        "{result:?}"
+    );
+    let result = eep::decode(
+        "D2-14-52".parse().unwrap(),
+        0xD2,
+        &[0x70, 0x80, 0x82, 0x03],
+        0,
+    );
+    assert!(
+        matches!(
+            result,
+            Err(eep::EepError::Decode(eep::DecodeError::Length { .. }))
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn level_sensor_dispenser_d2_b1_00() {
+    // Channel 2, level raw 191 of 255 (74.9 %), error code 0, reserved bit.
+    assert_decodes(
+        "D2-B1-00",
+        "d202bf00",
+        0,
+        json!([
+            {"key": "channelNumber", "value": 2.0},
+            {"key": "levelOfMaterial", "value": 74.9, "unit": "%"},
+            {"key": "errorCode", "value": "noError", "meaning": "No Error"}
+        ]),
+    );
+    // Channel 0, empty (level 0), error code 2 in bits 16-22 (byte 0x04).
+    assert_decodes(
+        "D2-B1-00",
+        "d2000004",
+        0,
+        json!([
+            {"key": "channelNumber", "value": 0.0},
+            {"key": "levelOfMaterial", "value": 0.0, "unit": "%"},
+            {"key": "errorCode", "value": "deviceEmpty", "meaning": "Device empty"}
+        ]),
+    );
+    // Full on channel 255; the other error codes.
+    let fields = decode("D2-B1-00", "d2ffff0b", 0);
+    assert_eq!(fields[0], json!({"key": "channelNumber", "value": 255.0}));
+    assert_eq!(
+        fields[1],
+        json!({"key": "levelOfMaterial", "value": 100.0, "unit": "%"})
+    );
+    assert_eq!(
+        fields[2],
+        json!({"key": "errorCode", "value": "communicationErrorWithSensors", "meaning": "Communication error with sensors"})
+    );
+    for (byte, name, meaning) in [
+        ("02", "measurementsNotReliable", "Measurements not reliable"),
+        ("06", "loopLineAtGround", "Loop line at ground"),
+        (
+            "08",
+            "malfunctionOfInternalIRSensor",
+            "malfunction of internal IR-sensor",
+        ),
+    ] {
+        let fields = decode("D2-B1-00", &format!("d20180{byte}"), 0);
+        assert_eq!(
+            fields[2],
+            json!({"key": "errorCode", "value": name, "meaning": meaning})
+        );
+    }
+}
+
+#[test]
+fn d2_b1_00_rejects_undefined_error_codes() {
+    // Error code 6 (byte 0x0C) is not defined.
+    let telegram = Telegram::from_esp3(&frame("d202bf0c", 0)).unwrap();
+    let result = eep::decode(
+        "D2-B1-00".parse().unwrap(),
+        telegram.rorg,
+        &telegram.data,
+        telegram.status,
+    );
+    assert!(
+        matches!(
+            result,
+            Err(eep::EepError::Decode(
+                eep::DecodeError::NotInEnumeration { .. }
+            ))
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn new_profiles_encode_to_the_bytes_decoded_above() {
+    let (rorg, data, _) = eep::encode(
+        "D2-14-52".parse().unwrap(),
+        &[("TMP", 22.5), ("ILL", 520.0), ("PS", 0.0), ("SPL", 45.3)],
+    )
+    .unwrap();
+    assert_eq!((rorg, hex::encode(data)), (0xD2, "708082038a".to_string()));
+    let (rorg, data, _) = eep::encode(
+        "D2-B1-00".parse().unwrap(),
+        &[("CH", 2.0), ("LVL", 74.9), ("ERR", 0.0)],
+    )
+    .unwrap();
+    assert_eq!((rorg, hex::encode(data)), (0xD2, "02bf00".to_string()));
+    let (_, data, _) = eep::encode(
+        "D2-15-00".parse().unwrap(),
+        &[("PS", 0.0), ("ES", 0.0), ("PUR", 11.0), ("PAC", 12345.0)],
+    )
+    .unwrap();
+    assert_eq!(hex::encode(data), "0a3039");
 }
 
 #[test]
