@@ -69,17 +69,21 @@ struct Session {
     renew_at: Option<Instant>,
 }
 
-/// Runs one AP until `frames` is closed; every frame becomes one message.
+/// Runs one AP until `frames` is closed; every frame becomes one message. Reports on
+/// `ready` once connected.
 pub async fn run(
     mac: [u8; 6],
     endpoint: Endpoint,
     stats: Arc<GatewayStats>,
     mut frames: mpsc::Receiver<Vec<u8>>,
+    ready: mpsc::Sender<()>,
 ) -> anyhow::Result<()> {
     let usb = Gateway::usb_id(mac);
     let http = endpoint.trust.http_client()?;
     let mut session = connect(&endpoint, &http, &stats).await?;
     send_health(&mut session, mac, &usb, &stats).await?;
+    let _ = ready.send(()).await;
+    drop(ready);
     let mut health = tokio::time::interval(endpoint.health_interval);
     health.tick().await;
     let mut refusals = Refusals::default();

@@ -12,7 +12,7 @@ mod onboard;
 mod tls;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,7 +104,7 @@ pub struct LoadArgs {
     /// Stop after this many telegrams.
     #[arg(long, conflicts_with = "duration")]
     pub count: Option<u64>,
-    /// Stop after this many seconds (default 10 when --count is not given).
+    /// Stop after this many seconds (default 10 when --count is not given; 0: until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
 }
@@ -189,7 +189,19 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         trust,
         health_interval: Duration::from_secs_f64(args.ap.health_interval.max(1.0)),
     };
-    let (gateways, senders, tasks) = start_gateways(&args, &endpoint);
+    let (gateways, senders, tasks, mut ready) = start_gateways(&args, &endpoint);
+    for _ in 0..gateways.len() {
+        if ready.recv().await.is_none() {
+            break;
+        }
+    }
+    if let Some(failed) = tasks.iter().position(|t| t.is_finished()) {
+        drop(senders);
+        for task in tasks {
+            task.await.context("gateway task")??;
+        }
+        bail!("gateway {} stopped", gateways[failed].mac_hex());
+    }
     let started = Instant::now();
     let sent = drive(
         &args,
@@ -257,13 +269,20 @@ fn make_devices(args: &Args) -> anyhow::Result<Vec<Device>> {
 
 type Tasks = Vec<tokio::task::JoinHandle<anyhow::Result<()>>>;
 
+/// Starts the APs; each reports on the returned channel once connected.
 fn start_gateways(
     args: &Args,
     endpoint: &Endpoint,
-) -> (Vec<Gateway>, Vec<mpsc::Sender<Vec<u8>>>, Tasks) {
+) -> (
+    Vec<Gateway>,
+    Vec<mpsc::Sender<Vec<u8>>>,
+    Tasks,
+    mpsc::Receiver<()>,
+) {
     let mut gateways = Vec::new();
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
+    let (ready_tx, ready) = mpsc::channel(args.load.gateways as usize);
     for i in 0..args.load.gateways {
         // Locally administered MACs 02:1c:00:00:xx:xx.
         let [hi, lo] = (i + 1).to_be_bytes();
@@ -275,11 +294,12 @@ fn start_gateways(
             endpoint.clone(),
             stats.clone(),
             rx,
+            ready_tx.clone(),
         )));
         gateways.push(Gateway { mac, stats });
         senders.push(tx);
     }
-    (gateways, senders, tasks)
+    (gateways, senders, tasks, ready)
 }
 
 /// What the driver sent.
@@ -297,17 +317,27 @@ async fn drive(
 ) -> Sent {
     let limit = args.load.count.unwrap_or(u64::MAX);
     let duration = match (args.load.count, args.load.duration) {
-        (_, Some(s)) => Duration::from_secs_f64(s),
-        (Some(_), None) => Duration::MAX,
+        (_, Some(s)) if s > 0.0 => Duration::from_secs_f64(s),
+        (_, Some(_)) | (Some(_), None) => Duration::MAX,
         (None, None) => Duration::from_secs(10),
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    let signal = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.store(true, Ordering::Relaxed);
+        }
+    });
     let start = Instant::now();
     let mut sent = Sent {
         telegrams: 0,
         receptions: 0,
     };
     let mut next_device = 0usize;
-    while sent.telegrams < limit && start.elapsed() < duration {
+    while sent.telegrams < limit && start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+        if senders.iter().all(|s| s.is_closed()) {
+            break;
+        }
         let due = (start.elapsed().as_secs_f64() * args.load.rate) as u64 + 1;
         while sent.telegrams < due.min(limit) {
             let plan = plan(args, next_device, senders.len());
@@ -336,6 +366,7 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    signal.abort();
     sent
 }
 
