@@ -1,1 +1,652 @@
-//! End-to-end test harness lives in tests/tests.
+//! End-to-end test harness: real `redis-server` and `mosquitto` on free loopback ports in
+//! temporary folders, the service binaries of this workspace, an MQTT subscriber, and
+//! helpers that build real telegrams. Every process is killed when its handle drops (also
+//! when a test panics; then the tail of its log is printed).
+//!
+//! The binaries: the first call of [`bin`] in a test process runs `cargo build` for the four
+//! service packages (a no-op when they are fresh, so a test never runs a stale binary) and
+//! takes each executable's path from cargo's JSON messages, which also honours
+//! `CARGO_TARGET_DIR` and build profiles.
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Path of a service binary (`iotc-ingress`, `iotc-engine`, `iotc-api`, `iotc`), built on
+/// first use.
+pub fn bin(name: &str) -> PathBuf {
+    static BINS: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let bins = BINS.get_or_init(build_services);
+    bins.get(name)
+        .cloned()
+        .unwrap_or_else(|| panic!("cargo built no binary named {name}: {bins:?}"))
+}
+
+fn build_services() -> HashMap<String, PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["build", "--message-format=json-render-diagnostics"])
+        .args([
+            "-p",
+            "iotc-ingress",
+            "-p",
+            "iotc-engine",
+            "-p",
+            "iotc-api",
+            "-p",
+            "iotc-cli",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "building the services failed");
+    let mut bins = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact"
+            && let (Some(name), Some(exe)) =
+                (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        {
+            bins.insert(name.to_string(), PathBuf::from(exe));
+        }
+    }
+    bins
+}
+
+/// A child process with its output in a log file; killed on drop.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e} (is it installed?)"));
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The last lines of the process's output.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Kills with SIGKILL (a crash) and waits.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Asks to stop with SIGTERM and waits up to `timeout`, then kills.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- {} ----\n{}", self.name, self.log_tail(40));
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on the port.
+pub fn wait_port(port: u16, proc: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        assert!(
+            proc.running(),
+            "{} exited:\n{}",
+            proc.name,
+            proc.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{} does not listen on {port}:\n{}",
+        proc.name,
+        proc.log_tail(30)
+    );
+}
+
+/// A `redis-server` without persistence.
+pub struct Redis {
+    pub port: u16,
+    pub proc: Proc,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub fn start(dir: &Path) -> Redis {
+        Self::start_on(dir, free_port())
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Redis {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(dir);
+        let mut proc = Proc::spawn("redis-server", cmd, dir);
+        wait_port(port, &mut proc);
+        Redis {
+            port,
+            proc,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `REDIS_URL` for the services.
+    pub fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("redis client")
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    /// Kills the server and starts an empty one on the same port.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        *self = Redis::start_on(&self.dir.clone(), self.port);
+    }
+}
+
+/// A `mosquitto` broker with one anonymous plain listener.
+pub struct Mosquitto {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Mosquitto {
+    pub fn start(dir: &Path) -> Mosquitto {
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .expect("write mosquitto.conf");
+        let mut cmd = Command::new("mosquitto");
+        cmd.arg("-c").arg(&conf);
+        let mut proc = Proc::spawn("mosquitto", cmd, dir);
+        wait_port(port, &mut proc);
+        Mosquitto { port, proc }
+    }
+
+    /// `MQTT_CONNSTRING` for the engine.
+    pub fn connstring(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// One message received by [`Subscriber`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload)
+            .unwrap_or_else(|e| panic!("{} is not JSON ({e})", self.topic))
+    }
+}
+
+/// An MQTT client subscribed to a filter, collecting everything it receives.
+pub struct Subscriber {
+    _client: AsyncClient,
+    got: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscriber {
+    /// Subscribes at QoS 1 and returns once the broker acknowledged the subscription.
+    pub async fn start(port: u16, filter: &str) -> Subscriber {
+        let id = format!("e2e-sub-{}", rand::random::<u32>());
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut events) = AsyncClient::new(opts, 1000);
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let sink = got.clone();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        sink.lock().unwrap().push(Received {
+                            topic: p.topic.clone(),
+                            payload: p.payload.to_vec(),
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .expect("SUBACK in time")
+            .expect("subscriber task");
+        Subscriber {
+            _client: client,
+            got,
+            task,
+        }
+    }
+
+    /// Everything received so far.
+    pub fn all(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Messages received so far on `topic`.
+    pub fn on(&self, topic: &str) -> Vec<Received> {
+        self.all()
+            .into_iter()
+            .filter(|m| m.topic == topic)
+            .collect()
+    }
+
+    /// Waits until at least `n` messages arrived on `topic`; returns them all.
+    pub async fn wait_for(&self, topic: &str, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.on(topic);
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `pred` holds for the messages received so far.
+    pub async fn wait_until(&self, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred(&self.all()) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The engine binary, configured for a test's Redis and broker.
+pub struct EngineProc {
+    pub proc: Proc,
+    pub http_port: u16,
+}
+
+impl EngineProc {
+    /// Starts the engine and waits until `/readyz` answers 200 (Redis and broker reached).
+    pub async fn start(
+        dir: &Path,
+        redis: &Redis,
+        mqtt: &Mosquitto,
+        env: &[(&str, &str)],
+    ) -> EngineProc {
+        let http_port = free_port();
+        let mut cmd = Command::new(bin("iotc-engine"));
+        cmd.env("REDIS_URL", redis.url())
+            .env("MQTT_CONNSTRING", mqtt.connstring())
+            .env("IOT_ENABLE_MQTT", "1")
+            .env("IOTC_ENGINE_HTTP_PORT", http_port.to_string())
+            .env("IOTC_ENGINE_CONSUMER", "e2e-engine")
+            .env("LOG_LEVEL", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn("iotc-engine", cmd, dir);
+        wait_port(http_port, &mut proc);
+        let mut engine = EngineProc { proc, http_port };
+        engine.wait_ready().await;
+        engine
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        match reqwest::get(&url).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.get("/readyz").await.0 == 200 {
+                return;
+            }
+            assert!(
+                self.proc.running(),
+                "engine exited:\n{}",
+                self.proc.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("engine not ready:\n{}", self.proc.log_tail(30));
+    }
+}
+
+/// A temporary folder for one test's processes.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("iotc-e2e-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Telegrams as a USB stick delivers them.
+pub mod radio {
+    use enocean::esp3::Packet;
+    use enocean::telegram::{BROADCAST, Telegram};
+    use enocean::{Eep, eep};
+
+    /// A plain reception: one sub-telegram, `dbm`, not secure.
+    pub fn telegram(rorg: u8, data: Vec<u8>, sender: u32, status: u8, dbm: i16) -> Telegram {
+        Telegram {
+            rorg,
+            data,
+            sender,
+            destination: BROADCAST,
+            status,
+            sub_tel_num: Some(1),
+            dbm: Some(dbm),
+            security_level: Some(0),
+        }
+    }
+
+    /// The ESP3 frame of a telegram.
+    pub fn frame(t: &Telegram) -> Vec<u8> {
+        let p: Packet = t.to_erp1_packet();
+        p.encode()
+    }
+
+    /// An ESP3 frame carrying `values` encoded with `eep` (fields not given are zero).
+    pub fn eep_frame(eep_id: &str, values: &[(&str, f64)], sender: u32, dbm: i16) -> Vec<u8> {
+        let id: Eep = eep_id.parse().expect("EEP");
+        let (rorg, data, status) = eep::encode(id, values).expect("encodable values");
+        frame(&telegram(rorg, data, sender, status, dbm))
+    }
+}
+
+/// Stream entries as the ingress writes them.
+pub mod stream {
+    use iotc_core::bus::{FIELD, TelegramEntry};
+    use iotc_core::keys;
+
+    pub fn entry(mac: [u8; 6], received_ms: u64, esp3: Vec<u8>) -> TelegramEntry {
+        TelegramEntry {
+            gateway_mac: mac,
+            received_ms,
+            dbm: -70,
+            usb_id: "ENOCEAN_USB:0123456789abcdef0123456789abcdef".into(),
+            esp3,
+        }
+    }
+
+    /// XADDs telegram entries in one pipeline.
+    pub async fn add(redis: &mut redis::aio::MultiplexedConnection, entries: &[TelegramEntry]) {
+        let mut pipe = redis::pipe();
+        for e in entries {
+            pipe.xadd(keys::TELEGRAM_STREAM, "*", &[(FIELD, e.encode())])
+                .ignore();
+        }
+        let () = pipe.query_async(redis).await.expect("XADD");
+    }
+}
+
+/// Unix seconds now.
+pub fn now_s() -> u64 {
+    iotc_core::ops::unix_seconds()
+}
+
+/// Credentials the full stack is started with.
+pub const API_USER: &str = "e2e-admin";
+pub const API_PASSWORD: &str = "e2e-password";
+pub const AP_USER: &str = "e2e-ap";
+pub const AP_PASSWORD: &str = "e2e-ap-password";
+
+/// Redis, mosquitto, ingress, API and engine on free loopback ports.
+pub struct Stack {
+    pub engine: EngineProc,
+    pub api: Proc,
+    pub ingress: Proc,
+    pub mqtt: Mosquitto,
+    pub redis: Redis,
+    pub api_port: u16,
+    pub ingress_port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let dir = temp_dir();
+        let redis = Redis::start(dir.path());
+        let mqtt = Mosquitto::start(dir.path());
+
+        let ingress_port = free_port();
+        let mut cmd = Command::new(bin("iotc-ingress"));
+        cmd.env("REDIS_URL", redis.url())
+            .env("IOTC_INGRESS_PORT", ingress_port.to_string())
+            .env("IOTC_INGRESS_BIND", "127.0.0.1")
+            .env("IOT_GATEWAY_USERNAME", AP_USER)
+            .env("IOT_GATEWAY_PASSWORD", AP_PASSWORD);
+        let mut ingress = Proc::spawn("iotc-ingress", cmd, dir.path());
+        wait_port(ingress_port, &mut ingress);
+
+        let api_port = free_port();
+        let mut cmd = Command::new(bin("iotc-api"));
+        cmd.env("REDIS_URL", redis.url())
+            .env("IOTC_API_PORT", api_port.to_string())
+            .env("IOTC_API_BIND", "127.0.0.1")
+            .env("BASIC_AUTH_USERNAME", API_USER)
+            .env("BASIC_AUTH_PASSWORD", API_PASSWORD);
+        let mut api = Proc::spawn("iotc-api", cmd, dir.path());
+        wait_port(api_port, &mut api);
+
+        let engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
+        Stack {
+            engine,
+            api,
+            ingress,
+            mqtt,
+            redis,
+            api_port,
+            ingress_port,
+            dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<api>/api.beta/v1<path>`.
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/api.beta/v1{path}", self.api_port)
+    }
+
+    /// Onboards a device through the API; panics unless it is accepted.
+    pub async fn onboard(&self, device: &Value) {
+        let res = reqwest::Client::new()
+            .post(self.api_url("/devices"))
+            .basic_auth(API_USER, Some(API_PASSWORD))
+            .json(device)
+            .send()
+            .await
+            .expect("POST /devices");
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        assert!(status.is_success(), "onboarding answered {status}: {body}");
+    }
+
+    /// GET on the API with the credentials; the JSON answer.
+    pub async fn api_get(&self, path: &str) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .get(self.api_url(path))
+            .basic_auth(API_USER, Some(API_PASSWORD))
+            .send()
+            .await
+            .expect("API GET");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Logs an AP in (`POST /auth/aruba`) and returns its token.
+    pub async fn ap_token(&self) -> String {
+        let res = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/auth/aruba", self.ingress_port))
+            .json(
+                &serde_json::json!({"grant_type": "password", "username": AP_USER,
+                                       "password": AP_PASSWORD, "client_id": "e2e"}),
+            )
+            .send()
+            .await
+            .expect("POST /auth/aruba");
+        assert_eq!(res.status(), 200, "AP login");
+        let body: Value = res.json().await.expect("token JSON");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// A WebSocket to `/aruba` as an AP opens it.
+    pub async fn ap_socket(&self) -> ap::Socket {
+        let url = format!("ws://127.0.0.1:{}/aruba", self.ingress_port);
+        let (ws, response) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("WebSocket to the ingress");
+        assert_eq!(response.status(), 101);
+        ws
+    }
+}
+
+/// What an Aruba AP sends.
+pub mod ap {
+    use futures_util::SinkExt;
+    use prost::Message as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    pub type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    pub const STICK: &str = "ENOCEAN_USB:0123456789abcdef0123456789abcdef";
+
+    pub fn reporter(mac: [u8; 6]) -> aruba::Reporter {
+        aruba::Reporter {
+            name: Some(format!("e2e-ap-{:02x}", mac[5])),
+            mac: Some(mac.to_vec()),
+            hw_type: Some("AP-505".into()),
+            sw_version: Some("8.10.0.0-8.10.0.0".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Sends ESP3 frames as one serial-data telemetry message.
+    pub async fn send(ws: &mut Socket, token: &str, mac: [u8; 6], frames: &[&[u8]]) {
+        let msg = aruba::Telemetry::serial_data(token, reporter(mac), STICK, frames);
+        ws.send(Message::Binary(msg.encode_to_vec().into()))
+            .await
+            .expect("send telemetry");
+    }
+}

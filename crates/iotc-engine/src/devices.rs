@@ -36,16 +36,19 @@ impl Devices {
     fn replace_all(&self, entries: HashMap<String, String>) {
         let parsed = entries
             .into_iter()
-            .filter_map(|(field, json)| parse(&field, &json).map(|d| (field, Arc::new(d))))
+            .filter_map(|(field, json)| {
+                parse(&field, &json).map(|d| (field.to_ascii_lowercase(), Arc::new(d)))
+            })
             .collect();
         *self.map.write().unwrap_or_else(|e| e.into_inner()) = parsed;
     }
 
     fn set(&self, field: &str, json: Option<String>) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let key = field.to_ascii_lowercase();
         match json.and_then(|j| parse(field, &j)) {
-            Some(d) => map.insert(field.to_string(), Arc::new(d)),
-            None => map.remove(field),
+            Some(d) => map.insert(key, Arc::new(d)),
+            None => map.remove(&key),
         };
     }
 
@@ -141,8 +144,16 @@ mod tests {
                 device("01020304", Some("0A0B0C0D"), "D2-01-12"),
             ),
             ("bad:ffffffff".into(), "{not json".into()),
+            (
+                "0A0B0C0E:FFFFFFFF".into(),
+                device("0A0B0C0E", None, "F6-02-01"),
+            ),
         ]));
-        assert_eq!(devices.len(), 2);
+        assert_eq!(devices.len(), 3);
+        assert_eq!(
+            devices.lookup("0a0b0c0e", "ffffffff").unwrap().source_eurid,
+            "0a0b0c0e"
+        );
         assert_eq!(
             devices.lookup("01020304", "0a0b0c0d").unwrap().eep,
             "D2-01-12"

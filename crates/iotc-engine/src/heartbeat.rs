@@ -1,7 +1,7 @@
 //! Heartbeats the API's `/system/health` reads: `engine` always, `mqtt` when MQTT is on.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iotc_core::keys;
 use iotc_core::ops::unix_seconds;
@@ -11,6 +11,8 @@ use tracing::debug;
 use crate::egress::Egress;
 
 const EVERY: Duration = Duration::from_secs(10);
+/// How often the MQTT state is looked at.
+const CHECK: Duration = Duration::from_secs(1);
 const TTL_S: u64 = 30;
 
 /// `{"status":"<status>","timestamp":<unix s>}`.
@@ -18,26 +20,32 @@ pub fn value(status: &str, unix_s: u64) -> String {
     serde_json::json!({"status": status, "timestamp": unix_s}).to_string()
 }
 
-/// Writes the heartbeats every 10 s for ever.
+/// Writes the heartbeats every 10 s for ever, and at once when the MQTT state changes.
 pub async fn run(mut redis: ConnectionManager, egress: Arc<Egress>) {
-    let mut tick = tokio::time::interval(EVERY);
+    let mut tick = tokio::time::interval(CHECK);
+    let mut last: Option<(Instant, bool)> = None;
     loop {
         tick.tick().await;
+        let connected = egress.connected();
+        let due = match last {
+            Some((at, was)) => at.elapsed() >= EVERY || was != connected,
+            None => true,
+        };
+        if !due {
+            continue;
+        }
         let now = unix_seconds();
         let mut pipe = redis::pipe();
         pipe.set_ex(keys::heartbeat("engine"), value("running", now), TTL_S)
             .ignore();
         if egress.mqtt_enabled() {
-            let status = if egress.connected() {
-                "running"
-            } else {
-                "disconnected"
-            };
+            let status = if connected { "running" } else { "disconnected" };
             pipe.set_ex(keys::heartbeat("mqtt"), value(status, now), TTL_S)
                 .ignore();
         }
-        if let Err(e) = pipe.query_async::<()>(&mut redis).await {
-            debug!(error = %e, "heartbeat not written");
+        match pipe.query_async::<()>(&mut redis).await {
+            Ok(()) => last = Some((Instant::now(), connected)),
+            Err(e) => debug!(error = %e, "heartbeat not written"),
         }
     }
 }

@@ -9,8 +9,8 @@ use iotc_engine::decode::Decoder;
 use iotc_engine::devices::Devices;
 use iotc_engine::egress::Egress;
 use iotc_engine::engine::Engine;
-use iotc_engine::heartbeat;
 use iotc_engine::stream::{Reader, Settings};
+use iotc_engine::{heartbeat, periodic};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -59,6 +59,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(stop_tx));
     tokio::spawn(serve_ops(listener, redis.clone(), egress.clone()));
     tokio::spawn(heartbeat::run(redis.clone(), egress.clone()));
+    // Stats, health and device info messages at the configured intervals.
+    let _periodic = periodic::spawn_periodic(egress.clone(), redis.clone(), &args.egress);
 
     let consumer = args.consumer_name();
     let mut reader = Reader::new(
