@@ -213,6 +213,7 @@ struct Stack {
     procs: Vec<Proc>,
     ports: Ports,
     ca_pem: Vec<u8>,
+    ca_file: PathBuf,
     _dir: TempDir,
 }
 
@@ -343,6 +344,7 @@ fn start_stack() -> Stack {
         procs,
         ports,
         ca_pem,
+        ca_file: certs.join("ca.crt"),
         _dir: dir,
     }
 }
@@ -413,6 +415,7 @@ async fn proxy_in_front_of_the_services() {
         plain_http_redirects_with_307(&stack).await;
         old_tls_versions_are_refused(&stack).await;
         ap_telegram_reaches_mqtt_through_wss(&stack).await;
+        simulated_aps_lose_nothing_through_the_proxy(&stack).await;
     };
     if tokio::time::timeout(Duration::from_secs(120), checks)
         .await
@@ -768,4 +771,54 @@ async fn ap_telegram_reaches_mqtt_through_wss(stack: &Stack) {
     .await
     .expect("no close frame after a bad token");
     assert_eq!(close, Some(1008), "close code for a bad token");
+}
+
+/// `iotc simulate` as a user would run it against a deployment: three APs log in and send
+/// through the proxy's wss port, the devices are onboarded through the proxy's https port,
+/// and every telegram must come out of MQTT.
+async fn simulated_aps_lose_nothing_through_the_proxy(stack: &Stack) {
+    let count = 200;
+    let out = tokio::process::Command::new(workspace_bin("iotc"))
+        .arg("simulate")
+        .args([
+            "--url",
+            &format!("wss://127.0.0.1:{}/aruba", stack.ports.wss),
+        ])
+        .args([
+            "--auth-url",
+            &format!("https://127.0.0.1:{}/auth/aruba", stack.ports.wss),
+        ])
+        .arg("--ca-file")
+        .arg(&stack.ca_file)
+        .args(["--onboard", &stack.api_url("/api.beta/v1")])
+        .args(["--expect-mqtt", &format!("127.0.0.1:{}", stack.ports.mqtt)])
+        .args(["--mqtt-topic", "e2e/+/telemetry"])
+        // 100 devices at 100 telegrams/s: a device sends once a second, so no repeated
+        // reading falls into the ingress's duplicate window (500 ms) and is dropped there.
+        .args(["--gateways", "3", "--devices", "100", "--shared", "0.3"])
+        .args(["--rate", "100", "--count", &count.to_string()])
+        .env("IOT_ENDPOINT_USERNAME", AP_USER)
+        .env("IOT_ENDPOINT_PASSWORD", AP_PASSWORD)
+        .env("IOT_API_USERNAME", API_USER)
+        .env("IOT_API_PASSWORD", API_PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run iotc simulate");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "iotc simulate failed:\n{report}\n{}",
+        stack.logs()
+    );
+    let expected = format!("received {count} of {count}, lost 0 ");
+    assert!(
+        report.contains(&expected),
+        "telegrams lost:\n{report}\n{}",
+        stack.logs()
+    );
 }
