@@ -9,6 +9,7 @@ mod devices;
 mod gateway;
 mod mqtt;
 mod onboard;
+mod secure;
 mod tls;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct Args {
     pub load: Box<LoadArgs>,
     #[command(flatten)]
     pub check: Box<CheckArgs>,
+    #[command(flatten)]
+    pub secure: Box<secure::SecureArgs>,
 }
 
 /// How the simulated APs connect.
@@ -152,6 +155,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     check(&args)?;
     let devices = make_devices(&args)?;
+    let secure = secure::Secure::new(&args.secure, devices.len())?;
     let trust = tls::Trust::from_args(args.ap.ca_file.as_deref(), args.ap.insecure)?;
     if let Some(api) = &args.check.onboard {
         let creds = args
@@ -159,7 +163,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
             .api_username
             .as_deref()
             .zip(args.check.api_password.as_deref());
-        onboard::onboard(&trust.http_client()?, api, creds, &devices).await?;
+        onboard::onboard(&trust.http_client()?, api, creds, &devices, &secure).await?;
         println!("onboarded {} devices at {api}", devices.len());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -202,10 +206,12 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         }
         bail!("gateway {} stopped", gateways[failed].mac_hex());
     }
+    secure.send_teach_ins(&devices, &senders).await;
     let started = Instant::now();
     let sent = drive(
         &args,
         &devices,
+        &secure,
         &senders,
         listener.is_some().then_some(&pending),
     )
@@ -312,6 +318,7 @@ struct Sent {
 async fn drive(
     args: &Args,
     devices: &[Device],
+    secure: &secure::Secure,
     senders: &[mpsc::Sender<Vec<u8>>],
     pending: Option<&mqtt::Shared<mqtt::Pending>>,
 ) -> Sent {
@@ -344,6 +351,7 @@ async fn drive(
             next_device = (next_device + 1) % devices.len();
             let device = &devices[plan.device];
             let content = device.next_content(&mut rand::rng());
+            let on_air = secure.on_air(plan.device, &content);
             if let Some(p) = pending
                 && let Ok(mut p) = p.lock()
             {
@@ -354,11 +362,11 @@ async fn drive(
                 );
             }
             for (gw, dbm) in &plan.hearers {
-                if senders[*gw]
-                    .send(content.frame(device.id, *dbm))
-                    .await
-                    .is_ok()
-                {
+                let mut delivered = true;
+                for part in &on_air {
+                    delivered &= senders[*gw].send(part.frame(device.id, *dbm)).await.is_ok();
+                }
+                if delivered {
                     sent.receptions += 1;
                 }
             }

@@ -4,24 +4,29 @@
 use anyhow::{Context, bail};
 
 use super::devices::Device;
+use super::secure::Secure;
 
 pub async fn onboard(
     http: &reqwest::Client,
     api_url: &str,
     credentials: Option<(&str, &str)>,
     devices: &[Device],
+    secure: &Secure,
 ) -> anyhow::Result<()> {
     let base = api_url.trim_end_matches('/').trim_end_matches("/devices");
     let url = format!("{base}/backup");
     let connections: Vec<serde_json::Value> = devices
         .iter()
-        .map(|d| {
-            serde_json::json!({
+        .enumerate()
+        .map(|(i, d)| {
+            let mut device = serde_json::json!({
                 "sourceEurid": format!("{:08x}", d.id),
                 "friendlyID": format!("simulated {:08x}", d.id),
                 "eep": d.eep.to_string(),
                 "customTag": "iotc-simulate",
-            })
+            });
+            secure.add_keys(i, &mut device);
+            device
         })
         .collect();
     let body = serde_json::json!({
