@@ -46,9 +46,14 @@ pub fn bin(name: &str) -> PathBuf {
 
 fn build_services() -> HashMap<String, PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(repo_root())
-        .args(["build", "--message-format=json-render-diagnostics"])
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root())
+        .args(["build", "--message-format=json-render-diagnostics"]);
+    // IOTC_E2E_RELEASE=1: run optimised binaries (for the throughput figures).
+    if std::env::var("IOTC_E2E_RELEASE").is_ok_and(|v| v == "1") {
+        cmd.arg("--release");
+    }
+    let out = cmd
         .args([
             "-p",
             "iotc-ingress",

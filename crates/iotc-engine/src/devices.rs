@@ -33,6 +33,10 @@ impl Devices {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn replace_all(&self, entries: HashMap<String, String>) {
         let parsed = entries
             .into_iter()
