@@ -110,7 +110,7 @@ done
 
 step "shell scripts: shellcheck"
 shellcheck scripts/dev-cert.sh scripts/deploy-checks.sh deploy/nginx/entrypoint.sh \
-    deploy/docker/healthcheck.sh || die "shellcheck"
+    deploy/docker/healthcheck.sh deploy/load-test.sh || die "shellcheck"
 
 step "proxy: entrypoint refuses to start without BASIC_AUTH_USERNAME / BASIC_AUTH_PASSWORD"
 scripts/dev-cert.sh localhost "$work/certs" >/dev/null
