@@ -28,18 +28,18 @@ const TEACH_IN_SETTLE: Duration = Duration::from_secs(1);
 #[command(next_help_heading = "Secure devices")]
 pub struct SecureArgs {
     /// How many of the devices (the first ones) send secure telegrams.
-    #[arg(long = "secure", default_value_t = 0)]
-    pub count: u32,
+    #[arg(long, default_value_t = 0)]
+    pub secure: u32,
     /// Their SLF (2 hex digits): f3 = 32-bit code sent, 4-byte CMAC, VAES; ab, cb, 8b, ...
-    #[arg(long = "secure-slf", default_value = "f3")]
-    pub slf: String,
+    #[arg(long, default_value = "f3")]
+    pub secure_slf: String,
     /// Send each secure device's teach-in (R-ORG 0x35) before the first telegrams.
-    #[arg(long = "secure-teach-in")]
-    pub teach_in: bool,
+    #[arg(long)]
+    pub secure_teach_in: bool,
     /// Encrypt the teach-ins with this pre-shared key (32 hex digits; the engine's
     /// IOT_SECURE_PSK).
-    #[arg(long = "secure-psk", env = "IOT_SECURE_PSK", hide_env_values = true)]
-    pub psk: Option<String>,
+    #[arg(long, env = "IOT_SECURE_PSK", hide_env_values = true)]
+    pub secure_psk: Option<String>,
 }
 
 /// One secure device: its settings and the next rolling code.
@@ -58,27 +58,27 @@ pub struct Secure {
 }
 
 impl Secure {
-    /// Secure settings for the first `args.count` of `devices` devices.
+    /// Secure settings for the first `args.secure` of `devices` devices.
     pub fn new(args: &SecureArgs, devices: usize) -> anyhow::Result<Secure> {
         let slf: Slf = args
-            .slf
+            .secure_slf
             .parse()
-            .with_context(|| format!("--secure-slf {}", args.slf))?;
-        let psk = match args.psk.as_deref().map(str::trim) {
+            .with_context(|| format!("--secure-slf {}", args.secure_slf))?;
+        let psk = match args.secure_psk.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(hex) => {
                 Some(secure::parse_key(hex).context("--secure-psk must be 32 hex digits")?)
             }
         };
-        if args.count as usize > devices {
-            bail!("--secure {} is more than --devices {devices}", args.count);
+        if args.secure as usize > devices {
+            bail!("--secure {} is more than --devices {devices}", args.secure);
         }
-        if args.count > 0 && !args.teach_in {
+        if args.secure > 0 && !args.secure_teach_in {
             eprintln!(
                 "note: secure devices get new keys every run; the engine learns them through --onboard (or --secure-teach-in)"
             );
         }
-        let senders = (0..args.count)
+        let senders = (0..args.secure)
             .map(|_| Sender {
                 ctx: SecureContext {
                     key: rand::random(),
@@ -92,7 +92,7 @@ impl Secure {
         Ok(Secure {
             senders,
             psk,
-            teach_in: args.teach_in,
+            teach_in: args.secure_teach_in,
         })
     }
 
@@ -185,10 +185,10 @@ mod tests {
 
     fn args(count: u32, slf: &str, psk: Option<&str>) -> SecureArgs {
         SecureArgs {
-            count,
-            slf: slf.into(),
-            teach_in: true,
-            psk: psk.map(String::from),
+            secure: count,
+            secure_slf: slf.into(),
+            secure_teach_in: true,
+            secure_psk: psk.map(String::from),
         }
     }
 
@@ -263,6 +263,17 @@ mod tests {
         assert!(done.info.psk());
         assert_eq!(done.key, ctx.key);
         assert_eq!(done.rlc, 1, "announces the next code");
+    }
+
+    #[test]
+    fn options_fit_the_simulate_command() {
+        use clap::Args as _;
+        let cmd = super::super::Args::augment_args(clap::Command::new("simulate"));
+        cmd.clone().debug_assert();
+        let m = cmd
+            .try_get_matches_from(["simulate", "--secure", "2", "--secure-slf", "ab"])
+            .unwrap();
+        assert_eq!(m.get_one::<u32>("secure"), Some(&2));
     }
 
     #[test]
