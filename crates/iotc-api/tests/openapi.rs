@@ -19,8 +19,10 @@ fn committed_document_is_current() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    // Compared as JSON values: key order may follow the build's feature set, content may not.
+    let parse = |text: &str| serde_json::from_str::<Value>(text).ok();
     assert!(
-        committed == generated,
+        parse(&committed).is_some() && parse(&committed) == parse(&generated),
         "openapi/openapi.json is stale; regenerate it with `{REGENERATE}` \
          (or IOTC_UPDATE_OPENAPI=1 cargo test -p iotc-api --test openapi) and commit it"
     );
