@@ -7,158 +7,22 @@
 //! - the plain port redirects with 307;
 //! - TLS 1.0 and 1.1 are refused, TLS 1.2 is accepted.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use prost::Message as _;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use futures_util::StreamExt;
+use iotc_e2e::{
+    AP_PASSWORD, AP_USER, API_PASSWORD, API_USER, Proc, Stack, Subscriber, ap, bin, free_port,
+    repo_root, temp_dir, wait_port,
+};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-const API_USER: &str = "e2e-admin";
-const API_PASSWORD: &str = "s3cret pass:word";
-const AP_USER: &str = "e2e-ap";
-const AP_PASSWORD: &str = "ap-secret";
 /// The onboarded test device (A5-02-05, temperature 0..40 °C).
 const SENSOR: &str = "0190e2e1";
-
-// ---------------------------------------------------------------------------------------------
-// Small process and file helpers.
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("iotc-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed on drop (also when a test panics); its output goes to a log file.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command, dir: &Path) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("create log file");
-        let err = out.try_clone().expect("clone log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        Proc { name, child, log }
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Waits until `port` accepts connections; fails early when the process exits.
-    fn wait_for_port(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before listening on {port}:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "{} does not listen on {port} after 30 s:\n{}",
-            self.name,
-            self.log_tail()
-        );
-    }
-}
-
-impl Drop for Proc {
-    /// SIGTERM first: a SIGKILLed nginx master leaves its workers running (and listening).
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A workspace binary from the target directory this test was built into; built when missing.
-fn workspace_bin(name: &str) -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> -> target/<profile>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    if !path.exists() {
-        BUILD.call_once(|| {
-            let status = Command::new(env!("CARGO"))
-                .current_dir(repo_root())
-                .args([
-                    "build",
-                    "-p",
-                    "iotc-ingress",
-                    "-p",
-                    "iotc-engine",
-                    "-p",
-                    "iotc-api",
-                ])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the services failed");
-        });
-    }
-    assert!(path.exists(), "{} not found", path.display());
-    path
-}
 
 /// The machine's nginx, or the one named by `IOTC_PROXY_NGINX` (to try another version).
 fn nginx_binary() -> String {
@@ -177,46 +41,6 @@ fn current_user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-// ---------------------------------------------------------------------------------------------
-// The stack.
-
-struct Ports {
-    redis: u16,
-    mqtt: u16,
-    ingress: u16,
-    api: u16,
-    engine: u16,
-    http: u16,
-    https: u16,
-    wss: u16,
-    health: u16,
-}
-
-impl Ports {
-    fn pick() -> Ports {
-        Ports {
-            redis: free_port(),
-            mqtt: free_port(),
-            ingress: free_port(),
-            api: free_port(),
-            engine: free_port(),
-            http: free_port(),
-            https: free_port(),
-            wss: free_port(),
-            health: free_port(),
-        }
-    }
-}
-
-/// The processes (stopped first, on drop) and the directory they use.
-struct Stack {
-    procs: Vec<Proc>,
-    ports: Ports,
-    ca_pem: Vec<u8>,
-    ca_file: PathBuf,
-    _dir: TempDir,
-}
-
 /// Makes certificates for localhost / 127.0.0.1 with the project's script.
 fn dev_certs(dir: &Path) -> PathBuf {
     let certs = dir.join("certs");
@@ -233,9 +57,28 @@ fn dev_certs(dir: &Path) -> PathBuf {
     certs
 }
 
+/// The proxy's ports: plain (80), API (443), AP (8080) and the loopback health listener.
+struct Ports {
+    http: u16,
+    https: u16,
+    wss: u16,
+    health: u16,
+}
+
+impl Ports {
+    fn pick() -> Ports {
+        Ports {
+            http: free_port(),
+            https: free_port(),
+            wss: free_port(),
+            health: free_port(),
+        }
+    }
+}
+
 /// The entrypoint of the proxy image, with the settings the test needs instead of the
-/// container's. Credentials are left to the caller.
-fn proxy_command(dir: &Path, certs: &Path, ports: &Ports) -> Command {
+/// container's (upstreams, ports, files). Credentials are left to the caller.
+fn proxy_command(dir: &Path, certs: &Path, ports: &Ports, api: u16, ingress: u16) -> Command {
     let mut cmd = Command::new(repo_root().join("deploy/nginx/entrypoint.sh"));
     cmd.env_remove("BASIC_AUTH_USERNAME")
         .env_remove("BASIC_AUTH_PASSWORD")
@@ -247,115 +90,43 @@ fn proxy_command(dir: &Path, certs: &Path, ports: &Ports) -> Command {
         .env("IOTC_PROXY_BIND", "127.0.0.1")
         .env("IOTC_PROXY_HTTP_PORT", ports.http.to_string())
         .env("IOTC_PROXY_HTTPS_PORT", ports.https.to_string())
+        .env("IOTC_PROXY_PUBLIC_HTTPS_PORT", ports.https.to_string())
         .env("IOTC_PROXY_INGRESS_PORT", ports.wss.to_string())
         .env("IOTC_PROXY_HEALTH_PORT", ports.health.to_string())
-        .env(
-            "IOTC_PROXY_API_UPSTREAM",
-            format!("127.0.0.1:{}", ports.api),
-        )
+        .env("IOTC_PROXY_API_UPSTREAM", format!("127.0.0.1:{api}"))
         .env(
             "IOTC_PROXY_INGRESS_UPSTREAM",
-            format!("127.0.0.1:{}", ports.ingress),
+            format!("127.0.0.1:{ingress}"),
         );
     cmd
 }
 
-fn start_stack() -> Stack {
-    let dir = TempDir::new("nginx");
-    let ports = Ports::pick();
-    let redis_url = format!("127.0.0.1:{}", ports.redis);
-    let mut procs = Vec::new();
-
-    let mut redis = Command::new("redis-server");
-    redis
-        .args([
-            "--port",
-            &ports.redis.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--dir"])
-        .arg(&dir.0);
-    let mut p = Proc::spawn("redis-server", redis, &dir.0);
-    p.wait_for_port(ports.redis);
-    procs.push(p);
-
-    let mosquitto_conf = dir.0.join("mosquitto.conf");
-    std::fs::write(
-        &mosquitto_conf,
-        format!("listener {} 127.0.0.1\nallow_anonymous true\n", ports.mqtt),
-    )
-    .expect("write mosquitto.conf");
-    let mut mosquitto = Command::new("mosquitto");
-    mosquitto.arg("-c").arg(&mosquitto_conf);
-    let mut p = Proc::spawn("mosquitto", mosquitto, &dir.0);
-    p.wait_for_port(ports.mqtt);
-    procs.push(p);
-
-    let mut ingress = Command::new(workspace_bin("iotc-ingress"));
-    ingress
-        .env("REDIS_URL", &redis_url)
-        .env("IOTC_INGRESS_PORT", ports.ingress.to_string())
-        .env("IOTC_INGRESS_BIND", "127.0.0.1")
-        .env("IOT_GATEWAY_USERNAME", AP_USER)
-        .env("IOT_GATEWAY_PASSWORD", AP_PASSWORD);
-    let mut p = Proc::spawn("iotc-ingress", ingress, &dir.0);
-    p.wait_for_port(ports.ingress);
-    procs.push(p);
-
-    let mut api = Command::new(workspace_bin("iotc-api"));
-    api.env("REDIS_URL", &redis_url)
-        .env("IOTC_API_PORT", ports.api.to_string())
-        .env("IOTC_API_BIND", "127.0.0.1")
-        .env("BASIC_AUTH_USERNAME", API_USER)
-        .env("BASIC_AUTH_PASSWORD", API_PASSWORD);
-    let mut p = Proc::spawn("iotc-api", api, &dir.0);
-    p.wait_for_port(ports.api);
-    procs.push(p);
-
-    let mut engine = Command::new(workspace_bin("iotc-engine"));
-    engine
-        .env("REDIS_URL", &redis_url)
-        .env("IOTC_ENGINE_HTTP_PORT", ports.engine.to_string())
-        .env("IOTC_ENGINE_CONSUMER", "e2e-nginx")
-        .env("IOT_ENABLE_MQTT", "1")
-        .env("MQTT_CONNSTRING", format!("127.0.0.1:{}", ports.mqtt))
-        .env("SENSOR_TELEMETRY", "e2e/<ID>/telemetry");
-    let mut p = Proc::spawn("iotc-engine", engine, &dir.0);
-    p.wait_for_port(ports.engine);
-    procs.push(p);
-
-    let certs = dev_certs(&dir.0);
-    let ca_pem = std::fs::read(certs.join("ca.crt")).expect("read ca.crt");
-    let mut proxy = proxy_command(&dir.0, &certs, &ports);
-    proxy
-        .env("BASIC_AUTH_USERNAME", API_USER)
-        .env("BASIC_AUTH_PASSWORD", API_PASSWORD)
-        .env("IOTC_PROXY_PUBLIC_HTTPS_PORT", ports.https.to_string());
-    let mut p = Proc::spawn("nginx", proxy, &dir.0);
-    for port in [ports.http, ports.https, ports.wss, ports.health] {
-        p.wait_for_port(port);
-    }
-    procs.push(p);
-
-    Stack {
-        procs,
-        ports,
-        ca_pem,
-        ca_file: certs.join("ca.crt"),
-        _dir: dir,
-    }
+/// nginx started by the entrypoint in front of a running [`Stack`].
+struct Proxy {
+    proc: Proc,
+    ports: Ports,
+    ca_pem: Vec<u8>,
+    ca_file: PathBuf,
 }
 
-impl Stack {
-    fn logs(&self) -> String {
-        self.procs
-            .iter()
-            .map(|p| format!("--- {} ---\n{}", p.name, p.log_tail()))
-            .collect::<Vec<_>>()
-            .join("\n")
+impl Proxy {
+    fn start(stack: &Stack) -> Proxy {
+        let dir = stack.dir.path();
+        let certs = dev_certs(dir);
+        let ports = Ports::pick();
+        let mut cmd = proxy_command(dir, &certs, &ports, stack.api_port, stack.ingress_port);
+        cmd.env("BASIC_AUTH_USERNAME", API_USER)
+            .env("BASIC_AUTH_PASSWORD", API_PASSWORD);
+        let mut proc = Proc::spawn("nginx", cmd, dir);
+        for port in [ports.http, ports.https, ports.wss, ports.health] {
+            wait_port(port, &mut proc);
+        }
+        Proxy {
+            proc,
+            ports,
+            ca_pem: std::fs::read(certs.join("ca.crt")).expect("read ca.crt"),
+            ca_file: certs.join("ca.crt"),
+        }
     }
 
     /// An HTTPS client that trusts only the development CA and follows no redirects.
@@ -373,6 +144,17 @@ impl Stack {
     fn api_url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.ports.https)
     }
+
+    fn log(&self) -> String {
+        self.proc.log_tail(30)
+    }
+}
+
+impl Drop for Proxy {
+    /// SIGTERM: a SIGKILLed nginx master leaves its workers running (and listening).
+    fn drop(&mut self) {
+        self.proc.terminate(Duration::from_secs(5));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,14 +163,14 @@ impl Stack {
 /// Without BASIC_AUTH_USERNAME or BASIC_AUTH_PASSWORD the proxy does not start (as IoTC's).
 #[test]
 fn proxy_refuses_to_start_without_credentials() {
-    let dir = TempDir::new("nginx-refuse");
-    let certs = dev_certs(&dir.0);
+    let dir = temp_dir();
+    let certs = dev_certs(dir.path());
     let ports = Ports::pick();
     for (set, missing) in [
         (("BASIC_AUTH_PASSWORD", "p"), "BASIC_AUTH_USERNAME"),
         (("BASIC_AUTH_USERNAME", "u"), "BASIC_AUTH_PASSWORD"),
     ] {
-        let mut cmd = proxy_command(&dir.0, &certs, &ports);
+        let mut cmd = proxy_command(dir.path(), &certs, &ports, free_port(), free_port());
         let out = cmd
             .env(set.0, set.1)
             .stdin(Stdio::null())
@@ -409,25 +191,26 @@ fn proxy_refuses_to_start_without_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_in_front_of_the_services() {
-    let stack = start_stack();
+    let stack = Stack::start().await;
+    let proxy = Proxy::start(&stack);
     let checks = async {
-        api_needs_the_credentials(&stack).await;
-        plain_http_redirects_with_307(&stack).await;
-        old_tls_versions_are_refused(&stack).await;
-        ap_telegram_reaches_mqtt_through_wss(&stack).await;
-        simulated_aps_lose_nothing_through_the_proxy(&stack).await;
+        api_needs_the_credentials(&proxy).await;
+        plain_http_redirects_with_307(&proxy).await;
+        old_tls_versions_are_refused(&proxy).await;
+        ap_telegram_reaches_mqtt_through_wss(&stack, &proxy).await;
+        simulated_aps_lose_nothing_through_the_proxy(&stack, &proxy).await;
     };
     if tokio::time::timeout(Duration::from_secs(120), checks)
         .await
         .is_err()
     {
-        panic!("the checks did not finish in 120 s\n{}", stack.logs());
+        panic!("the checks did not finish in 120 s\n{}", proxy.log());
     }
 }
 
-async fn api_needs_the_credentials(stack: &Stack) {
-    let client = stack.client();
-    let url = stack.api_url("/api.beta/v1/gateways");
+async fn api_needs_the_credentials(proxy: &Proxy) {
+    let client = proxy.client();
+    let url = proxy.api_url("/api.beta/v1/gateways");
 
     let anonymous = client
         .get(&url)
@@ -471,10 +254,10 @@ async fn api_needs_the_credentials(stack: &Stack) {
     assert!(body.is_array(), "gateways: {body}");
 
     // The Swagger UI is at / (the API redirects to its UI path) and behind the same login.
-    let root = client.get(stack.api_url("/")).send().await.expect("GET /");
+    let root = client.get(proxy.api_url("/")).send().await.expect("GET /");
     assert_eq!(root.status(), 401, "Swagger UI without credentials");
     let root = client
-        .get(stack.api_url("/"))
+        .get(proxy.api_url("/"))
         .basic_auth(API_USER, Some(API_PASSWORD))
         .send()
         .await
@@ -494,7 +277,7 @@ async fn api_needs_the_credentials(stack: &Stack) {
         "GET / redirects to {location}"
     );
     let ui = client
-        .get(stack.api_url("/api.beta/v1/ui/"))
+        .get(proxy.api_url("/api.beta/v1/ui/"))
         .basic_auth(API_USER, Some(API_PASSWORD))
         .send()
         .await
@@ -507,10 +290,10 @@ async fn api_needs_the_credentials(stack: &Stack) {
     );
 }
 
-async fn plain_http_redirects_with_307(stack: &Stack) {
-    let client = stack.client();
+async fn plain_http_redirects_with_307(proxy: &Proxy) {
+    let client = proxy.client();
     let path = "/api.beta/v1/devices?sourceID=0190e2e1";
-    let url = format!("http://127.0.0.1:{}{path}", stack.ports.http);
+    let url = format!("http://127.0.0.1:{}{path}", proxy.ports.http);
     for method in [reqwest::Method::GET, reqwest::Method::POST] {
         let res = client
             .request(method.clone(), &url)
@@ -519,7 +302,7 @@ async fn plain_http_redirects_with_307(stack: &Stack) {
             .expect("plain request");
         assert_eq!(res.status(), 307, "{method} on the plain port");
         let location = res.headers().get("location").and_then(|v| v.to_str().ok());
-        let expected = format!("https://127.0.0.1:{}{path}", stack.ports.https);
+        let expected = format!("https://127.0.0.1:{}{path}", proxy.ports.https);
         assert_eq!(
             location,
             Some(expected.as_str()),
@@ -559,8 +342,8 @@ async fn tls_handshake(port: u16, version: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-async fn old_tls_versions_are_refused(stack: &Stack) {
-    for port in [stack.ports.https, stack.ports.wss] {
+async fn old_tls_versions_are_refused(proxy: &Proxy) {
+    for port in [proxy.ports.https, proxy.ports.wss] {
         for old in ["-tls1", "-tls1_1"] {
             let (ok, text) = tls_handshake(port, old).await;
             assert!(!ok, "{old} accepted on port {port}:\n{text}");
@@ -575,43 +358,6 @@ async fn old_tls_versions_are_refused(stack: &Stack) {
             "TLS 1.2 refused on {port}:\n{text}"
         );
     }
-}
-
-/// An MQTT subscriber that forwards every message on `filter`.
-async fn subscribe(
-    port: u16,
-    filter: &str,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
-    let mut options = MqttOptions::new("e2e-nginx-sub", "127.0.0.1", port);
-    options.set_keep_alive(Duration::from_secs(10));
-    let (client, mut eventloop) = AsyncClient::new(options, 100);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
-    let mut subscribed_tx = Some(subscribed_tx);
-    tokio::spawn(async move {
-        while let Ok(event) = eventloop.poll().await {
-            match event {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    if let Some(done) = subscribed_tx.take() {
-                        let _ = done.send(());
-                    }
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
-                }
-                _ => {}
-            }
-        }
-    });
-    client
-        .subscribe(filter, QoS::AtLeastOnce)
-        .await
-        .expect("subscribe");
-    tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
-        .await
-        .expect("no SUBACK")
-        .expect("subscriber stopped");
-    (client, rx)
 }
 
 /// An ERP1 4BS telegram of A5-02-05 in an ESP3 frame: DB1 = 0x80 is 40 - 128 * 40 / 255 °C.
@@ -641,14 +387,15 @@ fn wss_connector(ca_pem: &[u8]) -> tokio_tungstenite::Connector {
     tokio_tungstenite::Connector::Rustls(Arc::new(config))
 }
 
-async fn ap_telegram_reaches_mqtt_through_wss(stack: &Stack) {
-    let client = stack.client();
-    let (_mqtt, mut published) = subscribe(stack.ports.mqtt, "e2e/#").await;
+async fn ap_telegram_reaches_mqtt_through_wss(stack: &Stack, proxy: &Proxy) {
+    let client = proxy.client();
+    let topic = format!("sensor/{SENSOR}/telemetry");
+    let published = Subscriber::start(stack.mqtt.port, &topic).await;
 
     // Onboard the sensor through the proxy.
     let device = json!({"sourceEurid": SENSOR, "friendlyID": "e2e temperature", "eep": "A5-02-05"});
     let res = client
-        .post(stack.api_url("/api.beta/v1/devices"))
+        .post(proxy.api_url("/api.beta/v1/devices"))
         .basic_auth(API_USER, Some(API_PASSWORD))
         .json(&device)
         .send()
@@ -661,7 +408,7 @@ async fn ap_telegram_reaches_mqtt_through_wss(stack: &Stack) {
     );
 
     // The AP logs in on the ingress port of the proxy.
-    let auth_url = format!("https://127.0.0.1:{}/auth/aruba", stack.ports.wss);
+    let auth_url = format!("https://127.0.0.1:{}/auth/aruba", proxy.ports.wss);
     let login = |password: &str| {
         json!({"grant_type": "password", "username": AP_USER, "password": password,
                "client_id": "e2e-ap"})
@@ -687,49 +434,35 @@ async fn ap_telegram_reaches_mqtt_through_wss(stack: &Stack) {
         .to_string();
 
     // The WebSocket over TLS through the proxy.
-    let ws_url = format!("wss://127.0.0.1:{}/aruba", stack.ports.wss);
+    let ws_url = format!("wss://127.0.0.1:{}/aruba", proxy.ports.wss);
     let (mut ws, response) = tokio_tungstenite::connect_async_tls_with_config(
         ws_url.as_str(),
         None,
         false,
-        Some(wss_connector(&stack.ca_pem)),
+        Some(wss_connector(&proxy.ca_pem)),
     )
     .await
-    .unwrap_or_else(|e| panic!("wss connect: {e}\n{}", stack.logs()));
+    .unwrap_or_else(|e| panic!("wss connect: {e}\n{}", proxy.log()));
     assert_eq!(response.status(), 101);
 
-    let reporter = aruba::Reporter {
-        name: Some("e2e-ap-1".into()),
-        mac: Some(vec![0x02, 0x1a, 0x1e, 0x00, 0xe2, 0xe1]),
-        hw_type: Some("AP-505".into()),
-        sw_version: Some("8.10.0.0-8.10.0.0".into()),
-        ..Default::default()
-    };
+    const MAC: [u8; 6] = [0x02, 0x1a, 0x1e, 0x00, 0xe2, 0xe1];
     let sender = u32::from_str_radix(SENSOR, 16).expect("hex id");
     let frame = temperature_frame(sender);
-    let stick = "ENOCEAN_USB:0123456789abcdef0123456789abcdef";
-    let topic = format!("e2e/{SENSOR}/telemetry");
 
     // Sent again every 5 s (beyond the duplicate window) until the engine has the device.
     let mut received = None;
     for _ in 0..6 {
-        let message = aruba::Telemetry::serial_data(&token, reporter.clone(), stick, &[&frame]);
-        ws.send(Message::Binary(message.encode_to_vec().into()))
+        ap::send(&mut ws, &token, MAC, &[&frame]).await;
+        if let Some(first) = published
+            .wait_for(&topic, 1, Duration::from_secs(5))
             .await
-            .expect("send telemetry");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while let Ok(Some((t, payload))) = tokio::time::timeout_at(deadline, published.recv()).await
+            .first()
         {
-            if t == topic {
-                received = Some(payload);
-                break;
-            }
-        }
-        if received.is_some() {
+            received = Some(first.payload.clone());
             break;
         }
     }
-    let payload = received.unwrap_or_else(|| panic!("nothing on {topic}\n{}", stack.logs()));
+    let payload = received.unwrap_or_else(|| panic!("nothing on {topic}\n{}", proxy.log()));
     let json: Value = serde_json::from_slice(&payload).expect("telemetry JSON");
     let data = json["telemetry"]["data"]
         .as_array()
@@ -752,14 +485,11 @@ async fn ap_telegram_reaches_mqtt_through_wss(stack: &Stack) {
         ws_url.as_str(),
         None,
         false,
-        Some(wss_connector(&stack.ca_pem)),
+        Some(wss_connector(&proxy.ca_pem)),
     )
     .await
     .expect("second wss connect");
-    let message = aruba::Telemetry::serial_data("not-a-token", reporter, stick, &[&frame]);
-    ws.send(Message::Binary(message.encode_to_vec().into()))
-        .await
-        .expect("send telemetry");
+    ap::send(&mut ws, "not-a-token", MAC, &[&frame]).await;
     let close = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(Ok(message)) = ws.next().await {
             if let Message::Close(frame) = message {
@@ -776,23 +506,22 @@ async fn ap_telegram_reaches_mqtt_through_wss(stack: &Stack) {
 /// `iotc simulate` as a user would run it against a deployment: three APs log in and send
 /// through the proxy's wss port, the devices are onboarded through the proxy's https port,
 /// and every telegram must come out of MQTT.
-async fn simulated_aps_lose_nothing_through_the_proxy(stack: &Stack) {
+async fn simulated_aps_lose_nothing_through_the_proxy(stack: &Stack, proxy: &Proxy) {
     let count = 200;
-    let out = tokio::process::Command::new(workspace_bin("iotc"))
+    let out = tokio::process::Command::new(bin("iotc"))
         .arg("simulate")
         .args([
             "--url",
-            &format!("wss://127.0.0.1:{}/aruba", stack.ports.wss),
+            &format!("wss://127.0.0.1:{}/aruba", proxy.ports.wss),
         ])
         .args([
             "--auth-url",
-            &format!("https://127.0.0.1:{}/auth/aruba", stack.ports.wss),
+            &format!("https://127.0.0.1:{}/auth/aruba", proxy.ports.wss),
         ])
         .arg("--ca-file")
-        .arg(&stack.ca_file)
-        .args(["--onboard", &stack.api_url("/api.beta/v1")])
-        .args(["--expect-mqtt", &format!("127.0.0.1:{}", stack.ports.mqtt)])
-        .args(["--mqtt-topic", "e2e/+/telemetry"])
+        .arg(&proxy.ca_file)
+        .args(["--onboard", &proxy.api_url("/api.beta/v1")])
+        .args(["--expect-mqtt", &format!("127.0.0.1:{}", stack.mqtt.port)])
         // 100 devices at 100 telegrams/s: a device sends once a second, so no repeated
         // reading falls into the ingress's duplicate window (500 ms) and is dropped there.
         .args(["--gateways", "3", "--devices", "100", "--shared", "0.3"])
@@ -813,12 +542,12 @@ async fn simulated_aps_lose_nothing_through_the_proxy(stack: &Stack) {
     assert!(
         out.status.success(),
         "iotc simulate failed:\n{report}\n{}",
-        stack.logs()
+        proxy.log()
     );
     let expected = format!("received {count} of {count}, lost 0 ");
     assert!(
         report.contains(&expected),
         "telegrams lost:\n{report}\n{}",
-        stack.logs()
+        proxy.log()
     );
 }
