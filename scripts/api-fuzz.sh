@@ -27,34 +27,8 @@ command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
 cargo build -p iotc-api --locked -q
 bin=target/debug/iotc-api
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-api_port=$(free_port)
-BASIC_AUTH_USERNAME=$user BASIC_AUTH_PASSWORD=$pass IOTC_API_BIND=127.0.0.1 \
-  IOTC_API_PORT=$api_port REDIS_URL=127.0.0.1:$redis_port LOG_LEVEL=warn \
-  "$bin" >"$work/api.log" 2>&1 &
-pids+=($!)
-
-base=http://127.0.0.1:$api_port
-for _ in $(seq 100); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "$base/readyz" >/dev/null
+. scripts/api-stack.sh
+start_api_stack "$bin" "$user" "$pass"
 
 # Data behind the examples in the document, so the 200 answers are checked too.
 redis_cli() { redis-cli -p "$redis_port" "$@" >/dev/null; }

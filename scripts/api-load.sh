@@ -18,32 +18,8 @@ command -v redis-server >/dev/null || scripts/install-deps.sh
 cargo build -p iotc-api --release --locked -q
 bin=target/release/iotc-api
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-api_port=$(free_port)
-BASIC_AUTH_USERNAME=$user BASIC_AUTH_PASSWORD=$pass IOTC_API_BIND=127.0.0.1 \
-  IOTC_API_PORT=$api_port REDIS_URL=127.0.0.1:$redis_port LOG_LEVEL=warn \
-  "$bin" >"$work/api.log" 2>&1 &
-pids+=($!)
-base=http://127.0.0.1:$api_port/api.beta/v1
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+. scripts/api-stack.sh
+start_api_stack "$bin" "$user" "$pass"
 
 python3 - "$devices" >"$work/backup.json" <<'PY'
 import json, sys
@@ -53,14 +29,14 @@ print(json.dumps({"APIVersion": "1.3.0", "ExportDate": "2026-01-01T00:00:00Z", "
      "location": f"Floor {i // 500} / Room {i % 500}", "customTag": "load"} for i in range(n)]}))
 PY
 import_s=$(curl -fsS -o /dev/null -w '%{time_total}' -u "$user:$pass" \
-  -H 'content-type: application/json' --data-binary @"$work/backup.json" "$base/backup")
-count=$(curl -fsS -u "$user:$pass" "$base/devices" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-size=$(curl -fsS -o /dev/null -w '%{size_download}' -u "$user:$pass" "$base/devices")
+  -H 'content-type: application/json' --data-binary @"$work/backup.json" "$base/api.beta/v1/backup")
+count=$(curl -fsS -u "$user:$pass" "$base/api.beta/v1/devices" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+size=$(curl -fsS -o /dev/null -w '%{size_download}' -u "$user:$pass" "$base/api.beta/v1/devices")
 echo "onboarded $count devices with POST /backup in ${import_s}s; GET /devices body: $size bytes"
 
 auth=$(printf '%s:%s' "$user" "$pass" | base64 -w0)
 echo "== GET /devices (all $count devices), $connections connections, ${seconds}s"
-wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Basic $auth" "$base/devices"
+wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Basic $auth" "$base/api.beta/v1/devices"
 echo "== GET /devices?sourceID=05000001 (one device), $connections connections, ${seconds}s"
 wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Basic $auth" \
-  "$base/devices?sourceID=05000001"
+  "$base/api.beta/v1/devices?sourceID=05000001"

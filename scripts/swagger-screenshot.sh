@@ -18,27 +18,8 @@ command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
 cargo build -p iotc-api --locked -q
 bin=target/debug/iotc-api
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-api_port=$(free_port)
-BASIC_AUTH_USERNAME=$user BASIC_AUTH_PASSWORD=$pass IOTC_API_BIND=127.0.0.1 \
-  IOTC_API_PORT=$api_port REDIS_URL=127.0.0.1:$redis_port LOG_LEVEL=warn \
-  "$bin" >"$work/api.log" 2>&1 &
-pids+=($!)
+. scripts/api-stack.sh
+start_api_stack "$bin" "$user" "$pass"
 
 proxy_port=$(free_port)
 cat >"$work/proxy.py" <<'PY'
@@ -69,12 +50,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy).serve_forever()
 PY
-python3 "$work/proxy.py" "$proxy_port" "http://127.0.0.1:$api_port" "$user" "$pass" &
-pids+=($!)
-
+python3 "$work/proxy.py" "$proxy_port" "$base" "$user" "$pass" &
+stack_pids+=($!)
 for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 \
-    && curl -fsS -o /dev/null "http://127.0.0.1:$proxy_port/api.beta/v1/ui/" 2>/dev/null && break
+  curl -fsS -o /dev/null "http://127.0.0.1:$proxy_port/api.beta/v1/ui/" 2>/dev/null && break
   sleep 0.1
 done
 location=$(curl -sS -o /dev/null -w '%{redirect_url}' "http://127.0.0.1:$proxy_port/")
@@ -82,7 +61,7 @@ case "$location" in
   */api.beta/v1/ui/) ;;
   *) echo "swagger-screenshot: / does not redirect to the UI (got '$location')"; exit 1 ;;
 esac
-unauthenticated=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$api_port/api.beta/v1/ui/")
+unauthenticated=$(curl -sS -o /dev/null -w '%{http_code}' "$base/api.beta/v1/ui/")
 [ "$unauthenticated" = 401 ] || { echo "swagger-screenshot: the UI answers $unauthenticated without credentials"; exit 1; }
 
 chrome() {
