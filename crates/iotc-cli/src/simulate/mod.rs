@@ -193,7 +193,12 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         trust,
         health_interval: Duration::from_secs_f64(args.ap.health_interval.max(1.0)),
     };
-    let (gateways, senders, tasks, mut ready) = start_gateways(&args, &endpoint);
+    let Fleet {
+        gateways,
+        senders,
+        tasks,
+        mut ready,
+    } = start_gateways(&args, &endpoint);
     for _ in 0..gateways.len() {
         if ready.recv().await.is_none() {
             break;
@@ -275,16 +280,18 @@ fn make_devices(args: &Args) -> anyhow::Result<Vec<Device>> {
 
 type Tasks = Vec<tokio::task::JoinHandle<anyhow::Result<()>>>;
 
-/// Starts the APs; each reports on the returned channel once connected.
-fn start_gateways(
-    args: &Args,
-    endpoint: &Endpoint,
-) -> (
-    Vec<Gateway>,
-    Vec<mpsc::Sender<Vec<u8>>>,
-    Tasks,
-    mpsc::Receiver<()>,
-) {
+/// The running APs.
+struct Fleet {
+    gateways: Vec<Gateway>,
+    /// One frame queue per AP.
+    senders: Vec<mpsc::Sender<Vec<u8>>>,
+    tasks: Tasks,
+    /// Each AP reports here once connected.
+    ready: mpsc::Receiver<()>,
+}
+
+/// Starts the APs.
+fn start_gateways(args: &Args, endpoint: &Endpoint) -> Fleet {
     let mut gateways = Vec::new();
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
@@ -305,7 +312,12 @@ fn start_gateways(
         gateways.push(Gateway { mac, stats });
         senders.push(tx);
     }
-    (gateways, senders, tasks, ready)
+    Fleet {
+        gateways,
+        senders,
+        tasks,
+        ready,
+    }
 }
 
 /// What the driver sent.
