@@ -56,6 +56,11 @@ pub struct EgressArgs {
     /// Protocol version: 3.1.1 (also `3`, `4`) or 5.
     #[arg(long, env = "MQTT_VERSION", default_value = "3.1.1", value_parser = parse_version)]
     pub mqtt_version: MqttVersion,
+    /// Unacknowledged QoS 1/2 publishes on the wire at once. Default 100, and 20 with QoS 2:
+    /// mosquitto drops clients that exceed its `max_inflight_messages` (default 20) with QoS 2.
+    /// MQTT 5 brokers announce their own limit, which is respected.
+    #[arg(long, env = "MQTT_MAX_INFLIGHT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub mqtt_max_inflight: Option<u16>,
     /// Keep-alive interval in seconds.
     #[arg(long, env = "MQTT_KEEP_ALIVE", default_value = "30")]
     pub mqtt_keep_alive: u64,
@@ -293,6 +298,11 @@ impl EgressArgs {
             2 => rumqttc::QoS::ExactlyOnce,
             _ => rumqttc::QoS::AtLeastOnce,
         }
+    }
+
+    pub fn max_inflight(&self) -> u16 {
+        let default = if self.mqtt_qos == 2 { 20 } else { 100 };
+        self.mqtt_max_inflight.unwrap_or(default)
     }
 
     pub fn publish_timeout(&self) -> Duration {

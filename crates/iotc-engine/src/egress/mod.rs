@@ -229,6 +229,7 @@ fn mqtt_spec(args: &EgressArgs, topics: &Topics) -> Result<LinkSpec, EgressError
         will: Some((availability.clone(), b"offline".to_vec())),
         on_connect: vec![OutMessage::retained(availability, "online")],
         qos: args.qos(),
+        inflight: args.max_inflight(),
         retain: true,
         reconnect_max: args.reconnect_max(),
         renew_after: None,
@@ -328,6 +329,7 @@ fn azure_spec(args: &EgressArgs) -> Result<(LinkSpec, String), EgressError> {
         on_connect: Vec::new(),
         // IoT Hub supports QoS 0 and 1 only, and no retained messages.
         qos: rumqttc::QoS::AtLeastOnce,
+        inflight: args.max_inflight(),
         retain: false,
         reconnect_max: args.reconnect_max(),
         // Reconnect with a new token at 80 % of its lifetime.

@@ -27,12 +27,12 @@ use super::{EgressError, OutMessage};
 
 /// Requests that may wait in one generation's channel (also the number of concurrent publishes).
 const CHANNEL_CAP: usize = 1024;
-/// Unacknowledged publishes on the wire at once.
-const INFLIGHT: u16 = 100;
 /// Largest packet we send or accept (IoT Hub's limit is 256 KB).
 const MAX_PACKET: usize = 256 * 1024;
 /// First pause before reconnecting; doubles up to the configured maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// A connection that lasted this long resets the back-off (a flapping one does not).
+const STABLE: Duration = Duration::from_secs(10);
 
 /// Produces the user name and password for the next connection attempt (IoT Hub: a new token).
 pub type Credentials = Arc<dyn Fn() -> Result<Option<(String, String)>, EgressError> + Send + Sync>;
@@ -52,6 +52,8 @@ pub struct LinkSpec {
     /// Published (retained) right after every connect, e.g. `online`.
     pub on_connect: Vec<OutMessage>,
     pub qos: QoS,
+    /// Unacknowledged publishes on the wire at once.
+    pub inflight: u16,
     /// Whether the retain flag is passed on (IoT Hub does not support it).
     pub retain: bool,
     pub reconnect_max: Duration,
@@ -233,8 +235,13 @@ async fn run(shared: Arc<Shared>, spec: LinkSpec) {
     let mut backoff = FIRST_BACKOFF;
     let mut last_problem: Option<String> = None;
     loop {
+        let mut connected_at = None;
         let ended = match Generation::new(&spec) {
-            Ok(generation) => generation.drive(&shared, &spec, &mut last_problem).await,
+            Ok(generation) => {
+                generation
+                    .drive(&shared, &spec, &mut last_problem, &mut connected_at)
+                    .await
+            }
             Err(e) => Ended::Failed(e.to_string()),
         };
         {
@@ -244,7 +251,7 @@ async fn run(shared: Arc<Shared>, spec: LinkSpec) {
             st.fail_all();
         }
         shared.open.send_replace(false);
-        let was_connected = shared.connected.swap(false, Ordering::Relaxed);
+        shared.connected.store(false, Ordering::Relaxed);
         metrics::gauge!("iotc_egress_connected", "egress" => spec.name).set(0.0);
         match ended {
             Ended::Renew => {
@@ -253,7 +260,7 @@ async fn run(shared: Arc<Shared>, spec: LinkSpec) {
                 continue;
             }
             Ended::Failed(problem) => {
-                if was_connected {
+                if connected_at.is_some_and(|at: Instant| at.elapsed() >= STABLE) {
                     backoff = FIRST_BACKOFF;
                 }
                 // Log each change of state once, not every retry.
@@ -318,7 +325,7 @@ fn v5_qos(qos: QoS) -> rumqttc::v5::mqttbytes::QoS {
 }
 
 enum Events {
-    V4(rumqttc::EventLoop),
+    V4(Box<rumqttc::EventLoop>),
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
@@ -394,7 +401,7 @@ impl Generation {
                 o.set_transport(transport)
                     .set_keep_alive(spec.keep_alive.max(Duration::from_secs(1)))
                     .set_clean_session(true)
-                    .set_inflight(INFLIGHT)
+                    .set_inflight(spec.inflight)
                     .set_max_packet_size(MAX_PACKET, MAX_PACKET);
                 if let Some((user, pass)) = credentials {
                     o.set_credentials(user, pass);
@@ -410,7 +417,7 @@ impl Generation {
                 let (client, el) = rumqttc::AsyncClient::new(o, CHANNEL_CAP);
                 Generation {
                     publisher: Publisher::V4(client),
-                    events: Events::V4(el),
+                    events: Events::V4(Box::new(el)),
                 }
             }
             MqttVersion::V5 => {
@@ -418,7 +425,7 @@ impl Generation {
                 o.set_transport(transport)
                     .set_keep_alive(spec.keep_alive.max(Duration::from_secs(5)))
                     .set_clean_start(true)
-                    .set_outgoing_inflight_upper_limit(INFLIGHT)
+                    .set_outgoing_inflight_upper_limit(spec.inflight)
                     .set_max_packet_size(Some(MAX_PACKET as u32));
                 if let Some((user, pass)) = credentials {
                     o.set_credentials(user, pass);
@@ -447,6 +454,7 @@ impl Generation {
         shared: &Arc<Shared>,
         spec: &LinkSpec,
         last_problem: &mut Option<String>,
+        connected_at: &mut Option<Instant>,
     ) -> Ended {
         shared.lock().publisher = Some(self.publisher.clone());
         let mut renew = None;
@@ -459,6 +467,7 @@ impl Generation {
                 Ev::ConnAck => {
                     shared.connected.store(true, Ordering::Relaxed);
                     shared.connects.fetch_add(1, Ordering::Relaxed);
+                    *connected_at = Some(Instant::now());
                     metrics::gauge!("iotc_egress_connected", "egress" => spec.name).set(1.0);
                     tracing::info!(egress = spec.name, broker = %spec.addr.host, port = spec.addr.port, "MQTT connected");
                     *last_problem = None;
