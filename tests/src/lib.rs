@@ -240,22 +240,63 @@ impl Redis {
 pub struct Mosquitto {
     pub port: u16,
     pub proc: Proc,
+    conf: PathBuf,
+    dir: PathBuf,
 }
 
 impl Mosquitto {
     pub fn start(dir: &Path) -> Mosquitto {
+        Self::start_with(dir, false)
+    }
+
+    /// A broker that keeps sessions and queued messages across [`Mosquitto::stop`] and
+    /// [`Mosquitto::start_again`].
+    pub fn start_persistent(dir: &Path) -> Mosquitto {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, persistent: bool) -> Mosquitto {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
+        let persistence = if persistent {
+            // As root, mosquitto would switch to its own user, which cannot write here.
+            format!(
+                "user root\npersistence true\npersistence_location {}/\n",
+                dir.display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}"),
         )
         .expect("write mosquitto.conf");
+        let proc = Self::spawn(&conf, dir, port);
+        Mosquitto {
+            port,
+            proc,
+            conf,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn spawn(conf: &Path, dir: &Path, port: u16) -> Proc {
         let mut cmd = Command::new("mosquitto");
-        cmd.arg("-c").arg(&conf);
+        cmd.arg("-c").arg(conf);
         let mut proc = Proc::spawn("mosquitto", cmd, dir);
         wait_port(port, &mut proc);
-        Mosquitto { port, proc }
+        proc
+    }
+
+    /// Stops the broker the way an orderly shutdown does (SIGTERM: sessions are saved).
+    pub fn stop(&mut self) {
+        self.proc.terminate(Duration::from_secs(10));
+    }
+
+    /// Starts the broker again on the same port with the same settings.
+    pub fn start_again(&mut self) {
+        self.proc = Self::spawn(&self.conf, &self.dir, self.port);
     }
 
     /// `MQTT_CONNSTRING` for the engine.
@@ -288,9 +329,20 @@ pub struct Subscriber {
 impl Subscriber {
     /// Subscribes at QoS 1 and returns once the broker acknowledged the subscription.
     pub async fn start(port: u16, filter: &str) -> Subscriber {
+        Self::start_with(port, filter, true).await
+    }
+
+    /// A subscriber with a persistent session: what is published while it is away (broker
+    /// restart) is delivered when it reconnects.
+    pub async fn start_persistent(port: u16, filter: &str) -> Subscriber {
+        Self::start_with(port, filter, false).await
+    }
+
+    async fn start_with(port: u16, filter: &str, clean: bool) -> Subscriber {
         let id = format!("e2e-sub-{}", rand::random::<u32>());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_clean_session(clean);
         opts.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut events) = AsyncClient::new(opts, 1000);
         client

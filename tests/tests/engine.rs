@@ -551,3 +551,56 @@ fn bad_configuration_is_one_line_naming_the_variable() {
         assert!(help.contains(var), "--help lacks {var}");
     }
 }
+
+/// The broker goes away while telegrams arrive: they stay unacknowledged until the broker is
+/// back and confirmed them; every one is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_lost_while_the_broker_is_down() {
+    let dir = temp_dir();
+    let redis = Redis::start(dir.path());
+    let mut mqtt = Mosquitto::start_persistent(dir.path());
+    let mut r = redis.conn().await;
+    let sensor = 0x0190_00dd;
+    onboard(
+        &mut r,
+        json!({"sourceEurid": "019000dd", "friendlyID": "b", "eep": "A5-02-05"}),
+    )
+    .await;
+    let topic = "sensor/019000dd/telemetry";
+    let sub = Subscriber::start_persistent(mqtt.port, topic).await;
+    let settings = [("MQTT_PUBLISH_TIMEOUT", "2")];
+    let _engine = EngineProc::start(dir.path(), &redis, &mqtt, &settings).await;
+    let t0 = iotc_e2e::now_s() * 1000;
+    stream::add(&mut r, &[stream::entry(MAC, t0, numbered_frame(sensor, 0))]).await;
+    assert_eq!(sub.wait_for(topic, 1, WAIT).await.len(), 1);
+
+    mqtt.stop();
+    const N: u16 = 50;
+    let entries: Vec<_> = (1..=N)
+        .map(|n| stream::entry(MAC, t0 + n as u64, numbered_frame(sensor, n)))
+        .collect();
+    stream::add(&mut r, &entries).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        pending(&mut r, keys::TELEGRAM_STREAM).await > 0,
+        "entries acknowledged without a broker"
+    );
+
+    mqtt.start_again();
+    let all = sub
+        .wait_until(Duration::from_secs(60), |m| {
+            raw_data_of(m).len() == N as usize + 1
+        })
+        .await;
+    assert!(
+        all,
+        "{} of {} telegrams published",
+        raw_data_of(&sub.on(topic)).len(),
+        N + 1
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while pending(&mut r, keys::TELEGRAM_STREAM).await > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending(&mut r, keys::TELEGRAM_STREAM).await, 0);
+}
