@@ -13,7 +13,8 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::openapi::API_VERSION;
-use crate::{time, validate};
+use crate::time;
+use crate::validate::{self, shown};
 
 /// A dump of all onboarded devices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -118,15 +119,15 @@ pub fn checked(backup: Backup, only_secure: bool) -> Result<Vec<EnOceanSensor>, 
     {
         return Err(ApiError::invalid(
             "APPVersion",
-            format!("{app:?} is not a version like 1.3.0"),
+            format!("{} is not a version like 1.3.0", shown(app)),
         ));
     }
     if !time::is_date_time(&backup.export_date) {
         return Err(ApiError::invalid(
             "ExportDate",
             format!(
-                "{:?} is not a date-time like 2026-05-18T09:25:33Z",
-                backup.export_date
+                "{} is not a date-time like 2026-05-18T09:25:33Z",
+                shown(&backup.export_date)
             ),
         ));
     }
@@ -164,7 +165,7 @@ fn check_api_version(v: &str) -> Result<(), ApiError> {
     match parse_version(v) {
         None => Err(ApiError::invalid(
             "APIVersion",
-            format!("{v:?} is not a version like {API_VERSION}"),
+            format!("{} is not a version like {API_VERSION}", shown(v)),
         )),
         Some(theirs) if theirs[0] != ours[0] => Err(ApiError::bad_request(
             "UNSUPPORTED_API_VERSION",

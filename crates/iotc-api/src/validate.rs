@@ -14,13 +14,22 @@ fn is_hex(value: &str, len: usize) -> bool {
     value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A value quoted for an error message, cut short so a huge input is not echoed back.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 40;
+    match value.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{:?}...", &value[..end]),
+        None => format!("{value:?}"),
+    }
+}
+
 fn hex_field(field: &str, value: &str, len: usize) -> Result<String, ApiError> {
     if is_hex(value, len) {
         Ok(value.to_ascii_lowercase())
     } else {
         Err(ApiError::invalid(
             field,
-            format!("{value:?} is not {len} hexadecimal digits"),
+            format!("{} is not {len} hexadecimal digits", shown(value)),
         ))
     }
 }
@@ -43,7 +52,10 @@ pub fn eep(field: &str, value: &str) -> Result<String, ApiError> {
     } else {
         Err(ApiError::invalid(
             field,
-            format!("{value:?} is not an EEP of the form RR-FF-TT, e.g. A5-04-05"),
+            format!(
+                "{} is not an EEP of the form RR-FF-TT, e.g. A5-04-05",
+                shown(value)
+            ),
         ))
     }
 }
@@ -155,6 +167,10 @@ mod tests {
                 .message
                 .contains("at most 64")
         );
+
+        let mut dev = device();
+        dev.source_eurid = "x".repeat(100_000);
+        assert!(sensor(dev, false, "").unwrap_err().message.len() < 100);
 
         let mut dev = device();
         dev.friendly_id = "é".repeat(64);
