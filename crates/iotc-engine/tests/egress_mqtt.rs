@@ -375,3 +375,39 @@ async fn bad_settings_fail_at_start_naming_the_variable() {
         assert!(err.to_string().contains(var), "{args:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn mqtt5_refusals_are_errors_not_confirmations() {
+    let broker = Mosquitto::start(|dir, port| {
+        let acl = dir.join("acl");
+        std::fs::write(&acl, "topic write allowed/#\n").unwrap();
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {}\n",
+            acl.display()
+        )
+    });
+    let conn = connstring(broker.port);
+    for qos in ["1", "2"] {
+        let egress = connected_egress(&[
+            "--mqtt-connstring",
+            &conn,
+            "--mqtt-version",
+            "5",
+            "--mqtt-qos",
+            qos,
+        ])
+        .await;
+        egress
+            .publish(vec![OutMessage::new("allowed/x", "ok")])
+            .await
+            .expect("allowed topic confirmed");
+        let err = egress
+            .publish(vec![OutMessage::new("denied/x", "no")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, EgressError::Rejected { reason, .. } if reason.contains("NotAuthorized")),
+            "QoS {qos}: {err}"
+        );
+    }
+}

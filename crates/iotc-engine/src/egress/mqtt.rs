@@ -344,7 +344,9 @@ impl Events {
             }
             Events::V5(el) => {
                 use rumqttc::v5::Event;
-                use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PubCompReason};
+                use rumqttc::v5::mqttbytes::v5::{
+                    Packet, PubAckReason, PubCompReason, PubRecReason,
+                };
                 Ok(match el.poll().await.map_err(|e| e.to_string())? {
                     Event::Incoming(Packet::ConnAck(_)) => Ev::ConnAck,
                     Event::Incoming(Packet::PubAck(a)) => match a.reason {
@@ -354,9 +356,10 @@ impl Events {
                         }
                         r => Ev::Rejected(a.pkid, format!("{r:?}")),
                     },
-                    Event::Incoming(Packet::PubRec(r)) if r.reason as u8 >= 0x80 => {
-                        Ev::Rejected(r.pkid, format!("{:?}", r.reason))
-                    }
+                    Event::Incoming(Packet::PubRec(r)) => match r.reason {
+                        PubRecReason::Success | PubRecReason::NoMatchingSubscribers => Ev::Other,
+                        reason => Ev::Rejected(r.pkid, format!("{reason:?}")),
+                    },
                     Event::Incoming(Packet::PubComp(c)) => match c.reason {
                         PubCompReason::Success => Ev::Confirmed(c.pkid),
                         r => Ev::Rejected(c.pkid, format!("{r:?}")),
