@@ -16,7 +16,8 @@ const BATCH: u64 = 5;
 
 #[tokio::test]
 async fn broker_outage_loses_nothing() {
-    let mut broker = Mosquitto::start(|_, port| format!("listener {port} 127.0.0.1\nallow_anonymous true\n"));
+    let mut broker =
+        Mosquitto::start(|_, port| format!("listener {port} 127.0.0.1\nallow_anonymous true\n"));
     // A persistent session: the broker keeps what arrives for the subscriber across its restart.
     let mut sub = Subscriber::start(broker.sub_port, "seq/#", true).await;
     let conn = format!("127.0.0.1:{}", broker.port);
@@ -38,7 +39,8 @@ async fn broker_outage_loses_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let publisher = {
-        let (egress, next, stop, errors) = (egress.clone(), next.clone(), stop.clone(), errors.clone());
+        let (egress, next, stop, errors) =
+            (egress.clone(), next.clone(), stop.clone(), errors.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let first = next.load(Ordering::Relaxed);
@@ -65,12 +67,19 @@ async fn broker_outage_loses_nothing() {
     assert!(!egress.connected(), "the outage is noticed");
     let during = next.load(Ordering::Relaxed);
     tokio::time::sleep(OUTAGE - Duration::from_secs(2)).await;
-    assert_eq!(next.load(Ordering::Relaxed), during, "nothing is confirmed while the broker is down");
+    assert_eq!(
+        next.load(Ordering::Relaxed),
+        during,
+        "nothing is confirmed while the broker is down"
+    );
     let restarted = Instant::now();
     broker.restart();
     // Wait until publishing went on after the restart, then a little more.
     while next.load(Ordering::Relaxed) <= during + 50 {
-        assert!(restarted.elapsed() < Duration::from_secs(30), "publishing resumes");
+        assert!(
+            restarted.elapsed() < Duration::from_secs(30),
+            "publishing resumes"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let resumed_after = restarted.elapsed();
@@ -101,6 +110,12 @@ async fn broker_outage_loses_nothing() {
         errors.load(Ordering::Relaxed)
     );
     assert!(missing.is_empty(), "missing: {missing:?}");
-    assert!(copies.values().all(|c| *c <= 2), "at most one resend per message");
-    assert!(errors.load(Ordering::Relaxed) > 0, "the caller saw the outage as errors");
+    assert!(
+        copies.values().all(|c| *c <= 2),
+        "at most one resend per message"
+    );
+    assert!(
+        errors.load(Ordering::Relaxed) > 0,
+        "the caller saw the outage as errors"
+    );
 }
