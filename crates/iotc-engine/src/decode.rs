@@ -246,3 +246,163 @@ fn not_found(id: &str, eep: &str) -> DeviceResult {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use enocean::esp3::Packet;
+    use enocean::telegram::BROADCAST;
+
+    const SENSOR: u32 = 0x0413_d759;
+
+    fn device(eep: &str, active: bool) -> EnOceanSensor {
+        serde_json::from_value(serde_json::json!({
+            "sourceEurid": "0413d759", "friendlyID": "x", "eep": eep, "activeFlag": active
+        }))
+        .unwrap()
+    }
+
+    fn decoder(eep: &str, active: bool) -> Decoder {
+        let devices = Devices::default();
+        devices.insert(device(eep, active));
+        Decoder::new(devices, 1000)
+    }
+
+    fn entry(rorg: u8, data: &[u8], sender: u32, received_ms: u64) -> TelegramEntry {
+        let t = Telegram {
+            rorg,
+            data: data.to_vec(),
+            sender,
+            destination: BROADCAST,
+            status: 0,
+            sub_tel_num: Some(1),
+            dbm: Some(-60),
+            security_level: Some(0),
+        };
+        let p: Packet = t.to_erp1_packet();
+        TelegramEntry {
+            gateway_mac: [0; 6],
+            received_ms,
+            dbm: 0,
+            usb_id: String::new(),
+            esp3: p.encode(),
+        }
+    }
+
+    fn result(outcome: Outcome) -> DeviceResult {
+        match outcome {
+            Outcome::Device(d) => d.result,
+            other => panic!("not a device telegram: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_sender_and_broken_frame() {
+        let mut d = decoder("A5-02-05", true);
+        let mut released = Vec::new();
+        let unknown = entry(0xA5, &[0, 0, 0x80, 0x08], 0x0bad_0001, 0);
+        assert!(matches!(
+            d.decode("1-0", &unknown, &mut released),
+            Outcome::Unknown { sender } if sender == "0bad0001"
+        ));
+        let mut broken = entry(0xA5, &[0, 0, 0x80, 0x08], SENSOR, 0);
+        *broken.esp3.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            d.decode("2-0", &broken, &mut released),
+            Outcome::Broken(_)
+        ));
+    }
+
+    #[test]
+    fn data_signal_teach_in_and_inactive() {
+        let mut d = decoder("A5-02-05", true);
+        let mut released = Vec::new();
+        let data = entry(0xA5, &[0, 0, 0x80, 0x08], SENSOR, 0);
+        match result(d.decode("1-0", &data, &mut released)) {
+            DeviceResult::Data { fields, .. } => {
+                assert!(fields.iter().any(|f| f.key == "temperature"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let signal = entry(0xD0, &[0x06, 0x38], SENSOR, 0);
+        assert!(matches!(
+            result(d.decode("2-0", &signal, &mut released)),
+            DeviceResult::Signal { .. }
+        ));
+        let teach_in = entry(0xA5, &[0x08, 0x28, 0x46, 0x80], SENSOR, 0);
+        assert!(matches!(
+            result(d.decode("3-0", &teach_in, &mut released)),
+            DeviceResult::TeachIn(_)
+        ));
+        let mut off = decoder("A5-02-05", false);
+        assert!(matches!(
+            result(off.decode("4-0", &data, &mut released)),
+            DeviceResult::Failed { event: None, .. }
+        ));
+    }
+
+    #[test]
+    fn eep_events() {
+        let mut released = Vec::new();
+        let data = entry(0xA5, &[0, 0, 0x80, 0x08], SENSOR, 0);
+        let mut unknown_eep = decoder("A5-FF-7F", true);
+        match result(unknown_eep.decode("1-0", &data, &mut released)) {
+            DeviceResult::Failed {
+                event: Some((code, msg)),
+                ..
+            } => {
+                assert_eq!(code, EventCode::EepNotFoundError);
+                assert_eq!(msg, "EEP A5-FF-7F sent by 0413d759 is not supported.");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut wrong = decoder("D5-00-01", true);
+        match result(wrong.decode("2-0", &data, &mut released)) {
+            DeviceResult::Failed {
+                event: Some((code, _)),
+                ..
+            } => {
+                assert_eq!(code, EventCode::EepDecodeError)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A signal telegram sent in two chained parts (CDM): the first part is held, and
+    /// released for acknowledgement with the part that completes the chain.
+    #[test]
+    fn chain_parts_are_held_until_complete() {
+        let mut d = decoder("A5-02-05", true);
+        let mut released = Vec::new();
+        let first = entry(0x40, &[0x40, 0x00, 0x02, 0xD0, 0x06], SENSOR, 10);
+        assert!(matches!(
+            d.decode("1-0", &first, &mut released),
+            Outcome::ChainPart
+        ));
+        assert!(released.is_empty());
+        assert!(d.held_ids().contains("1-0"));
+        let last = entry(0x40, &[0x41, 0x38], SENSOR, 20);
+        match result(d.decode("2-0", &last, &mut released)) {
+            DeviceResult::Signal { telegram, .. } => assert_eq!(telegram.data, vec![0x06, 0x38]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(released, vec!["1-0".to_string()]);
+        assert!(d.held_ids().is_empty());
+    }
+
+    #[test]
+    fn abandoned_chain_is_given_up_after_twice_the_timeout() {
+        let mut d = decoder("A5-02-05", true);
+        let mut released = Vec::new();
+        let first = entry(0x40, &[0x40, 0x00, 0x02, 0xD0, 0x06], SENSOR, 1_000);
+        assert!(matches!(
+            d.decode("1-0", &first, &mut released),
+            Outcome::ChainPart
+        ));
+        assert!(d.expire(2_500).is_empty());
+        let given_up = d.expire(3_500);
+        assert_eq!(given_up.len(), 1);
+        assert_eq!(given_up[0].1, vec!["1-0".to_string()]);
+        assert!(d.held_ids().is_empty());
+    }
+}

@@ -37,6 +37,13 @@ impl Devices {
         self.len() == 0
     }
 
+    /// Adds or replaces one device (what a `DEVICES_CHANGED` reload does).
+    pub fn insert(&self, device: EnOceanSensor) {
+        let field = keys::device_field(&device.source_eurid, device.destination());
+        let json = serde_json::to_string(&device).expect("device serializes");
+        self.set(&field, Some(json));
+    }
+
     fn replace_all(&self, entries: HashMap<String, String>) {
         let parsed = entries
             .into_iter()
