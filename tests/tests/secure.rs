@@ -27,6 +27,8 @@ const SENSOR: u32 = 0x05ec_0001;
 const SENSOR_ID: &str = "05ec0001";
 const MULTI: u32 = 0x05ec_0002;
 const MULTI_ID: &str = "05ec0002";
+const PLAIN: u32 = 0x05ec_0003;
+const PLAIN_ID: &str = "05ec0003";
 const KEY: &str = "8a3f11c0d2e94b7765a1f0e2c3b4d5a6";
 const NEW_KEY: &str = "00112233445566778899aabbccddeeff";
 /// The engine's IOT_SECURE_PSK after the restart.
@@ -130,6 +132,12 @@ async fn secure_devices_end_to_end() {
             "eep": "D2-14-41", "AESKey": KEY, "slf": "f3"}),
         )
         .await;
+    stack
+        .onboard(
+            &json!({"sourceEurid": PLAIN_ID, "friendlyID": "Plain sensor",
+            "eep": "A5-02-05"}),
+        )
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let token = stack.ap_token().await;
@@ -223,13 +231,20 @@ async fn secure_devices_end_to_end() {
     assert!((humidity["value"].as_f64().unwrap() - 55.0).abs() < 1.0);
     assert_eq!(multi["raw"]["securityLevel"], 4);
 
-    // The engine restarts (now with a pre-shared key); the replay is still refused.
+    // A plain device is published while the engine accepts plain devices.
+    let plain_topic = format!("sensor/{PLAIN_ID}/telemetry");
+    let plain_frame = radio::eep_frame("A5-02-05", &[("TMP", 18.0)], PLAIN, -70);
+    ap::send(&mut ws, &token, AP1, &[&plain_frame]).await;
+    assert_eq!(sub.wait_for(&plain_topic, 1, WAIT).await.len(), 1);
+
+    // The engine restarts, now with a pre-shared key and ONLY_SECURE_DEVICES; the replay is
+    // still refused.
     stack.engine.proc.terminate(Duration::from_secs(10));
     stack.engine = EngineProc::start(
         stack.dir.path(),
         &stack.redis,
         &stack.mqtt,
-        &[("IOT_SECURE_PSK", PSK)],
+        &[("IOT_SECURE_PSK", PSK), ("ONLY_SECURE_DEVICES", "1")],
     )
     .await;
     tokio::time::sleep(AFTER_DEDUP).await;
@@ -241,6 +256,26 @@ async fn secure_devices_end_to_end() {
     );
     ap::send(&mut ws, &token, AP1, &[&temperature(&old, 3, 23.0)]).await;
     assert_eq!(sub.wait_for(&telemetry, 3, WAIT).await.len(), 3);
+
+    // With ONLY_SECURE_DEVICES the plain device's telegrams are dropped and counted.
+    let plain_frame = radio::eep_frame("A5-02-05", &[("TMP", 19.0)], PLAIN, -70);
+    ap::send(&mut ws, &token, AP1, &[&plain_frame]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n: Option<i64> = r
+            .hget(keys::device_stats(PLAIN_ID), keys::stats::NOT_PROCESSED)
+            .await
+            .unwrap();
+        if n == Some(1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "plain telegram not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sub.on(&plain_topic).len(), 1, "plain telegram published");
 
     // A secure teach-in, encrypted with the pre-shared key, brings a new key.
     let teach_in = SecureTeachIn {

@@ -515,6 +515,7 @@ async fn pre_shared_key_teach_ins() {
     let settings = Settings {
         psk: Some(psk),
         teach_in: TeachInPolicy::Psk,
+        ..Settings::default()
     };
     let mut engine = Engine::start(&redis, settings).await;
     engine.receive(&plain[0]).await;
@@ -533,8 +534,8 @@ async fn pre_shared_key_teach_ins() {
 
     // `off`: teach-ins are ignored.
     let settings = Settings {
-        psk: None,
         teach_in: TeachInPolicy::Off,
+        ..Settings::default()
     };
     let mut engine = Engine::start(&redis, settings).await;
     for t in teach_in_telegrams(KEY, 0xF3, 0, None) {
@@ -542,4 +543,28 @@ async fn pre_shared_key_teach_ins() {
         assert!(reason.contains("ignored"), "{reason}");
     }
     assert_eq!(key_of(&redis).await, NEW_KEY);
+}
+
+#[tokio::test]
+async fn only_secure_devices_drops_unverified_telegrams() {
+    let redis = Redis::start();
+    onboard(&redis, secure_device("A5-02-05", KEY, "f3")).await;
+    onboard(
+        &redis,
+        json!({"sourceEurid": "0190e2e2", "friendlyID": "plain", "eep": "A5-02-05"}),
+    )
+    .await;
+    let settings = Settings {
+        only_secure: true,
+        ..Settings::default()
+    };
+    let mut engine = Engine::start(&redis, settings).await;
+    let (rorg, bytes, status) = eep::encode("A5-02-05".parse().unwrap(), &[("TMP", 12.0)]).unwrap();
+    let reason = not_processed(
+        engine
+            .receive(&telegram(rorg, bytes, 0x0190_e2e2, status))
+            .await,
+    );
+    assert!(reason.contains("ONLY_SECURE_DEVICES"), "{reason}");
+    data(engine.receive(&temperature(&ctx(KEY, "f3"), 1, 20.0)).await);
 }

@@ -20,6 +20,26 @@ pub struct SecureArgs {
         default_value = "any"
     )]
     pub teach_in: TeachInPolicy,
+
+    /// Publish only telegrams verified with a device key (1/true): telegrams of devices
+    /// onboarded without `AESKey` and `slf` are dropped (the API then refuses such devices).
+    #[arg(
+        long = "only-secure-devices",
+        env = "ONLY_SECURE_DEVICES",
+        default_value = "0",
+        value_parser = flag,
+        action = clap::ArgAction::Set
+    )]
+    pub only_secure: bool,
+}
+
+/// IoTC's switches: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`/empty.
+fn flag(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected 1 or 0".into()),
+    }
 }
 
 /// Which secure teach-ins are applied.
@@ -35,6 +55,8 @@ pub enum TeachInPolicy {
 pub struct Settings {
     pub psk: Option<[u8; 16]>,
     pub teach_in: TeachInPolicy,
+    /// Drop telegrams of devices without key and SLF (`ONLY_SECURE_DEVICES`).
+    pub only_secure: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +64,7 @@ impl Default for Settings {
         Settings {
             psk: None,
             teach_in: TeachInPolicy::Any,
+            only_secure: false,
         }
     }
 }
@@ -68,6 +91,7 @@ impl Settings {
         Ok(Settings {
             psk,
             teach_in: args.teach_in,
+            only_secure: args.only_secure,
         })
     }
 }
@@ -77,6 +101,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("psk", &self.psk.map(|_| "<redacted>"))
             .field("teach_in", &self.teach_in)
+            .field("only_secure", &self.only_secure)
             .finish()
     }
 }
@@ -89,6 +114,7 @@ mod tests {
         SecureArgs {
             psk: psk.map(String::from),
             teach_in,
+            only_secure: false,
         }
     }
 
@@ -112,6 +138,25 @@ mod tests {
                 .psk
                 .is_none()
         );
+    }
+
+    #[test]
+    fn only_secure_devices_reads_iotc_switches() {
+        use clap::{Args as _, FromArgMatches};
+        let cmd = SecureArgs::augment_args(clap::Command::new("engine"));
+        let parse = |v: &str| {
+            let m = cmd
+                .clone()
+                .try_get_matches_from(["engine", "--only-secure-devices", v])
+                .map_err(|e| e.to_string())?;
+            SecureArgs::from_arg_matches(&m)
+                .map(|a| a.only_secure)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse("1"), Ok(true));
+        assert_eq!(parse("true"), Ok(true));
+        assert_eq!(parse("0"), Ok(false));
+        assert!(parse("maybe").is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::outcome::{self, failed, metric};
 use super::settings::{Settings, TeachInPolicy};
 use super::teach_in::{self, NotApplied};
 use super::{is_secure_rorg, is_verifiable};
-use crate::decode::{self, DeviceResult, DeviceTelegram, Outcome};
+use crate::decode::{self, DeviceResult, Outcome};
 use crate::rlc::{self, Advance, Order};
 
 /// A teach-in's telegrams must all arrive within this time.
@@ -68,21 +68,29 @@ impl Stage {
         stop: &watch::Receiver<bool>,
         outcome: Outcome,
     ) -> Option<Outcome> {
-        let Outcome::Device(DeviceTelegram {
-            device,
-            eurid,
-            result: DeviceResult::Secure(telegram),
-        }) = outcome
-        else {
+        let Outcome::Device(mut dt) = outcome else {
             return Some(outcome);
         };
-        let mut io = Io { redis, stop };
-        let result = self.resolve(&mut io, &device, &eurid, telegram).await?;
-        Some(Outcome::Device(DeviceTelegram {
-            device,
-            eurid,
-            result,
-        }))
+        dt.result = match dt.result {
+            DeviceResult::Secure(telegram) => {
+                let mut io = Io { redis, stop };
+                self.resolve(&mut io, &dt.device, &dt.eurid, telegram)
+                    .await?
+            }
+            other => self.plain(other),
+        };
+        Some(Outcome::Device(dt))
+    }
+
+    /// A result decoded without verification: dropped with `ONLY_SECURE_DEVICES`.
+    fn plain(&self, result: DeviceResult) -> DeviceResult {
+        if self.settings.only_secure && result.is_success() {
+            metric("only_secure");
+            return failed(
+                "ONLY_SECURE_DEVICES is set: telegram of a device without AESKey and slf dropped",
+            );
+        }
+        result
     }
 
     async fn resolve(
@@ -104,7 +112,7 @@ impl Stage {
                     telegram.rorg
                 )));
             }
-            Ok(None) => return Some(decode::classify(device, telegram)),
+            Ok(None) => return Some(self.plain(decode::classify(device, telegram))),
             Err(e) => {
                 metric("refused");
                 return Some(failed(format!(
