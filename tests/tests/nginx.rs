@@ -2,7 +2,8 @@
 //! the real services (redis-server, mosquitto, iotc-ingress, iotc-engine, iotc-api), all on
 //! free loopback ports with certificates from scripts/dev-cert.sh:
 //! - an AP's telegram goes through `POST /auth/aruba` and the `/aruba` WebSocket over TLS and
-//!   comes out of MQTT;
+//!   comes out of MQTT; a bad token closes the socket with 1008 through the proxy; `iotc
+//!   simulate` (three APs, onboarding through the API) loses nothing through the proxy;
 //! - the API and its Swagger UI answer on the https port only with the right credentials;
 //! - the plain port redirects with 307;
 //! - TLS 1.0 and 1.1 are refused, TLS 1.2 is accepted.
@@ -223,6 +224,16 @@ async fn api_needs_the_credentials(proxy: &Proxy) {
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap_or(""));
     assert_eq!(challenge, Some("Basic realm=\"API Area Restricted\""));
+    // The proxy refuses it itself (nginx's HTML page), before the API (JSON) sees it.
+    let content_type = anonymous
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or(""));
+    assert_eq!(
+        content_type,
+        Some("text/html"),
+        "the 401 does not come from the proxy"
+    );
     assert!(
         anonymous
             .headers()
