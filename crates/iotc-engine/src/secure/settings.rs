@@ -22,7 +22,7 @@ pub struct SecureArgs {
     pub teach_in: TeachInPolicy,
 
     /// Publish only telegrams verified with a device key (1/true): telegrams of devices
-    /// onboarded without `AESKey` and `slf` are dropped (the API then refuses such devices).
+    /// onboarded without `AESKey` and `slf` are dropped (set it on the API too).
     #[arg(
         long = "only-secure-devices",
         env = "ONLY_SECURE_DEVICES",
