@@ -5,7 +5,7 @@
 #   - the Azure reservations add up to at most 1 vCPU (more doubles the bill);
 #   - every Dockerfile passes hadolint; the service images run as a non-root user and
 #     declare a HEALTHCHECK;
-#   - the shell scripts pass shellcheck;
+#   - the shell scripts pass shellcheck; dev-cert.sh certificates name their host;
 #   - the proxy entrypoint refuses to start without BASIC_AUTH_* and renders a configuration
 #     that the real `nginx -t` accepts (temporary prefix, certificates from dev-cert.sh).
 # Installs missing tools (apt: docker-compose, nginx, apache2-utils, shellcheck;
@@ -116,6 +116,17 @@ done
 step "shell scripts: shellcheck"
 shellcheck scripts/dev-cert.sh scripts/deploy-checks.sh deploy/nginx/entrypoint.sh \
     deploy/docker/healthcheck.sh deploy/load-test.sh || die "shellcheck"
+
+step "dev-cert.sh: the certificate names the host (DNS or IP), the CA is kept"
+verify() { openssl verify -CAfile "$work/named/ca.crt" "$@" "$work/named/cert.crt" >/dev/null 2>&1; }
+scripts/dev-cert.sh iotc.example.test "$work/named" >/dev/null
+ca_before="$(openssl x509 -in "$work/named/ca.crt" -noout -fingerprint -sha256)"
+verify -verify_hostname iotc.example.test || die "dev-cert.sh: no valid certificate for its host name"
+if verify -verify_hostname other.example.test; then die "dev-cert.sh: certificate valid for any name"; fi
+scripts/dev-cert.sh 192.0.2.10 "$work/named" >/dev/null
+verify -verify_ip 192.0.2.10 || die "dev-cert.sh: no valid certificate for an IP address"
+[ "$(openssl x509 -in "$work/named/ca.crt" -noout -fingerprint -sha256)" = "$ca_before" ] ||
+    die "dev-cert.sh replaced an existing CA"
 
 step "proxy: entrypoint refuses to start without BASIC_AUTH_USERNAME / BASIC_AUTH_PASSWORD"
 scripts/dev-cert.sh localhost "$work/certs" >/dev/null
