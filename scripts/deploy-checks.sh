@@ -3,8 +3,8 @@
 #   - both compose files are valid (docker-compose config) with their .env.example filled in,
 #     and every variable they use is listed in that .env.example;
 #   - the Azure reservations add up to at most 1 vCPU (more doubles the bill);
-#   - every Dockerfile passes hadolint; the service images run as a non-root user and
-#     declare a HEALTHCHECK;
+#   - every Dockerfile passes hadolint; the service images run as a non-root user, declare a
+#     HEALTHCHECK and build packages and binaries that exist in the workspace;
 #   - the shell scripts pass shellcheck; dev-cert.sh certificates name their host;
 #   - the proxy entrypoint refuses to start without BASIC_AUTH_* and renders a configuration
 #     that the real `nginx -t` accepts (temporary prefix, certificates from dev-cert.sh).
@@ -112,6 +112,22 @@ for target in ingress engine api; do
     awk -v t="$target" '$1 == "FROM" { inside = ($NF == t) } inside && $1 == "HEALTHCHECK" { found = 1 }
         END { exit !found }' deploy/docker/Dockerfile || die "image '$target' has no HEALTHCHECK"
 done
+
+step "Dockerfiles: the packages and binaries they build exist in the workspace"
+cargo metadata --no-deps --format-version 1 >"$work/metadata.json"
+"$yaml_python" - "$work/metadata.json" deploy/docker/Dockerfile <<'EOF' || die "Dockerfile and workspace disagree"
+import json, re, sys
+meta = json.load(open(sys.argv[1]))
+text = open(sys.argv[2]).read()
+packages = {p["name"] for p in meta["packages"]}
+binaries = {t["name"] for p in meta["packages"] for t in p["targets"] if "bin" in t["kind"]}
+wanted_packages = set(re.findall(r"-p ([a-z0-9-]+)", text))
+wanted_binaries = set(re.findall(r"target/release/([a-z0-9-]+)", text))
+missing = sorted((wanted_packages - packages) | (wanted_binaries - binaries))
+if not wanted_packages or not wanted_binaries or missing:
+    sys.exit(f"not in the workspace: {missing}")
+print(f"   packages {sorted(wanted_packages)}, binaries {sorted(wanted_binaries)}")
+EOF
 
 step "shell scripts: shellcheck"
 shellcheck scripts/dev-cert.sh scripts/deploy-checks.sh deploy/nginx/entrypoint.sh \
