@@ -707,3 +707,25 @@ pub mod ap {
             .expect("send telemetry");
     }
 }
+
+impl Stack {
+    /// Sends an AP health update (one healthy EnOcean stick).
+    pub async fn ap_health(&self, ws: &mut ap::Socket, token: &str, mac: [u8; 6]) {
+        use futures_util::SinkExt;
+        use prost::Message as _;
+        let health = aruba::ApHealthUpdate {
+            ap_status: Some(aruba::HealthStatus::Healthy as i32),
+            radio: Vec::new(),
+            usb: vec![aruba::UsbDevice::new(
+                ap::STICK,
+                aruba::HealthStatus::Healthy,
+            )],
+        };
+        let msg = aruba::Telemetry::health(token, ap::reporter(mac), health);
+        ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+            msg.encode_to_vec().into(),
+        ))
+        .await
+        .expect("send health");
+    }
+}

@@ -129,6 +129,25 @@ async fn one_telegram_heard_by_two_aps_is_published_once() {
         "broken frame counted for the device"
     );
 
+    // An AP health update becomes IoTC's gateway meta event.
+    stack.ap_health(&mut ws2, &token, AP2).await;
+    let got = sub
+        .wait_for("gateway/021a1e000002/meta/event", 1, WAIT)
+        .await;
+    assert_eq!(got.len(), 1, "gateway event published");
+    let ev = got[0].json();
+    assert_eq!(ev["gateway_info"]["mac"], "021a1e000002");
+    assert_eq!(ev["gateway_info"]["hardwareDescriptor"], "AP-505");
+    assert_eq!(ev["usb_info"][0]["usb_identifier"], ap::STICK);
+    assert_eq!(ev["usb_info"][0]["usb_health"], "healthy");
+    assert!(
+        ev["stats"]["timestamp"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok()
+    );
+
     // A token the ingress never issued: closed with 1008.
     let mut bad = stack.ap_socket().await;
     ap::send(&mut bad, "not-a-token", AP2, &[&frame]).await;
