@@ -579,6 +579,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Stack {
+        Self::start_with(&[]).await
+    }
+
+    /// The stack with extra environment for the engine.
+    pub async fn start_with(engine_env: &[(&str, &str)]) -> Stack {
         let dir = temp_dir();
         let redis = Redis::start(dir.path());
         let mqtt = Mosquitto::start(dir.path());
@@ -603,7 +608,7 @@ impl Stack {
         let mut api = Proc::spawn("iotc-api", cmd, dir.path());
         wait_port(api_port, &mut api);
 
-        let engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
+        let engine = EngineProc::start(dir.path(), &redis, &mqtt, engine_env).await;
         Stack {
             engine,
             api,
@@ -614,6 +619,12 @@ impl Stack {
             ingress_port,
             dir,
         }
+    }
+
+    /// Kills the engine (SIGKILL) and starts a new one with `env`.
+    pub async fn restart_engine(&mut self, env: &[(&str, &str)]) {
+        self.engine.proc.kill();
+        self.engine = EngineProc::start(self.dir.path(), &self.redis, &self.mqtt, env).await;
     }
 
     /// `http://127.0.0.1:<api>/api.beta/v1<path>`.

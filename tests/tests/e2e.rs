@@ -165,3 +165,53 @@ async fn one_telegram_heard_by_two_aps_is_published_once() {
     .expect("the ingress closes the socket");
     assert_eq!(close, Some(1008));
 }
+
+/// The engine is killed (SIGKILL) while telegrams stream in from an AP and started again:
+/// every telegram is still published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_killed_mid_stream_loses_nothing() {
+    let env = [("IOTC_ENGINE_BATCH", "5")];
+    let mut stack = Stack::start_with(&env).await;
+    let sub = Subscriber::start(stack.mqtt.port, "sensor/0190e2e2/telemetry").await;
+    stack
+        .onboard(&json!({"sourceEurid": "0190e2e2", "friendlyID": "counted", "eep": "A5-02-05"}))
+        .await;
+    let token = stack.ap_token().await;
+    let mut ws = stack.ap_socket().await;
+
+    // Unique telegrams: DB3/DB2 (unused by A5-02-05) carry a number.
+    const N: u16 = 1500;
+    let frames: Vec<Vec<u8>> = (0..N)
+        .map(|n| {
+            let [hi, lo] = n.to_be_bytes();
+            let t = radio::telegram(0xA5, vec![hi, lo, 0x80, 0x08], 0x0190_e2e2, 0, -60);
+            radio::frame(&t)
+        })
+        .collect();
+    let topic = "sensor/0190e2e2/telemetry";
+    let unique = |m: &[iotc_e2e::Received]| {
+        m.iter()
+            .map(|m| m.json()["raw"]["data"].as_str().unwrap().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    let (first, rest) = frames.split_at(N as usize / 2);
+    for chunk in first.chunks(10) {
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        ap::send(&mut ws, &token, AP1, &refs).await;
+    }
+    sub.wait_for(topic, 50, WAIT).await;
+    stack.restart_engine(&env).await;
+    println!(
+        "engine killed after {} of {N} messages",
+        sub.on(topic).len()
+    );
+    for chunk in rest.chunks(10) {
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        ap::send(&mut ws, &token, AP1, &refs).await;
+    }
+    let all = sub
+        .wait_until(Duration::from_secs(90), |m| unique(m) == N as usize)
+        .await;
+    assert!(all, "{} of {N} telegrams published", unique(&sub.on(topic)));
+}
