@@ -201,11 +201,10 @@ async fn engine_killed_mid_stream_loses_nothing() {
         ap::send(&mut ws, &token, AP1, &refs).await;
     }
     sub.wait_for(topic, 50, WAIT).await;
+    stack.engine.proc.kill();
+    let at_kill = sub.on(topic).len();
+    println!("engine killed after {at_kill} of {N} messages");
     stack.restart_engine(&env).await;
-    println!(
-        "engine killed after {} of {N} messages",
-        sub.on(topic).len()
-    );
     for chunk in rest.chunks(10) {
         let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
         ap::send(&mut ws, &token, AP1, &refs).await;
