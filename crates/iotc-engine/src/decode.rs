@@ -27,8 +27,9 @@ pub const RORG_SIGNAL: u8 = 0xD0;
 pub enum Outcome {
     /// Not a radio telegram we can read; counted against the gateway.
     Broken(String),
-    /// The sender is not onboarded: dropped, counted against the gateway.
-    Unknown { sender: String },
+    /// The sender is not onboarded: dropped, counted against the gateway. `first`: the
+    /// first telegram of this sender since the engine started (worth a log line).
+    Unknown { sender: String, first: bool },
     /// A part of a chained telegram; acknowledged when its chain ends.
     ChainPart,
     /// A telegram of an onboarded device.
@@ -96,7 +97,12 @@ pub struct Decoder {
     chains: Reassembler,
     chain_timeout_ms: u64,
     held: HashMap<u32, Held>,
+    /// Unknown senders already reported in the log (bounded).
+    unknown_seen: HashSet<u32>,
 }
+
+/// Unknown senders remembered for the log before the memory starts over.
+const UNKNOWN_SEEN_MAX: usize = 10_000;
 
 impl Decoder {
     pub fn new(devices: Devices, chain_timeout_ms: u64) -> Self {
@@ -105,6 +111,7 @@ impl Decoder {
             chains: Reassembler::new(chain_timeout_ms, enocean::chain::DEFAULT_MAX_OPEN),
             chain_timeout_ms,
             held: HashMap::new(),
+            unknown_seen: HashSet::new(),
         }
     }
 
@@ -122,7 +129,11 @@ impl Decoder {
         };
         let sender = telegram.sender_hex();
         let Some(device) = self.devices.lookup(&sender, &telegram.destination_hex()) else {
-            return Outcome::Unknown { sender };
+            if self.unknown_seen.len() >= UNKNOWN_SEEN_MAX {
+                self.unknown_seen.clear();
+            }
+            let first = self.unknown_seen.insert(telegram.sender);
+            return Outcome::Unknown { sender, first };
         };
         let eurid = device.source_eurid.clone();
         if !device.active_flag {
@@ -303,7 +314,11 @@ mod tests {
         let unknown = entry(0xA5, &[0, 0, 0x80, 0x08], 0x0bad_0001, 0);
         assert!(matches!(
             d.decode("1-0", &unknown, &mut released),
-            Outcome::Unknown { sender } if sender == "0bad0001"
+            Outcome::Unknown { sender, first: true } if sender == "0bad0001"
+        ));
+        assert!(matches!(
+            d.decode("1-1", &unknown, &mut released),
+            Outcome::Unknown { first: false, .. }
         ));
         let mut broken = entry(0xA5, &[0, 0, 0x80, 0x08], SENSOR, 0);
         *broken.esp3.last_mut().unwrap() ^= 1;

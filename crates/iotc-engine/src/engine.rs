@@ -196,10 +196,12 @@ impl Engine {
                 debug!(gateway = %mac, %reason, "telegram not readable");
                 batch.count_gateway(&mac, stats::NOT_PROCESSED);
             }
-            Outcome::Unknown { sender } => {
+            Outcome::Unknown { sender, first } => {
                 telegram_metric("unknown_device");
                 self.not_processed();
-                debug!(%sender, "sensor is not learned in; dropping");
+                if first {
+                    info!(gateway = %mac, "Sensor {sender} is not learned in. Dropping.");
+                }
                 batch.count_gateway(&mac, stats::NOT_PROCESSED);
             }
             Outcome::Device(dt) => {
