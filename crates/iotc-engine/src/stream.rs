@@ -206,8 +206,63 @@ impl Reader {
                 cursor = next;
             }
         }
+        self.forget_idle_consumers().await?;
         Ok(out)
     }
+
+    /// Removes consumers that own nothing and have not read for an hour (engines that were
+    /// replaced under another name); a live one is recreated by its next read.
+    async fn forget_idle_consumers(&mut self) -> redis::RedisResult<()> {
+        for source in [Source::Telegrams, Source::GatewayEvents] {
+            let reply: Value = redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(source.key())
+                .arg(keys::ENGINE_GROUP)
+                .query_async(&mut self.redis)
+                .await?;
+            for (name, pending, idle_ms) in parse_consumers(reply) {
+                if name != self.settings.consumer && pending == 0 && idle_ms > CONSUMER_IDLE_MS {
+                    let _: i64 = redis::cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(source.key())
+                        .arg(keys::ENGINE_GROUP)
+                        .arg(&name)
+                        .query_async(&mut self.redis)
+                        .await?;
+                    info!(consumer = %name, stream = source.key(), "removed idle consumer");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A consumer idle this long (ms) with nothing pending is removed from the group.
+const CONSUMER_IDLE_MS: i64 = 3_600_000;
+
+/// XINFO CONSUMERS reply: per consumer a map with `name`, `pending`, `idle`.
+fn parse_consumers(reply: Value) -> Vec<(String, i64, i64)> {
+    items(reply)
+        .into_iter()
+        .map(|c| {
+            let mut name = String::new();
+            let (mut pending, mut idle) = (0, 0);
+            let mut kv = items(c).into_iter();
+            while let (Some(k), Some(v)) = (kv.next(), kv.next()) {
+                let num = match v {
+                    Value::Int(n) => n,
+                    ref other => text(other.clone()).parse().unwrap_or(0),
+                };
+                match text(k).as_str() {
+                    "name" => name = text(v),
+                    "pending" => pending = num,
+                    "idle" => idle = num,
+                    _ => {}
+                }
+            }
+            (name, pending, idle)
+        })
+        .collect()
 }
 
 fn items(v: Value) -> Vec<Value> {
@@ -332,6 +387,22 @@ mod tests {
         assert_eq!(entries[2].source, Source::GatewayEvents);
         assert_eq!(entries[2].payload.as_deref(), Some(&b"{}"[..]));
         assert!(parse_read_reply(Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn parses_consumer_info() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("name"),
+            bulk("old-engine"),
+            bulk("pending"),
+            Value::Int(0),
+            bulk("idle"),
+            Value::Int(7_200_000),
+        ])]);
+        assert_eq!(
+            parse_consumers(reply),
+            vec![("old-engine".to_string(), 0, 7_200_000)]
+        );
     }
 
     #[test]
