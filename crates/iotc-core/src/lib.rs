@@ -1,8 +1,9 @@
 //! What the iotc services share: Redis keys and the telegram stream entry, the device and
-//! gateway model, IoTC's JSON payloads, configuration helpers and metrics.
+//! gateway model, IoTC's JSON payloads, configuration helpers, metrics and TLS files.
 
 pub mod bus;
 pub mod keys;
 pub mod model;
 pub mod ops;
 pub mod payload;
+pub mod tls;

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use egress_common::*;
+use iotc_core::tls;
 use iotc_engine::egress::azure::{DeviceConnection, sas_token};
 use iotc_engine::egress::{Egress, EgressError, OutMessage};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::AsyncReadExt;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -197,19 +196,14 @@ fn parse_connect(p: &[u8]) -> Connect {
 
 /// Accepts one TLS connection and returns its CONNECT packet.
 async fn capture_connect(listener: tokio::net::TcpListener, dir: &std::path::Path) -> Connect {
-    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+    let certs = tls::read_certs(&dir.join("server.pem")).unwrap();
+    let key = tls::read_key(&dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
         .unwrap()
-        .collect::<Result<Vec<_>, _>>()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
         .unwrap();
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let (tcp, _) = listener.accept().await.unwrap();
     let mut tls = acceptor.accept(tcp).await.unwrap();

@@ -5,9 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use iotc_core::tls;
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -18,19 +17,9 @@ use crate::config::ConfigError;
 /// Reads the PEM certificate chain and key; errors name the variable at fault.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, ConfigError> {
     let fail = |variable: &'static str, message: String| ConfigError { variable, message };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| fail("IOTC_INGRESS_TLS_CERT", format!("{}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(fail(
-            "IOTC_INGRESS_TLS_CERT",
-            format!("{}: no certificate in the file", cert.display()),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| fail("IOTC_INGRESS_TLS_KEY", format!("{}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let chain = tls::read_certs(cert).map_err(|e| fail("IOTC_INGRESS_TLS_CERT", e.to_string()))?;
+    let key = tls::read_key(key).map_err(|e| fail("IOTC_INGRESS_TLS_KEY", e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| fail("IOTC_INGRESS_TLS_CERT", e.to_string()))?
         .with_no_client_auth()

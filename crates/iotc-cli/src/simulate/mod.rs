@@ -152,7 +152,7 @@ struct Plan {
 }
 
 async fn simulate(args: Args) -> anyhow::Result<()> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    iotc_core::tls::install_default_provider();
     check(&args)?;
     let devices = make_devices(&args)?;
     let secure = secure::Secure::new(&args.secure, devices.len())?;
