@@ -244,7 +244,7 @@ impl Engine {
 
     /// Chains that never completed: their parts are acknowledged and counted once.
     fn add_abandoned_chains(&mut self, batch: &mut Batch) {
-        for (device, ids) in self.decoder.expire(unix_millis()) {
+        for (device, ids) in self.decoder.expire() {
             telegram_metric("chain_incomplete");
             batch.acks_telegrams.extend(ids);
             let eurid = device.source_eurid.clone();
