@@ -489,6 +489,17 @@ def fix_profile(eep, prof):
                     f["enum"] = {"item": [{"min": "0", "max": "100", "scale": {"min": "0", "max": "100"},
                                            "unit": "%"}, {"value": "255", "description": "Auto"},
                                           {"min": "101", "max": "254", "description": "not used"}]}
+    if eep == "A5-3F-00":
+        # MSG-Source (DB0.0) tells master test from slave reply; a gateway hears both, so the
+        # 4BS cases are not tied to a direction. RSSI levels 2..62 are -32..-92 dBm (the source
+        # lists only the ends).
+        for case in cases[:2]:
+            case.pop("direction", None)
+            (case.get("condition") or {}).pop("direction", None)
+        rslv = next(f for f in as_list(cases[1]["datafield"]) if f.get("bitoffs") == "2")
+        items = rslv["enum"]["item"]
+        rslv["enum"]["item"] = [items[0], items[1], {"min": "2", "max": "62", "scale": {"min": "-32", "max": "-92"},
+                                                     "unit": "dBm"}, items[3]]
     if eep in ("A5-06-01", "A5-06-02", "A5-06-05"):
         # Range select (DB0.0) says which of the two illumination bytes is valid: one case each.
         fields = as_list(cases[0]["datafield"])
