@@ -500,6 +500,15 @@ def fix_profile(eep, prof):
         items = rslv["enum"]["item"]
         rslv["enum"]["item"] = [items[0], items[1], {"min": "2", "max": "62", "scale": {"min": "-32", "max": "-92"},
                                                      "unit": "dBm"}, items[3]]
+    if eep == "A5-09-05":
+        # The concentration is raw x the scale multiplier SCM (0.01, 0.1, 1, 10); the source
+        # gives SCM as plain values, so raw 1000 read 1000 ppb whatever SCM said.
+        fields = as_list(cases[0]["datafield"])
+        conc = next(f for f in fields if f.get("shortcut") == "Conc")
+        conc["range"] = conc["scale"] = {"ref": "SCM"}
+        scm = next(f for f in fields if f.get("shortcut") == "SCM")
+        for item, factor in zip(scm["enum"]["item"], (0.01, 0.1, 1, 10)):
+            item.update(range={"min": 0, "max": 65535}, scale={"min": 0, "max": round(65535 * factor, 2)})
     if eep in ("A5-06-01", "A5-06-02", "A5-06-05"):
         # Range select (DB0.0) says which of the two illumination bytes is valid: one case each.
         fields = as_list(cases[0]["datafield"])
