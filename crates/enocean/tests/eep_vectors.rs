@@ -2,7 +2,7 @@
 //! collected vectors, each with its source and license, checked through `check`, our reading of
 //! the source's expectation in the crate's terms.
 
-use enocean::eep::{self, DecodeError, Direction, EepError};
+use enocean::eep::{self, Direction, EepError};
 use enocean::telegram::Telegram;
 use enocean::{Field, Value};
 use serde::Deserialize;

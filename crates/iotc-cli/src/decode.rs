@@ -39,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The JSON printed for a frame sent by a device.
+#[cfg(test)]
 pub fn render(hex_text: &str, eep: Option<&str>, full: bool) -> anyhow::Result<String> {
     render_with(hex_text, eep, full, Direction::FromDevice)
 }
