@@ -164,3 +164,49 @@ fn direction_two_messages_encode_and_decode() {
     assert_eq!(number(&fields, "ATS"), 40.0);
     assert_eq!(get(&fields, "ATS").unit, Some("°C"));
 }
+
+/// `tests/data/eep_alliance_xml.json`: one telegram per profile added from the Alliance XML.
+#[test]
+fn profiles_from_the_alliance_xml_decode_their_telegrams() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/eep_alliance_xml.json"
+    ))
+    .unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut failures = Vec::new();
+    for case in file["cases"].as_array().unwrap() {
+        let eep = case["eep"].as_str().unwrap();
+        let rorg = u8::from_str_radix(case["rorg"].as_str().unwrap(), 16).unwrap();
+        let data = hex::decode(case["data"].as_str().unwrap()).unwrap();
+        let direction = match case["direction"].as_u64() {
+            Some(2) => Direction::ToDevice,
+            _ => Direction::FromDevice,
+        };
+        let fields = match eep::decode_with(eep.parse().unwrap(), rorg, &data, 0, direction) {
+            Ok(fields) => fields,
+            Err(e) => {
+                failures.push(format!("{eep} {}: {e}", case["data"]));
+                continue;
+            }
+        };
+        for (shortcut, want) in case["expect"].as_object().unwrap() {
+            let got = fields.iter().find(|f| f.shortcut == shortcut);
+            if !matches_expectation(got, want) {
+                failures.push(format!("{eep} {shortcut}: {got:?} is not {want}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn matches_expectation(got: Option<&Field>, want: &serde_json::Value) -> bool {
+    let Some(field) = got else { return false };
+    match (want, &field.value) {
+        (serde_json::Value::String(name), Value::Text(t)) => name == t,
+        (serde_json::Value::Array(pair), Value::Number(n)) => {
+            (pair[0].as_f64().unwrap() - n).abs() < 0.005 && pair[1].as_str() == field.unit
+        }
+        _ => false,
+    }
+}
