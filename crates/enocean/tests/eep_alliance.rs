@@ -210,3 +210,17 @@ fn matches_expectation(got: Option<&Field>, want: &serde_json::Value) -> bool {
         _ => false,
     }
 }
+
+#[test]
+fn a5_06_range_select_chooses_ill1_or_ill2() {
+    // A5-06-01 (Alliance XML, EEP 2.6.5): RS (DB0.0) 0 = "Range acc. to DB_1 (ILL1)" 600..60000 lx,
+    // 1 = "Range acc. to DB_2 (ILL2)" 300..30000 lx. DB2 = 128, DB1 = 64.
+    let fields = decode("A5-06-01", 0xA5, &[0, 128, 64, 0x09]);
+    assert_eq!(number(&fields, "ILL2"), 15208.24);
+    assert!(fields.iter().all(|f| f.shortcut != "ILL1"), "{fields:?}");
+    let fields = decode("A5-06-01", 0xA5, &[0, 128, 64, 0x08]);
+    assert_eq!(number(&fields, "ILL1"), 15508.24);
+    // A5-06-05: ILL2 0..5100 lx, ILL1 0..10200 lx.
+    let fields = decode("A5-06-05", 0xA5, &[0, 128, 64, 0x09]);
+    assert_eq!(number(&fields, "ILL2"), 2560.0);
+}
