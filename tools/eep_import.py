@@ -509,6 +509,14 @@ def fix_profile(eep, prof):
         scm = next(f for f in fields if f.get("shortcut") == "SCM")
         for item, factor in zip(scm["enum"]["item"], (0.01, 0.1, 1, 10)):
             item.update(range={"min": 0, "max": 65535}, scale={"min": 0, "max": round(65535 * factor, 2)})
+    if eep == "D2-05-00":
+        # The command sits at bits 28..31 (4-byte messages), 36..39 (set parameters) or 4..7
+        # (1-byte stop and query). Cases are tried in order and longer data may match a shorter
+        # case, so the longest messages go first: a reply with position 2 is not a stop.
+        def cond_end(case):
+            conds = as_list((case.get("condition") or {}).get("datafield"))
+            return max((int(number(c["bitoffs"])) + int(number(c["bitsize"])) for c in conds), default=0)
+        return sorted(cases, key=cond_end, reverse=True)
     if eep in ("A5-06-01", "A5-06-02", "A5-06-05"):
         # Range select (DB0.0) says which of the two illumination bytes is valid: one case each.
         fields = as_list(cases[0]["datafield"])
