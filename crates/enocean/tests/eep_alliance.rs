@@ -51,6 +51,20 @@ fn unlisted_enumeration_values_are_reported_as_reserved() {
     assert_eq!(number(&fields, "SNA"), 0.0);
     assert_eq!(text(&fields, "D/N"), "day");
     assert!(eep::unlisted_values() > before);
+    // The profiles issue 15 names (EEP 2.6.5): A5-11-02 CTM lists 1..3 (raw 0 here), A5-37-01
+    // TMOS lists 1..255 (raw 0), A5-20-02 SPI lists only 1 (raw 0). Each field is reported as
+    // reserved and the telegram's other fields are kept.
+    for (eep, shortcut, kept, value) in [
+        ("A5-11-02", "CTM", "CVAR", 19.61),
+        ("A5-37-01", "TMOS", "TMPD", 50.0),
+        ("A5-20-02", "SPI", "AV", 50.0),
+    ] {
+        let fields = decode(eep, 0xA5, &[50, 0, 0, 0x08]);
+        let field = get(&fields, shortcut);
+        assert_eq!(field.meaning.as_deref(), Some("reserved"), "{eep}");
+        assert_eq!(field.value, Value::Number(0.0), "{eep}");
+        assert_eq!(number(&fields, kept), value, "{eep}");
+    }
     // D2-06-10 (Alliance XML): a range the profile lists as "Reserved" keeps its own name.
     let fields = decode("D2-06-10", 0xD2, &[0x02, 0x0A, 0x00, 0x00, 0x00]);
     assert_eq!(text(&fields, "PS"), "reserved");
