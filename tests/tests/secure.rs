@@ -430,3 +430,67 @@ async fn simulator_secure_devices_reach_mqtt() {
     assert_eq!(device["slf"], "f3");
     assert_eq!(device["AESKey"].as_str().map(str::len), Some(32));
 }
+
+/// A secure telegram whose rolling code was stored, but whose publication never got
+/// through (the broker is down) and whose engine is then killed: the restarted engine reads
+/// the same stream entry again and publishes it, without `RLC_REPLAY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_secure_telegram_is_published() {
+    let mut stack = Stack::start().await;
+    stack
+        .onboard(
+            &json!({"sourceEurid": SENSOR_ID, "friendlyID": "secure", "eep": "A5-02-05",
+                         "AESKey": KEY, "slf": "f3"}),
+        )
+        .await;
+    let mut ws = stack.ap_socket().await;
+    let token = stack.ap_token().await;
+
+    stack.mqtt.stop();
+    ap::send(&mut ws, &token, AP1, &[&temperature(&ctx(KEY), 41, 22.5)]).await;
+    // The engine accepts the code before it publishes; wait until it is stored.
+    let mut r = stack.redis.conn().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let code: Option<u32> = r.hget(keys::device_rlc(SENSOR_ID), "rlc").await.unwrap();
+        if code == Some(41) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "code not stored\n{}",
+            stack.engine.proc.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.engine.proc.kill();
+    let pending: redis::streams::StreamPendingReply = r
+        .xpending(keys::TELEGRAM_STREAM, keys::ENGINE_GROUP)
+        .await
+        .unwrap();
+    assert_eq!(pending.count(), 1, "the entry is still pending");
+
+    stack.mqtt.start_again();
+    let sub = Subscriber::start(stack.mqtt.port, "sensor/#").await;
+    stack.engine = EngineProc::start(stack.dir.path(), &stack.redis, &stack.mqtt, &[]).await;
+    let telemetry = format!("sensor/{SENSOR_ID}/telemetry");
+    let got = sub.wait_for(&telemetry, 1, WAIT).await;
+    assert_eq!(got.len(), 1, "{}", stack.engine.proc.log_tail(20));
+    assert!((temperature_of(&got[0]) - 22.5).abs() < 0.2);
+    assert_eq!(got[0].json()["raw"]["securityLevel"], 4);
+    let events = format!("sensor/{SENSOR_ID}/meta/event");
+    assert_eq!(
+        security_events(&sub.all(), &events, "RLC_REPLAY"),
+        0,
+        "{:?}",
+        sub.on(&events)
+    );
+    // The same telegram sent again by somebody else is still a replay.
+    tokio::time::sleep(AFTER_DEDUP).await;
+    ap::send(&mut ws, &token, AP1, &[&temperature(&ctx(KEY), 41, 22.5)]).await;
+    assert!(
+        sub.wait_until(WAIT, |m| security_events(m, &events, "RLC_REPLAY") == 1)
+            .await
+    );
+    assert_eq!(sub.on(&telemetry).len(), 1);
+}
