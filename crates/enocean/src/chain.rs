@@ -18,6 +18,10 @@ pub const RORG_SEC_CDM: u8 = 0x33;
 pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
 /// Chains open at the same time before the oldest is dropped.
 pub const DEFAULT_MAX_OPEN: usize = 256;
+/// Longest message a chain may carry, in bytes. A chain has at most 64 parts of at most
+/// 14 (ERP1) or about 60 (ERP2) bytes; this bound keeps an open chain, and with
+/// [`DEFAULT_MAX_OPEN`] all of them (256 KiB), small whatever LEN a sender announces.
+pub const MAX_MESSAGE_LEN: usize = 1024;
 
 /// Why a chained part was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +30,8 @@ pub enum ChainError {
     TooShort(usize),
     #[error("chained message announces length 0")]
     ZeroLength,
+    #[error("chained message longer than {MAX_MESSAGE_LEN} bytes")]
+    TooLong,
 }
 
 /// What became of a telegram pushed into the [`Reassembler`].
@@ -191,6 +197,11 @@ impl Reassembler {
             None => self.open_chain(key, now_ms),
         };
         let chain = &mut self.open[pos];
+        let held: usize = chain.parts.iter().map(|(_, d)| d.len()).sum();
+        if held + payload.len() > MAX_MESSAGE_LEN {
+            self.open.swap_remove(pos);
+            return Err(ChainError::TooLong);
+        }
         if chain.has(idx) {
             let same = chain.parts.iter().any(|(i, d)| *i == idx && d == payload);
             if idx != 0 || (same && chain.len == len && chain.inner_rorg == inner_rorg) {
@@ -252,6 +263,15 @@ impl Reassembler {
         self.open.len()
     }
 
+    /// Bytes held in open chains (at most `max_open` × [`MAX_MESSAGE_LEN`]).
+    pub fn held_bytes(&self) -> usize {
+        self.open
+            .iter()
+            .flat_map(|c| c.parts.iter())
+            .map(|(_, d)| d.len())
+            .sum()
+    }
+
     pub fn stats(&self) -> ChainStats {
         self.stats
     }
@@ -269,6 +289,9 @@ fn first_part(rorg: u8, rest: &[u8]) -> Result<PartHeader<'_>, ChainError> {
     let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
     if len == 0 {
         return Err(ChainError::ZeroLength);
+    }
+    if len > MAX_MESSAGE_LEN {
+        return Err(ChainError::TooLong);
     }
     let inner_rorg = (rorg == RORG_CDM).then(|| rest[2]);
     Ok((Some(len), inner_rorg, &rest[header..]))

@@ -199,3 +199,35 @@ fn sec_cdm_reassembles_the_published_secure_payload() {
         assert_eq!(t.data, expected);
     }
 }
+
+/// A sender announcing a 64 KiB message, or sending more part bytes than a message may
+/// have, is refused; the memory held by open chains stays bounded.
+#[test]
+fn chain_memory_is_bounded_in_bytes() {
+    use enocean::chain::{DEFAULT_MAX_OPEN, MAX_MESSAGE_LEN};
+    let mut r = Reassembler::default();
+    let huge = part(0x40, &[0x00, 0xFF, 0xFF, 0xD2, 1, 2, 3], 7);
+    assert_eq!(r.push(huge, 0), ChainOutcome::Rejected(ChainError::TooLong));
+    assert_eq!(r.open_chains(), 0);
+
+    // Parts without a part 0, 60 bytes each, on many senders and sequences.
+    let mut refused = 0;
+    for sender in 0..2_000u32 {
+        for idx in 1..40u8 {
+            let mut data = vec![0x40 | idx];
+            data.extend([0xAB; 60]);
+            if let ChainOutcome::Rejected(ChainError::TooLong) =
+                r.push(part(0x40, &data, sender), 0)
+            {
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0);
+    assert!(r.open_chains() <= DEFAULT_MAX_OPEN);
+    assert!(
+        r.held_bytes() <= DEFAULT_MAX_OPEN * MAX_MESSAGE_LEN,
+        "{}",
+        r.held_bytes()
+    );
+}
