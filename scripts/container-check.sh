@@ -312,6 +312,15 @@ api_checks() {
     check "$1: port 80 answers 307 to https" [ "$location" = "307 https://localhost/api.beta/v1/gateways" ]
 }
 
+# Append-only with fsync every second, a memory cap and no eviction (docs/deploy.md, "Redis").
+redis_settings() {
+    local got
+    got=$(podman exec "$1" redis-cli config get '*' | paste - - |
+        grep -E '^(appendonly|appendfsync|maxmemory|maxmemory-policy)\s' | sort | tr '\t\n' '= ')
+    echo "   $got"
+    [[ "$got" =~ appendfsync=everysec\ appendonly=yes\ maxmemory=[1-9][0-9]*\ maxmemory-policy=noeviction ]]
+}
+
 device_count() {
     curl -sf --cacert "$certs/ca.crt" -u "$api_user:$api_pass" https://localhost/api.beta/v1/devices |
         python3 -c 'import json, sys
@@ -323,9 +332,12 @@ print(len(d if isinstance(d, list) else d.get("devices", d.get("items", []))))'
 
 local_stack() {
     local dir="$work/local"
-    mkdir -p "$dir/deploy"
+    # A copy, so the check never touches a developer's .env or deploy/certs (compose wants the
+    # build folders to exist even when it only starts images).
+    mkdir -p "$dir"
     cp docker-compose.yml "$dir/"
-    cp -r deploy/mosquitto "$dir/deploy/"
+    cp -r deploy "$dir/"
+    rm -rf "$dir/deploy/certs"
     certs="$dir/deploy/certs"
     scripts/dev-cert.sh localhost "$certs" >/dev/null
     write_env "$dir/.env"
@@ -341,6 +353,7 @@ local_stack() {
     local names=("${services[@]/#/${project}_}")
     names=("${names[@]/%/_1}")
     check "local: every healthcheck healthy" wait_healthy "${names[@]}"
+    check "local: redis has AOF, maxmemory and noeviction" redis_settings "${project}_redis_1"
 
     log "local: simulator through the proxy"
     check "local: simulator telegrams reach MQTT exactly once" \
@@ -433,6 +446,7 @@ EOF
     pass "azure: pod started"
     local names=("$pod-redis" "$pod-ingress" "$pod-engine" "$pod-api" "$pod-proxy")
     check "azure: every healthcheck healthy" wait_healthy "${names[@]}"
+    check "azure: redis has AOF, maxmemory and noeviction" redis_settings "$pod-redis"
     check "azure: simulator telegrams reach MQTT exactly once" \
         eval "simulate '$work/sim3.txt' --count $sim_count --rate 200 --id-base 05c00000 && exactly_once '$work/sim3.txt' $sim_count"
     api_checks azure
