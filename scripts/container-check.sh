@@ -93,7 +93,7 @@ cleanup() {
     podman pod rm -f -t 10 "$pod" >/dev/null 2>&1
     podman volume rm -f "$pod-redis" >/dev/null 2>&1
     # Anything of ours left over (a compose run that died half way).
-    podman ps -a --format '{{.Names}}' | grep -E "^($project|$pod)[_-]" | xargs -r podman rm -f >/dev/null 2>&1
+    podman ps -a --format '{{.Names}}' | grep -E "^($project|$pod)[_-]" | xargs -r podman rm -f -v >/dev/null 2>&1
     podman volume ls --format '{{.Name}}' | grep -E "^${project}_" | xargs -r podman volume rm -f >/dev/null 2>&1
     podman network rm -f "${project}_default" >/dev/null 2>&1
     if [ -n "$service_pid" ]; then
@@ -395,7 +395,9 @@ local_stack() {
         eval "[ $before -gt 0 ] && [ $before = $after ]"
 
     user_checks "${names[@]}"
-    stop_checks local "${names[@]}" "${project}_mqtt_1"
+    # In the order `docker compose stop` uses: dependents first, Redis last.
+    stop_checks local "${project}_proxy_1" "${project}_api_1" "${project}_ingress_1" \
+        "${project}_engine_1" "${project}_mqtt_1" "${project}_redis_1"
     compose down -v --timeout 10 >/dev/null 2>&1 || true
 }
 
@@ -461,7 +463,7 @@ EOF
     check "azure: simulator telegrams reach MQTT exactly once" \
         eval "simulate '$work/sim3.txt' --count $sim_count --rate 200 --id-base 05c00000 && exactly_once '$work/sim3.txt' $sim_count"
     api_checks azure
-    stop_checks azure "$pod-ingress" "$pod-engine" "$pod-api" "$pod-proxy"
+    stop_checks azure "$pod-proxy" "$pod-api" "$pod-ingress" "$pod-engine"
 }
 
 # ---- main -------------------------------------------------------------------------------------
