@@ -35,7 +35,7 @@ failed=()
 service_pid=""
 health_pid=""
 
-log() { echo "== container-check: $*"; }
+log() { echo "== container-check [+$(($(date +%s) - started)) s]: $*"; }
 pass() {
     passed+=("$1")
     echo "   ok: $1"
