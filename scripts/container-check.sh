@@ -313,6 +313,11 @@ api_checks() {
     local location
     location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://localhost/api.beta/v1/gateways)
     check "$1: port 80 answers 307 to https" [ "$location" = "307 https://localhost/api.beta/v1/gateways" ]
+    # Only the proxy (and the demo broker) are reachable from outside.
+    local port
+    for port in 1887 7070 9187 6379; do
+        check "$1: port $port is not published" eval "! timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$port' 2>/dev/null"
+    done
 }
 
 # Append-only with fsync every second, a memory cap and no eviction (docs/deploy.md, "Redis").
