@@ -101,7 +101,8 @@ if total > 1.0 + 1e-9:
 EOF
 
 step "Dockerfiles: hadolint $("$hadolint" --version | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)"
-dockerfiles=(deploy/docker/Dockerfile deploy/nginx/Dockerfile)
+dockerfiles=(deploy/docker/Dockerfile deploy/nginx/Dockerfile deploy/test-images/redis/Dockerfile
+    deploy/test-images/mosquitto/Dockerfile)
 for f in "${dockerfiles[@]}"; do
     "$hadolint" --failure-threshold warning "$f" || die "hadolint: $f"
 done
@@ -130,8 +131,8 @@ print(f"   packages {sorted(wanted_packages)}, binaries {sorted(wanted_binaries)
 EOF
 
 step "shell scripts: shellcheck"
-shellcheck scripts/dev-cert.sh scripts/deploy-checks.sh deploy/nginx/entrypoint.sh \
-    deploy/docker/healthcheck.sh deploy/load-test.sh || die "shellcheck"
+shellcheck scripts/dev-cert.sh scripts/deploy-checks.sh scripts/container-check.sh \
+    deploy/nginx/entrypoint.sh deploy/nginx/healthcheck.sh deploy/load-test.sh || die "shellcheck"
 
 step "dev-cert.sh: the certificate names the host (DNS or IP), the CA is kept"
 verify() { openssl verify -CAfile "$work/named/ca.crt" "$@" "$work/named/cert.crt" >/dev/null 2>&1; }

@@ -13,6 +13,13 @@ need htpasswd apache2-utils
 need openssl openssl
 need docker-compose docker-compose
 need python3 python3
+# The container check (scripts/container-check.sh): podman with runc, and debootstrap for the
+# Debian base image.
+need podman podman
+need buildah buildah
+need runc runc
+need debootstrap debootstrap
+need curl curl
 if [ "${IOTC_WITH_BROWSER:-1}" = 1 ]; then need chromium chromium; fi
 
 if [ ${#packages[@]} -gt 0 ]; then

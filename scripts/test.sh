@@ -15,7 +15,8 @@ echo "== tests"
 cargo build --workspace --locked --bins
 cargo test --workspace --locked -- --test-threads="${IOTC_TEST_THREADS:-2}"
 
-for extra in scripts/deploy-checks.sh scripts/api-fuzz.sh scripts/swagger-screenshot.sh; do
+for extra in scripts/deploy-checks.sh scripts/container-check.sh scripts/api-fuzz.sh \
+    scripts/swagger-screenshot.sh; do
   if [ -x "$extra" ]; then
     echo "== $extra"
     "$extra"

@@ -31,7 +31,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${IOTC_PROXY_PUBLIC_HTTPS_PORT:=$IOTC_PROXY_HTTPS_PORT}"
 : "${IOTC_PROXY_WORKER_USER:=nginx}"
 : "${IOTC_PROXY_NGINX:=nginx}"
-# A DNS server (compose: 127.0.0.11) to look the upstream names up again while running.
+# A DNS server to look the upstream names up again while running, or "auto" (compose).
 : "${IOTC_PROXY_RESOLVER:=}"
 
 # IoTC's proxy refuses to start without API credentials; so does this one.
@@ -60,13 +60,24 @@ else
 fi
 
 # Upstream names re-resolved at run time need nginx 1.27.3 or later ("server ... resolve").
+# "auto" takes the container's DNS server from /etc/resolv.conf (Docker: 127.0.0.11, podman:
+# the network's gateway) and, with an older nginx (Debian bookworm's 1.22), resolves once.
 IOTC_PROXY_RESOLVER_DIRECTIVE=""
 IOTC_PROXY_RESOLVE=""
-if [ -n "$IOTC_PROXY_RESOLVER" ]; then
+resolve_supported() {
     version=$("$IOTC_PROXY_NGINX" -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p')
-    if ! echo "$version" | awk -F. '{ exit !($1 > 1 || ($1 == 1 && ($2 > 27 || ($2 == 27 && $3 >= 3)))) }'; then
-        fail "IOTC_PROXY_RESOLVER needs nginx 1.27.3 or later (this is ${version:-unknown})"
+    echo "$version" | awk -F. '{ exit !($1 > 1 || ($1 == 1 && ($2 > 27 || ($2 == 27 && $3 >= 3)))) }'
+}
+if [ "$IOTC_PROXY_RESOLVER" = auto ]; then
+    IOTC_PROXY_RESOLVER=""
+    if resolve_supported; then
+        IOTC_PROXY_RESOLVER=$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)
+    else
+        echo "iotc-proxy: nginx ${version:-unknown} resolves the upstream names once, at start" >&2
     fi
+fi
+if [ -n "$IOTC_PROXY_RESOLVER" ]; then
+    resolve_supported || fail "IOTC_PROXY_RESOLVER needs nginx 1.27.3 or later (this is ${version:-unknown})"
     IOTC_PROXY_RESOLVER_DIRECTIVE="resolver $IOTC_PROXY_RESOLVER valid=10s ipv6=off;"
     IOTC_PROXY_RESOLVE=" resolve"
 fi

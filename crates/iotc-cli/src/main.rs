@@ -1,7 +1,9 @@
 //! `iotc`: tools around the connector. `decode` turns an ESP3 frame into IoTC telemetry JSON;
-//! `simulate` plays Aruba access points sending EnOcean telegrams (a load generator).
+//! `simulate` plays Aruba access points sending EnOcean telegrams (a load generator);
+//! `healthcheck` is the containers' health check.
 
 mod decode;
+mod healthcheck;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,8 @@ enum Command {
     Decode(decode::Args),
     /// Simulate Aruba APs sending EnOcean telegrams to an ingress.
     Simulate(simulate::Args),
+    /// Container health check: GET /healthz on 127.0.0.1, success on status 200.
+    Healthcheck(healthcheck::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +30,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Healthcheck(args) => healthcheck::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
