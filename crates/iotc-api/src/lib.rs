@@ -11,6 +11,7 @@ pub mod extract;
 pub mod gateways;
 pub mod heartbeat;
 pub mod openapi;
+pub mod restore;
 pub mod stats;
 pub mod store;
 pub mod system;

@@ -157,9 +157,13 @@ async fn seed_full_store(api: &Api, now: u64) -> Vec<Value> {
                 usb_health: "healthy".into(),
             }],
         };
-        conn.hset::<_, _, _, ()>(keys::GATEWAYS, &mac, serde_json::to_string(&record).unwrap())
-            .await
-            .unwrap();
+        conn.hset::<_, _, _, ()>(
+            keys::GATEWAYS,
+            &mac,
+            serde_json::to_string(&record).unwrap(),
+        )
+        .await
+        .unwrap();
         // Half of them have statistics, the others were only heard in a health report.
         if g % 2 == 0 {
             conn.hset::<_, _, _, ()>(keys::gateway_stats(&mac), keys::stats::TOTAL, 5)
@@ -206,7 +210,10 @@ async fn empty_store_answers_every_operation_without_5xx() {
     assert_eq!((status, &backup["Connections"]), (200, &json!([])));
     let (status, health) = answer(&answers, "GET /system/health");
     assert_eq!((status, &health["gateway_info"]), (200, &json!([])));
-    let (status, _) = answer(&answers, "GET /devices/telemetry/most-recent?sourceID=00000007");
+    let (status, _) = answer(
+        &answers,
+        "GET /devices/telemetry/most-recent?sourceID=00000007",
+    );
     assert_eq!(status, 404, "no device: not found");
     let (status, _) = answer(&answers, "POST /backup");
     assert_eq!(status, 200, "an empty backup restores");
@@ -227,26 +234,44 @@ async fn ten_thousand_devices_answer_every_operation_without_5xx() {
     let (status, all) = answer(&answers, "GET /devices");
     assert_eq!(status, 200);
     assert_eq!(all.as_array().unwrap().len(), DEVICES);
-    assert_eq!(answer(&answers, "GET /devices?destinationID=FFFFFFFF").1, all);
+    assert_eq!(
+        answer(&answers, "GET /devices?destinationID=FFFFFFFF").1,
+        all
+    );
     let (_, backup) = answer(&answers, "GET /backup");
     assert_eq!(backup["Connections"].as_array().unwrap().len(), DEVICES);
     let (status, stats) = answer(&answers, "GET /gateways/metadata/statistics/telegrams");
     assert_eq!(status, 200);
     let stats = stats.as_array().unwrap();
-    assert_eq!(stats.len(), GATEWAYS, "gateways without statistics count zero");
+    assert_eq!(
+        stats.len(),
+        GATEWAYS,
+        "gateways without statistics count zero"
+    );
     assert_eq!(stats[0]["stats"]["totalTelegramCount"], 5);
     assert_eq!(stats[1]["stats"]["totalTelegramCount"], 0);
     let (_, health) = answer(&answers, "GET /gateways/metadata/health");
     assert_eq!(health.as_array().unwrap().len(), GATEWAYS);
     assert_eq!(
-        answer(&answers, "GET /devices/metadata/statistics/telegrams?sourceID=00000007").0,
+        answer(
+            &answers,
+            "GET /devices/metadata/statistics/telegrams?sourceID=00000007"
+        )
+        .0,
         200
     );
     assert_eq!(
-        answer(&answers, "GET /devices/signals/most-recent?sourceID=00000007").0,
+        answer(
+            &answers,
+            "GET /devices/signals/most-recent?sourceID=00000007"
+        )
+        .0,
         204,
         "known device without signals"
     );
     // The restore of the 10,000-device dump kept every device.
-    assert_eq!(api.get("/devices").await.1.as_array().unwrap().len(), DEVICES);
+    assert_eq!(
+        api.get("/devices").await.1.as_array().unwrap().len(),
+        DEVICES
+    );
 }
