@@ -5,6 +5,7 @@ first answer that differs from what the API documents.
     python3 check_python_client.py BASE_URL USER PASSWORD   (the generated package on PYTHONPATH)
 """
 
+import datetime
 import sys
 
 from iotc_client import Client
@@ -40,7 +41,7 @@ def main(base, user, password):
     )
     r = device_post.sync_detailed(client=api, body=sensor)
     check("POST /devices status", r.status_code, 200)
-    check("POST /devices answer", (r.parsed.source_eurid, r.parsed.eep), ("a1b2c3d4", "A5-04-05"))
+    check("POST /devices answer", (r.parsed.source_eurid, r.parsed.eep), ("a1b2c3d4", "a5-04-05"))
 
     # The list, with and without IoTC's default destinationID.
     for kwargs in ({}, {"destination_id": "FFFFFFFF"}):
@@ -70,7 +71,8 @@ def main(base, user, password):
     check("GET /backup devices", len(dump.connections), 1)
     restore = BackupImport(
         api_version="1.2.0",
-        export_date="2022-05-18T09:25:33",
+        # IoTC wrote it without an offset (Python's naive isoformat).
+        export_date=datetime.datetime(2022, 5, 18, 9, 25, 33),
         connections=[
             SensorImport(
                 eep="d2-14-41", friendly_id="Multisensor", source_eurid="0413D759",
@@ -81,7 +83,7 @@ def main(base, user, password):
     r = backup_post.sync_detailed(client=api, body=restore)
     check("POST /backup", r.status_code, 200)
     restored = device_get.sync(client=api, source_id="0413d759")
-    check("restored device", (restored.eep, restored.active_flag), ("D2-14-41", False))
+    check("restored device", (restored.eep, restored.active_flag), ("d2-14-41", False))
     check("restore replaced the rest", len(device_get.sync(client=api)), 1)
 
     r = device_delete.sync_detailed(client=api, source_id="0413d759")

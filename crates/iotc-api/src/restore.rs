@@ -147,7 +147,7 @@ pub struct BackupImport {
     pub app_version: Option<String>,
     /// When the dump was written; without an offset it is read as UTC.
     #[serde(rename = "ExportDate")]
-    #[schema(example = "2026-05-18T09:25:33Z")]
+    #[schema(format = DateTime, example = "2026-05-18T09:25:33Z")]
     pub export_date: String,
     #[serde(rename = "Connections", default)]
     pub connections: Option<Vec<SensorImport>>,

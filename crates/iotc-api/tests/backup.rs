@@ -247,13 +247,13 @@ async fn restores_what_iotc_wrote() {
     assert_eq!(
         one,
         json!({"sourceEurid": "0413d759", "destinationEurid": "ffffffff",
-            "friendlyID": "Multisensor", "eep": "D2-14-41", "activeFlag": true, "isPTM": false,
+            "friendlyID": "Multisensor", "eep": "d2-14-41", "activeFlag": true, "isPTM": false,
             "customTag": ""})
     );
     let (_, off) = api.get("/devices?sourceID=0000000b").await;
     assert_eq!(
         (&off["activeFlag"], &off["eep"]),
-        (&json!(false), &json!("A5-02-05"))
+        (&json!(false), &json!("a5-02-05"))
     );
     // Ignored fields are counted.
     let metrics = api

@@ -14,7 +14,10 @@ async fn post_stores_lower_case_and_get_reads_it() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["sourceEurid"], "a1b2c3d4");
     assert_eq!(body["destinationEurid"], "ffffffff");
-    assert_eq!(body["eep"], "A5-04-05");
+    assert_eq!(
+        body["eep"], "a5-04-05",
+        "the EEP is kept as sent, as IoTC does"
+    );
     assert_eq!(body["activeFlag"], true);
     assert_eq!(body["isPTM"], false);
     assert_eq!(body["customTag"], "");
