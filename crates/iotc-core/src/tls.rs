@@ -85,8 +85,17 @@ pub fn client_cert(
     Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
 }
 
-/// One DER element: (tag, the whole element, its content, what follows).
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One DER element and what follows it.
+struct Der<'a> {
+    tag: u8,
+    /// Tag, length and content.
+    whole: &'a [u8],
+    content: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// Reads the DER element at the start of `input` (definite lengths up to 4 bytes).
+fn der_element(input: &[u8]) -> Option<Der<'_>> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -105,32 +114,32 @@ fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
         return None;
     }
     let header = input.len() - rest.len();
-    Some((tag, &input[..header + len], &rest[..len], &rest[len..]))
+    Some(Der {
+        tag,
+        whole: &input[..header + len],
+        content: &rest[..len],
+        rest: &rest[len..],
+    })
 }
 
 /// The `subjectPublicKeyInfo` of a certificate, any version (RFC 5280 section 4.1).
 fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
     const SEQUENCE: u8 = 0x30;
     const VERSION: u8 = 0xa0;
-    let (SEQUENCE, _, cert, _) = der_element(cert)? else {
-        return None;
+    let sequence = |input| der_element(input).filter(|e| e.tag == SEQUENCE);
+    let tbs = sequence(sequence(cert)?.content)?.content;
+    let first = der_element(tbs)?;
+    // The version is absent in v1.
+    let mut rest = if first.tag == VERSION {
+        first.rest
+    } else {
+        tbs
     };
-    let (SEQUENCE, _, tbs, _) = der_element(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    let (tag, _, _, after) = der_element(rest)?;
-    if tag == VERSION {
-        rest = after; // absent in v1
-    }
     // serialNumber, signature, issuer, validity, subject, then the key.
     for _ in 0..5 {
-        rest = der_element(rest)?.3;
+        rest = der_element(rest)?.rest;
     }
-    match der_element(rest)? {
-        (SEQUENCE, whole, _, _) => Some(whole),
-        _ => None,
-    }
+    Some(sequence(rest)?.whole)
 }
 
 /// Roots from a CA file, or the system's CA certificates when none is given. The system store
