@@ -217,6 +217,12 @@ async fn empty_store_answers_every_operation_without_5xx() {
     assert_eq!(status, 404, "no device: not found");
     let (status, _) = answer(&answers, "POST /backup");
     assert_eq!(status, 200, "an empty backup restores");
+    let (status, v30) = api.get("/openapi-3.0.json").await;
+    assert_eq!(
+        (status, &v30["openapi"]),
+        (200, &json!("3.0.3")),
+        "the 3.0 copy"
+    );
 }
 
 #[tokio::test]
