@@ -23,6 +23,15 @@ pub const DEGRADED: &str = "degraded";
 /// Gateway: not heard for the gateway timeout.
 pub const OFFLINE: &str = "offline";
 
+/// The `mqtt` status the engine reports, in the API (through its heartbeat) and in MQTT alike.
+pub fn mqtt_status(enabled: bool, connected: bool) -> &'static str {
+    match (enabled, connected) {
+        (false, _) => DISABLED,
+        (true, true) => RUNNING,
+        (true, false) => DISCONNECTED,
+    }
+}
+
 /// One `gateway_info` entry, IoTC's `{mac, status, timestamp}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GatewayStatus {
@@ -95,6 +104,13 @@ mod tests {
         g.last_seen = 0;
         assert_eq!(gateway_status(&g, 1_100, 300).timestamp, "");
         assert_eq!(at(&g, 1_100), OFFLINE, "never heard");
+    }
+
+    #[test]
+    fn mqtt_states() {
+        assert_eq!(mqtt_status(false, false), "disabled");
+        assert_eq!(mqtt_status(true, true), "running");
+        assert_eq!(mqtt_status(true, false), "disconnected");
     }
 
     #[test]

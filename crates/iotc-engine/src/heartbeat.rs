@@ -39,12 +39,8 @@ pub async fn run(mut redis: ConnectionManager, egress: Arc<Egress>) {
         let mut pipe = redis::pipe();
         pipe.set_ex(keys::heartbeat("engine"), value("running", now), TTL_S)
             .ignore();
-        // The same words as the MQTT health message (`iotc_core::health`).
-        let mqtt = match (egress.mqtt_enabled(), connected) {
-            (false, _) => health::DISABLED,
-            (true, true) => health::RUNNING,
-            (true, false) => health::DISCONNECTED,
-        };
+        // The same words as the MQTT health message.
+        let mqtt = health::mqtt_status(egress.mqtt_enabled(), connected);
         pipe.set_ex(keys::heartbeat("mqtt"), value(mqtt, now), TTL_S)
             .ignore();
         match pipe.query_async::<()>(&mut redis).await {

@@ -218,11 +218,7 @@ async fn health(
             .and_then(|v| v.get("status")?.as_str().map(str::to_string))
             .unwrap_or_else(|| health::DOWN.to_string())
     };
-    let mqtt = match (egress.mqtt_enabled(), egress.connected()) {
-        (false, _) => health::DISABLED,
-        (true, true) => health::RUNNING,
-        (true, false) => health::DISCONNECTED,
-    };
+    let mqtt = health::mqtt_status(egress.mqtt_enabled(), egress.connected());
     let body = json!({
         "gateway_info": gateways
             .values()
