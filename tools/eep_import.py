@@ -179,7 +179,10 @@ class Field:
 
     def lines(self):
         bits = "+".join(f"{o}:{s}" for o, s in self.bits)
-        out = [f"field {self.shortcut} {bits} {self.key}" + (f" | {self.name}" if self.name else "")]
+        token = self.shortcut.replace(" ", "_")
+        out = [f"field {token} {bits} {self.key}" + (f" | {self.name}" if self.name else "")]
+        if token != self.shortcut:
+            out.append(f"  shortcut | {self.shortcut}")
         out += [f"  {a}" for a in self.attrs]
         out += [f"  {i}" for i in self.items]
         return out
@@ -364,7 +367,7 @@ def unit_source_of(f, shortcuts):
 def convert_field(eep, f, shortcuts=()):
     if "reserved" in f or ("bitoffs" not in f and "spread" not in f):
         return None
-    shortcut = text(f.get("shortcut")).replace(" ", "_") or "X"
+    shortcut = text(f.get("shortcut")) or "X"
     name = text(f.get("data")) or text(f.get("description")) or shortcut
     key = KEY_OVERRIDES.get((eep, shortcut)) or KEY_OVERRIDES.get(("*", shortcut))
     if key is None:
@@ -426,6 +429,9 @@ def fix_profile(eep, prof):
                 f["bitoffs"] = "23"
             elif f.get("shortcut") == "HUM":
                 f["bitoffs"] = "31"
+            elif f.get("shortcut") == "SMS":
+                # EEP 2.6.5 calls the smoke alarm SMS; the Alliance's current description SMA.
+                f["shortcut"] = "SMA"
     if eep in ("D2-50-00", "D2-50-01"):
         # The source swaps range and scale: 16 bits count 3 h steps, up to 196605 h.
         for case in cases:
@@ -445,6 +451,72 @@ def fix_profile(eep, prof):
                                  {"bitoffs": lsb["bitoffs"], "bitsize": lsb["bitsize"]}]
                 fields.remove(msb)
                 case["datafield"] = fields
+    if eep == "A5-20-03":
+        # ATS is a valve set point (0..100 = 0..100 %) or a temperature set point (0..255 =
+        # 0..40 °C) as SPS (DB1.2) says; the source writes "100 or 255" / "100 or +40".
+        fields = as_list(cases[1]["datafield"])
+        ats = next(f for f in fields if f.get("shortcut") == "ATS")
+        ats["range"] = ats["scale"] = ats["unit"] = {"ref": "SPS"}
+        sps = next(f for f in fields if f.get("shortcut") == "SPS")
+        for item, (rmax, smax, unit) in zip(sps["enum"]["item"], ((100, 100, "%"), (255, 40, "°C"))):
+            item.update(range={"min": 0, "max": rmax}, scale={"min": 0, "max": smax}, unit=unit)
+    if eep == "A5-20-04":
+        # FTS is the feed temperature (20..80 °C) or the set point (10..30 °C) as TS (DB0.1)
+        # says; the source writes "20 .. 80" / "10 .. 30". TMPFC is the room temperature when
+        # FL (DB0.0) is 0 and a failure code when it is 1: one case each.
+        fields = as_list(cases[0]["datafield"])
+        fts = next(f for f in fields if f.get("shortcut") == "FTS")
+        fts["range"] = fts["scale"] = {"ref": "TS"}
+        ts = next(f for f in fields if f.get("shortcut") == "TS")
+        for item, smin, smax in zip(ts["enum"]["item"], (20, 10), (80, 30)):
+            item.update(range={"min": 0, "max": 255}, scale={"min": smin, "max": smax})
+        out = []
+        for fl in (0, 1):
+            kept = [json.loads(json.dumps(f)) for f in fields]
+            tmpfc = next(f for f in kept if f.get("shortcut") == "TMPFC")
+            items = tmpfc["enum"]["item"]
+            tmpfc["enum"]["item"] = [i for i in items if ("scale" in i) == (fl == 0)]
+            out.append({"condition": {"datafield": {"bitoffs": "31", "bitsize": "1", "value": str(fl)}},
+                        "title": f"Failure {fl}", "direction": cases[0].get("direction"),
+                        "datafield": kept})
+        return out + cases[1:]
+    if eep == "A5-20-10":
+        # CVAR 255 is "auto" (the source's range reads "100, 255"), as in the profile's other case.
+        for case in cases:
+            for f in as_list(case.get("datafield")):
+                if f.get("shortcut") == "CVAR" and "range" in f:
+                    f.pop("range"), f.pop("scale")
+                    f["enum"] = {"item": [{"min": "0", "max": "100", "scale": {"min": "0", "max": "100"},
+                                           "unit": "%"}, {"value": "255", "description": "Auto"},
+                                          {"min": "101", "max": "254", "description": "not used"}]}
+    if eep == "A5-3F-00":
+        # MSG-Source (DB0.0) tells master test from slave reply; a gateway hears both, so the
+        # 4BS cases are not tied to a direction. RSSI levels 2..62 are -32..-92 dBm (the source
+        # lists only the ends).
+        for case in cases[:2]:
+            case.pop("direction", None)
+            (case.get("condition") or {}).pop("direction", None)
+        rslv = next(f for f in as_list(cases[1]["datafield"]) if f.get("bitoffs") == "2")
+        items = rslv["enum"]["item"]
+        rslv["enum"]["item"] = [items[0], items[1], {"min": "2", "max": "62", "scale": {"min": "-32", "max": "-92"},
+                                                     "unit": "dBm"}, items[3]]
+    if eep == "A5-09-05":
+        # The concentration is raw x the scale multiplier SCM (0.01, 0.1, 1, 10); the source
+        # gives SCM as plain values, so raw 1000 read 1000 ppb whatever SCM said.
+        fields = as_list(cases[0]["datafield"])
+        conc = next(f for f in fields if f.get("shortcut") == "Conc")
+        conc["range"] = conc["scale"] = {"ref": "SCM"}
+        scm = next(f for f in fields if f.get("shortcut") == "SCM")
+        for item, factor in zip(scm["enum"]["item"], (0.01, 0.1, 1, 10)):
+            item.update(range={"min": 0, "max": 65535}, scale={"min": 0, "max": round(65535 * factor, 2)})
+    if eep == "D2-05-00":
+        # The command sits at bits 28..31 (4-byte messages), 36..39 (set parameters) or 4..7
+        # (1-byte stop and query). Cases are tried in order and longer data may match a shorter
+        # case, so the longest messages go first: a reply with position 2 is not a stop.
+        def cond_end(case):
+            conds = as_list((case.get("condition") or {}).get("datafield"))
+            return max((int(number(c["bitoffs"])) + int(number(c["bitsize"])) for c in conds), default=0)
+        return sorted(cases, key=cond_end, reverse=True)
     if eep in ("A5-06-01", "A5-06-02", "A5-06-05"):
         # Range select (DB0.0) says which of the two illumination bytes is valid: one case each.
         fields = as_list(cases[0]["datafield"])

@@ -291,6 +291,33 @@ async fn secure_devices_end_to_end() {
         .into_iter()
         .map(|p| radio::frame(&radio::telegram(secure::SEC_TI, p, SENSOR, 0, -58)))
         .collect();
+    // The key was set through the API: without a learn window the teach-in is refused.
+    for frame in &frames {
+        ap::send(&mut ws, &token, AP1, &[frame]).await;
+    }
+    assert!(
+        sub.wait_until(WAIT, |m| security_events(
+            m,
+            &events,
+            "SECURE_TEACH_IN_REFUSED"
+        ) == 1)
+            .await,
+        "teach-in outside a learn window not refused\n{}",
+        stack.engine.proc.log_tail(20)
+    );
+    assert_eq!(api_key(&stack, SENSOR_ID).await, KEY);
+    // The operator opens the device's learn window through the API; the teach-in, sent
+    // again, is applied.
+    let opened = reqwest::Client::new()
+        .post(stack.api_url(&format!("/devices/learn?sourceID={SENSOR_ID}&seconds=60")))
+        .basic_auth(API_USER, Some(API_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let window: Value = opened.json().await.unwrap();
+    assert_eq!(window, json!({"sourceID": SENSOR_ID, "seconds": 60}));
+    tokio::time::sleep(AFTER_DEDUP).await;
     for frame in &frames {
         ap::send(&mut ws, &token, AP1, &[frame]).await;
     }

@@ -53,16 +53,32 @@ pub struct ChainStats {
     pub rejected: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    sender: u32,
-    rorg: u8,
-    seq: u8,
+/// What identifies one chain: its sender, R-ORG and sequence counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainKey {
+    pub sender: u32,
+    pub rorg: u8,
+    pub seq: u8,
+}
+
+impl ChainKey {
+    /// The chain a telegram is a part of; `None` when it is not a chained part.
+    pub fn of(t: &Telegram) -> Option<ChainKey> {
+        if t.rorg != RORG_CDM && t.rorg != RORG_SEC_CDM {
+            return None;
+        }
+        let control = *t.data.first()?;
+        Some(ChainKey {
+            sender: t.sender,
+            rorg: t.rorg,
+            seq: control >> 6,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
 struct OpenChain {
-    key: Key,
+    key: ChainKey,
     started_ms: u64,
     /// From part 0: announced length and, for CDM, the inner R-ORG.
     len: Option<usize>,
@@ -158,7 +174,7 @@ impl Reassembler {
             .data
             .split_first()
             .ok_or(ChainError::TooShort(t.data.len()))?;
-        let key = Key {
+        let key = ChainKey {
             sender: t.sender,
             rorg: t.rorg,
             seq: control >> 6,
@@ -204,7 +220,7 @@ impl Reassembler {
     }
 
     /// Opens a chain, dropping the oldest one when `max_open` are open already.
-    fn open_chain(&mut self, key: Key, now_ms: u64) -> usize {
+    fn open_chain(&mut self, key: ChainKey, now_ms: u64) -> usize {
         if self.open.len() >= self.max_open
             && let Some(oldest) = (0..self.open.len()).min_by_key(|&i| self.open[i].started_ms)
         {

@@ -506,24 +506,15 @@ fn sound_illumination_presence_temperature_d2_14_52() {
 }
 
 #[test]
-fn d2_14_52_rejects_undefined_temperatures_and_short_data() {
-    // Temperature raw 501 (1 1111 0101) is neither a reading nor the error value.
-    let telegram = Telegram::from_esp3(&frame("d2fa80000000", 0)).unwrap();
-    let result = eep::decode(
-        "D2-14-52".parse().unwrap(),
-        telegram.rorg,
-        &telegram.data,
-        telegram.status,
+fn d2_14_52_reports_undefined_temperatures_and_rejects_short_data() {
+    // Temperature raw 501 (1 1111 0101) is neither a reading nor the error value: reported as
+    // reserved with its raw value, the other fields kept (issue 15).
+    let out = decode("D2-14-52", "d2fa80000000", 0);
+    assert_eq!(
+        out[0],
+        json!({"key": "temperature", "value": 501.0, "meaning": "reserved"})
     );
-    assert!(
-        matches!(
-            result,
-            Err(eep::EepError::Decode(
-                eep::DecodeError::NotInEnumeration { .. }
-            ))
-        ),
-        "{result:?}"
-    );
+    assert_eq!(out.as_array().unwrap().len(), 4, "{out}");
     let result = eep::decode(
         "D2-14-52".parse().unwrap(),
         0xD2,
@@ -592,24 +583,14 @@ fn level_sensor_dispenser_d2_b1_00() {
 }
 
 #[test]
-fn d2_b1_00_rejects_undefined_error_codes() {
-    // Error code 6 (byte 0x0C) is not defined.
-    let telegram = Telegram::from_esp3(&frame("d202bf0c", 0)).unwrap();
-    let result = eep::decode(
-        "D2-B1-00".parse().unwrap(),
-        telegram.rorg,
-        &telegram.data,
-        telegram.status,
+fn d2_b1_00_reports_undefined_error_codes() {
+    // Error code 6 (byte 0x0C) is not defined: reported as reserved, channel and level kept.
+    let out = decode("D2-B1-00", "d202bf0c", 0);
+    assert_eq!(
+        out[2],
+        json!({"key": "errorCode", "value": 6.0, "meaning": "reserved"})
     );
-    assert!(
-        matches!(
-            result,
-            Err(eep::EepError::Decode(
-                eep::DecodeError::NotInEnumeration { .. }
-            ))
-        ),
-        "{result:?}"
-    );
+    assert_eq!(out[1]["key"], "levelOfMaterial", "{out}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! collected vectors, each with its source and license, checked through `check`, our reading of
 //! the source's expectation in the crate's terms.
 
-use enocean::eep::{self, DecodeError, Direction, EepError};
+use enocean::eep::{self, Direction, EepError};
 use enocean::telegram::Telegram;
 use enocean::{Field, Value};
 use serde::Deserialize;
@@ -145,9 +145,14 @@ fn run_decode(vector: &Vector) -> Result<(), String> {
     let eep = check.eep.parse().map_err(|e| format!("{e}"))?;
     let (rorg, mut data, status) = telegram(vector)?;
     if check.set_lrn {
-        let teach_in = eep::decode_with(eep, rorg, &data, status, direction(check));
-        if teach_in != Err(EepError::Decode(DecodeError::TeachIn)) {
-            return Err(format!("LRN bit 0 should be teach-in, got {teach_in:?}"));
+        // A teach-in telegram is read with the profile's layout; its LRN field says so.
+        let teach_in = eep::decode_with(eep, rorg, &data, status, direction(check))
+            .map_err(|e| format!("teach-in telegram: {e}"))?;
+        if !teach_in
+            .iter()
+            .any(|f| f.key == "learn" && f.value == Value::Text("pressed".into()))
+        {
+            return Err(format!("LRN bit 0 should read learn=pressed: {teach_in:?}"));
         }
         data[3] |= 0x08;
     }

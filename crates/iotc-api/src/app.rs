@@ -19,7 +19,7 @@ use crate::auth::{self, Credentials};
 use crate::error::ApiError;
 use crate::openapi::{self, ApiDoc, BASE_PATH};
 use crate::store::Store;
-use crate::{backup, device_data, devices, gateways, system};
+use crate::{backup, device_data, devices, gateways, learn, system};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -37,7 +37,7 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
 }
 
-/// The 14 operations, with paths relative to [`BASE_PATH`].
+/// The 17 operations, with paths relative to [`BASE_PATH`].
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(
@@ -50,6 +50,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             devices::device_put,
             devices::device_post,
             devices::device_delete
+        ))
+        .routes(routes!(
+            learn::learn_get,
+            learn::learn_open,
+            learn::learn_close
         ))
         .routes(routes!(device_data::device_stats))
         .routes(routes!(device_data::device_recent_telemetry))

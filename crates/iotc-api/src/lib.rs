@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod gateways;
 pub mod heartbeat;
+pub mod learn;
 pub mod openapi;
 pub mod restore;
 pub mod stats;

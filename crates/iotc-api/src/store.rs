@@ -164,6 +164,7 @@ impl Store {
                     keys::device_recent_signal(source),
                     keys::device_seen(source),
                     keys::device_rlc(source),
+                    keys::device_learn(source),
                 ];
                 self.conn().del::<_, ()>(&per_device).await?;
                 Ok(Deleted::RemovedLast)
@@ -193,6 +194,52 @@ impl Store {
         pipe.publish(keys::DEVICES_CHANGED, "*").ignore();
         pipe.query_async::<()>(&mut self.conn()).await?;
         Ok(())
+    }
+
+    /// Opens (or extends) a learn window: `key` exists for `seconds`.
+    pub async fn open_window(&self, key: &str, seconds: u64) -> StoreResult<()> {
+        self.conn().set_ex::<_, _, ()>(key, 1, seconds).await?;
+        Ok(())
+    }
+
+    pub async fn close_window(&self, key: &str) -> StoreResult<()> {
+        self.conn().del::<_, ()>(key).await?;
+        Ok(())
+    }
+
+    /// Open learn windows: (device, seconds left); the device is `None` for all devices.
+    pub async fn open_windows(&self) -> StoreResult<Vec<(Option<String>, u64)>> {
+        let mut conn = self.conn();
+        let mut found: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(keys::device_learn("*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            found.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        found.sort_unstable();
+        found.insert(0, keys::LEARN_ALL.to_string());
+        let mut pipe = redis::pipe();
+        for key in &found {
+            pipe.ttl(key);
+        }
+        let ttls: Vec<i64> = pipe.query_async(&mut conn).await?;
+        Ok(found
+            .iter()
+            .zip(ttls)
+            .filter(|(_, ttl)| *ttl > 0)
+            .map(|(key, ttl)| (learn_device(key), ttl as u64))
+            .collect())
     }
 
     /// A statistics hash (`keys::device_stats` / `keys::gateway_stats`).
@@ -274,4 +321,11 @@ fn parse_device(field: &str, json: &str) -> StoreResult<EnOceanSensor> {
         field: field.to_string(),
         source,
     })
+}
+
+/// The device of a learn window key (`None` for the window of all devices).
+fn learn_device(key: &str) -> Option<String> {
+    let start = key.find('{')? + 1;
+    let end = key[start..].find('}')? + start;
+    Some(key[start..end].to_string())
 }

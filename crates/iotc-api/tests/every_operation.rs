@@ -62,6 +62,7 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::GET, "/gateways/metadata/statistics/telegrams", None),
         call(M::GET, "/gateways/metadata/health", None),
         call(M::GET, "/system/health", None),
+        call(M::GET, "/devices/learn", None),
     ];
     for path in [
         "/devices",
@@ -83,6 +84,10 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::PUT, "/devices?sourceID=a1b2c3d4", Some(one)),
         call(M::DELETE, "/devices?sourceID=a1b2c3d4", None),
         call(M::DELETE, "/devices?sourceID=a1b2c3d4", None),
+        call(M::POST, "/devices/learn?sourceID=a1b2c3d4&seconds=60", None),
+        call(M::POST, "/devices/learn", None),
+        call(M::DELETE, "/devices/learn?sourceID=a1b2c3d4", None),
+        call(M::DELETE, "/devices/learn", None),
         call(M::PATCH, "/backup", Some(backup.clone())),
         call(M::POST, "/backup", Some(backup.clone())),
     ]);
@@ -203,6 +208,7 @@ async fn empty_store_answers_every_operation_without_5xx() {
         "GET /gateways",
         "GET /gateways/metadata/statistics/telegrams",
         "GET /gateways/metadata/health",
+        "GET /devices/learn",
     ] {
         assert_eq!(answer(&answers, empty), (200, &json!([])), "{empty}");
     }

@@ -79,6 +79,9 @@ fn declares_iotc_operations_auth_and_responses() {
         "get /gateways/metadata/statistics/telegrams gateway_get_metadata_statitics_telegram",
         "get /gateways/metadata/health gateway_get_metadata_health",
         "get /system/health system_health_get",
+        "get /devices/learn learn_get",
+        "post /devices/learn learn_open",
+        "delete /devices/learn learn_close",
     ];
     want.sort();
     assert_eq!(ops, want);

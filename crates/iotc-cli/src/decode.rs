@@ -6,6 +6,7 @@
 
 use anyhow::{Context, bail};
 use enocean::chain::{ChainOutcome, Reassembler};
+use enocean::eep::Direction;
 use enocean::teach_in::{self, TeachIn, TeachInKind, UteRequest};
 use enocean::telegram::Telegram;
 use enocean::{Eep, Field, adt, eep, signal};
@@ -21,15 +22,35 @@ pub struct Args {
     /// Add EEP shortcuts and raw values.
     #[arg(long)]
     pub full: bool,
+    /// 1: sent by the device (the default); 2: sent to the device by a controller (A5-20-xx,
+    /// A5-38-08, D2-01 commands, ...).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub direction: u8,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    println!("{}", render(&args.hex, args.eep.as_deref(), args.full)?);
+    let direction = match args.direction {
+        2 => Direction::ToDevice,
+        _ => Direction::FromDevice,
+    };
+    let out = render_with(&args.hex, args.eep.as_deref(), args.full, direction)?;
+    println!("{out}");
     Ok(())
 }
 
-/// The JSON printed for a frame.
+/// The JSON printed for a frame sent by a device.
+#[cfg(test)]
 pub fn render(hex_text: &str, eep: Option<&str>, full: bool) -> anyhow::Result<String> {
+    render_with(hex_text, eep, full, Direction::FromDevice)
+}
+
+/// The JSON printed for a frame of either direction.
+pub fn render_with(
+    hex_text: &str,
+    eep: Option<&str>,
+    full: bool,
+    direction: Direction,
+) -> anyhow::Result<String> {
     let eep: Option<Eep> = eep.map(str::parse).transpose()?;
     let bytes = parse_hex(hex_text)?;
     let received = Telegram::from_esp3(&bytes).context("invalid ESP3 frame")?;
@@ -51,13 +72,15 @@ pub fn render(hex_text: &str, eep: Option<&str>, full: bool) -> anyhow::Result<S
             signals = signal::decode(&telegram.data).context("invalid signal telegram")?
         }
         0x30..=0x35 => note = Some("secure telegram: decrypting it needs the device's key"),
-        _ if teach_in.is_some() => {}
+        // A teach-in telegram is also read with the given EEP: its LRN field says teach-in.
         _ => match eep {
-            Some(eep) => {
-                data = eep::decode(eep, telegram.rorg, &telegram.data, telegram.status)
+            Some(eep) if teach_in.is_none() || telegram.rorg == eep.rorg => {
+                let (rorg, status) = (telegram.rorg, telegram.status);
+                data = eep::decode_with(eep, rorg, &telegram.data, status, direction)
                     .with_context(|| format!("cannot decode with {eep}"))?
             }
-            None => note = Some("no EEP given (--eep): data not decoded"),
+            _ if teach_in.is_some() => {}
+            _ => note = Some("no EEP given (--eep): data not decoded"),
         },
     }
     print(&received, &telegram, &data, &signals, full, teach_in, note)
@@ -245,6 +268,68 @@ mod tests {
             (tmp["shortcut"].clone(), tmp["raw"].clone()),
             (json!("TMP"), json!(85))
         );
+    }
+
+    /// An ERP1 frame from sender 01020304 with `rorg_and_data` and status 0.
+    fn erp1(rorg_and_data: &[u8]) -> String {
+        let mut erp1 = rorg_and_data.to_vec();
+        erp1.extend_from_slice(&[0x01, 0x02, 0x03, 0x04, 0x00]);
+        let optional = [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0x40, 0x00];
+        hex::encode(enocean::esp3::encode_frame(1, &erp1, &optional))
+    }
+
+    fn value_of(out: &Value, key: &str) -> Value {
+        let data = out["telemetry"]["data"].as_array().unwrap();
+        let field = data.iter().find(|f| f["key"] == key);
+        field.unwrap_or_else(|| panic!("no {key} in {out}"))["value"].clone()
+    }
+
+    #[test]
+    fn direction_two_decodes_the_controller_message() {
+        // A5-20-01 receive mode (EEP 2.6.5, direction 2): DB3 set point 0x32 = 50 % (SPS 0),
+        // DB2 RCU temperature 0x80 = 40 - 128 * 40 / 255 = 19.92 °C, DB0 LRN bit set.
+        let frame = erp1(&[0xA5, 0x32, 0x80, 0x00, 0x08]);
+        let to_device =
+            super::render_with(&frame, Some("A5-20-01"), true, super::Direction::ToDevice).unwrap();
+        let out: Value = serde_json::from_str(&to_device).unwrap();
+        assert_eq!(
+            value_of(&out, "valvePositionOrTemperatureSetpoint"),
+            json!(50.0)
+        );
+        assert_eq!(value_of(&out, "temperatureFromRcu"), json!(19.92));
+        // The same bytes from the device are the actuator's status: current value 50 %.
+        let out = render(&frame, Some("A5-20-01"), false).unwrap();
+        assert_eq!(value_of(&out, "currentValue"), json!(50.0));
+    }
+
+    #[test]
+    fn teach_in_telegrams_are_decoded_with_the_given_eep() {
+        // A5-14-09 (Alliance description): LRN bit 0 = "Teach-in telegram"; the CLI reports the
+        // teach-in and the profile's fields (SVC 250 = 5.0 V, CT 0b11 = open).
+        let out = render(
+            &erp1(&[0xA5, 0xFA, 0x00, 0x00, 0x06]),
+            Some("A5-14-09"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(out["teachIn"]["kind"], "4BS");
+        assert_eq!(value_of(&out, "learn"), json!("pressed"));
+        assert_eq!(value_of(&out, "supplyVoltage"), json!(5.0));
+        assert_eq!(value_of(&out, "contact"), json!("open"));
+    }
+
+    #[test]
+    fn full_output_uses_the_alliance_shortcuts() {
+        // A5-10-19 "TMP Sp" (EEP 2.6.5): the shortcut holds a space; the key stays camelCase.
+        let out = render(
+            &erp1(&[0xA5, 0x7D, 0x7D, 0x7D, 0x08]),
+            Some("A5-10-19"),
+            true,
+        )
+        .unwrap();
+        let data = out["telemetry"]["data"].as_array().unwrap();
+        let setpoint = data.iter().find(|f| f["shortcut"] == "TMP Sp").unwrap();
+        assert_eq!(setpoint["key"], "tempSetpoint");
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub fn device_rlc(eurid: &str) -> String {
     format!("iotc:dev:{{{eurid}}}:rlc")
 }
 
+/// Learn window of one device: while this key exists (it has a TTL), a radio teach-in may
+/// set the device's key. Written by the API, read by the engine.
+pub fn device_learn(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:learn")
+}
+
+/// Learn window open for every device (a TTL key, like [`device_learn`]).
+pub const LEARN_ALL: &str = "iotc:learn:all";
+
+/// Longest learn window the API opens, in seconds.
+pub const LEARN_MAX_SECONDS: u64 = 3600;
+
 /// Hash of telegram statistics of one gateway.
 pub fn gateway_stats(mac: &str) -> String {
     format!("iotc:gw:{mac}:stats")

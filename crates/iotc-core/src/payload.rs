@@ -113,6 +113,8 @@ pub enum EventCode {
     FirstTimeSend,
     EepDecodeError,
     EepNotFoundError,
+    /// A radio teach-in tried to set a device's key outside its learn window (our own code).
+    SecureTeachInRefused,
 }
 
 impl EventCode {
@@ -124,6 +126,7 @@ impl EventCode {
             EventCode::FirstTimeSend => "FIRST_TIME_SEND",
             EventCode::EepDecodeError => "EEP_DECODE_ERROR",
             EventCode::EepNotFoundError => "EEP_NOT_FOUND_ERROR",
+            EventCode::SecureTeachInRefused => "SECURE_TEACH_IN_REFUSED",
         }
     }
 
@@ -131,7 +134,8 @@ impl EventCode {
         match self {
             EventCode::MacValidationError
             | EventCode::RlcReplay
-            | EventCode::DeviceSendNowUnsecure => EventKind::Security,
+            | EventCode::DeviceSendNowUnsecure
+            | EventCode::SecureTeachInRefused => EventKind::Security,
             EventCode::FirstTimeSend => EventKind::Health,
             EventCode::EepDecodeError | EventCode::EepNotFoundError => EventKind::Transcoding,
         }

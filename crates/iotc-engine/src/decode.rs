@@ -3,12 +3,19 @@
 //! ESP3 frame → telegram → addressing unwrapped → device lookup (only onboarded, active
 //! devices go further) → chain reassembly → secure handling → signal telegram, teach-in, or
 //! EEP data. Parts of an open chain stay unacknowledged until the chain ends, so a crash
-//! in between replays them.
+//! in between replays them. They are held per chain (sender, R-ORG, sequence), so the end of
+//! one chain releases only its own parts.
+//!
+//! Chain time is stream time: a watermark of the entries' receive times (from the ingress),
+//! moved on by the engine's own monotonic clock only while no newer entry arrives. Draining
+//! an old backlog or a clock skew between ingress and engine therefore never expires a chain
+//! whose parts are still coming.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
-use enocean::chain::{ChainOutcome, Reassembler};
+use enocean::chain::{ChainKey, ChainOutcome, Reassembler};
 use enocean::teach_in::TeachIn;
 use enocean::telegram::Telegram;
 use enocean::{Eep, Field, eep, signal, teach_in};
@@ -96,7 +103,8 @@ pub struct Decoder {
     devices: Devices,
     chains: Reassembler,
     chain_timeout_ms: u64,
-    held: HashMap<u32, Held>,
+    held: HashMap<ChainKey, Held>,
+    clock: StreamClock,
     /// Unknown senders already reported in the log (bounded).
     unknown_seen: HashSet<u32>,
 }
@@ -111,6 +119,7 @@ impl Decoder {
             chains: Reassembler::new(chain_timeout_ms, enocean::chain::DEFAULT_MAX_OPEN),
             chain_timeout_ms,
             held: HashMap::new(),
+            clock: StreamClock::default(),
             unknown_seen: HashSet::new(),
         }
     }
@@ -123,6 +132,7 @@ impl Decoder {
         entry: &TelegramEntry,
         released: &mut Vec<String>,
     ) -> Outcome {
+        let now_ms = self.clock.observe(entry.received_ms);
         let telegram = match Telegram::from_esp3(&entry.esp3) {
             Ok(t) => enocean::adt::unwrap(t),
             Err(e) => return Outcome::Broken(e.to_string()),
@@ -139,19 +149,21 @@ impl Decoder {
         if !device.active_flag {
             return device_outcome(device, eurid, DeviceResult::failed("device is inactive"));
         }
-        let sender_id = telegram.sender;
-        let telegram = match self.chains.push(telegram, entry.received_ms) {
+        let chain = ChainKey::of(&telegram);
+        let telegram = match self.chains.push(telegram, now_ms) {
             ChainOutcome::NotChained(t) => t,
             ChainOutcome::Incomplete => {
-                self.hold(sender_id, &device, id, entry.received_ms);
+                if let Some(key) = chain {
+                    self.hold(key, &device, id, now_ms);
+                }
                 return Outcome::ChainPart;
             }
             ChainOutcome::Complete(t) => {
-                self.release(sender_id, released);
+                self.release(chain, released);
                 t
             }
             ChainOutcome::Rejected(e) => {
-                self.release(sender_id, released);
+                self.release(chain, released);
                 let result = DeviceResult::failed(format!("chained telegram rejected: {e}"));
                 return device_outcome(device, eurid, result);
             }
@@ -163,9 +175,9 @@ impl Decoder {
         device_outcome(device, eurid, result)
     }
 
-    fn hold(&mut self, sender: u32, device: &Arc<EnOceanSensor>, id: &str, now_ms: u64) {
+    fn hold(&mut self, key: ChainKey, device: &Arc<EnOceanSensor>, id: &str, now_ms: u64) {
         self.held
-            .entry(sender)
+            .entry(key)
             .or_insert_with(|| Held {
                 device: device.clone(),
                 since_ms: now_ms,
@@ -175,18 +187,19 @@ impl Decoder {
             .push(id.to_string());
     }
 
-    fn release(&mut self, sender: u32, released: &mut Vec<String>) {
-        if let Some(h) = self.held.remove(&sender) {
+    fn release(&mut self, key: Option<ChainKey>, released: &mut Vec<String>) {
+        if let Some(h) = key.and_then(|k| self.held.remove(&k)) {
             released.extend(h.ids);
         }
     }
 
-    /// Chains open longer than twice the chain timeout are given up: their parts are
-    /// returned for acknowledgement, one not-processed telegram per device.
-    pub fn expire(&mut self, now_ms: u64) -> Vec<(Arc<EnOceanSensor>, Vec<String>)> {
+    /// Chains open longer than twice the chain timeout in stream time are given up: their
+    /// parts are returned for acknowledgement, one not-processed telegram per chain.
+    pub fn expire(&mut self) -> Vec<(Arc<EnOceanSensor>, Vec<String>)> {
+        let now_ms = self.clock.now();
         self.chains.expire(now_ms);
         let limit = self.chain_timeout_ms.saturating_mul(2);
-        let stale: Vec<u32> = self
+        let stale: Vec<ChainKey> = self
             .held
             .iter()
             .filter(|(_, h)| now_ms.saturating_sub(h.since_ms) > limit)
@@ -205,6 +218,30 @@ impl Decoder {
             .values()
             .flat_map(|h| h.ids.iter().cloned())
             .collect()
+    }
+}
+
+/// Stream time: the newest receive time seen, plus the engine's monotonic time since it
+/// was seen (so that chains still expire when nothing arrives any more).
+#[derive(Default)]
+struct StreamClock {
+    newest_ms: u64,
+    seen_at: Option<Instant>,
+}
+
+impl StreamClock {
+    /// Takes an entry's receive time; returns the stream time.
+    fn observe(&mut self, received_ms: u64) -> u64 {
+        if received_ms >= self.now() {
+            self.newest_ms = received_ms;
+            self.seen_at = Some(Instant::now());
+        }
+        self.now()
+    }
+
+    fn now(&self) -> u64 {
+        let idle = self.seen_at.map_or(0, |t| t.elapsed().as_millis() as u64);
+        self.newest_ms.saturating_add(idle)
     }
 }
 
@@ -405,6 +442,8 @@ mod tests {
         assert!(d.held_ids().is_empty());
     }
 
+    /// Stream time decides: a chain is given up once entries received more than twice the
+    /// timeout after its first part have been read, whatever the engine's clock says.
     #[test]
     fn abandoned_chain_is_given_up_after_twice_the_timeout() {
         let mut d = decoder("A5-02-05", true);
@@ -414,10 +453,71 @@ mod tests {
             d.decode("1-0", &first, &mut released),
             Outcome::ChainPart
         ));
-        assert!(d.expire(2_500).is_empty());
-        let given_up = d.expire(3_500);
+        let data = |ms| entry(0xA5, &[0, 0, 0x80, 0x08], SENSOR, ms);
+        d.decode("2-0", &data(2_500), &mut released);
+        assert!(d.expire().is_empty());
+        d.decode("3-0", &data(3_500), &mut released);
+        let given_up = d.expire();
         assert_eq!(given_up.len(), 1);
         assert_eq!(given_up[0].1, vec!["1-0".to_string()]);
         assert!(d.held_ids().is_empty());
+    }
+
+    /// A backlog read long after it was received (or an ingress clock far behind the
+    /// engine's): the parts of a chain are still put together.
+    #[test]
+    fn old_backlog_keeps_its_chains() {
+        let mut d = decoder("A5-02-05", true);
+        let mut released = Vec::new();
+        let first = entry(0x40, &[0x40, 0x00, 0x02, 0xD0, 0x06], SENSOR, 5_000);
+        d.decode("1-0", &first, &mut released);
+        assert!(d.expire().is_empty(), "the wall clock is not stream time");
+        let last = entry(0x40, &[0x41, 0x38], SENSOR, 5_020);
+        assert!(matches!(
+            result(d.decode("2-0", &last, &mut released)),
+            DeviceResult::Signal { .. }
+        ));
+        assert_eq!(released, vec!["1-0".to_string()]);
+    }
+
+    /// Two chains of one sender with different sequence numbers: completing one releases
+    /// its own parts only.
+    #[test]
+    fn chains_are_held_apart() {
+        let mut d = decoder("A5-02-05", true);
+        let mut released = Vec::new();
+        let seq1 = entry(0x40, &[0x40, 0x00, 0x02, 0xD0, 0x06], SENSOR, 10);
+        let seq2 = entry(0x40, &[0x80, 0x00, 0x02, 0xD0, 0x06], SENSOR, 11);
+        d.decode("1-0", &seq1, &mut released);
+        d.decode("2-0", &seq2, &mut released);
+        let end2 = entry(0x40, &[0x81, 0x38], SENSOR, 12);
+        assert!(matches!(
+            result(d.decode("3-0", &end2, &mut released)),
+            DeviceResult::Signal { .. }
+        ));
+        assert_eq!(released, vec!["2-0".to_string()]);
+        assert!(
+            d.held_ids().contains("1-0"),
+            "the other chain's part stays held"
+        );
+        let end1 = entry(0x40, &[0x41, 0x38], SENSOR, 13);
+        released.clear();
+        d.decode("4-0", &end1, &mut released);
+        assert_eq!(released, vec!["1-0".to_string()]);
+    }
+
+    /// When nothing arrives any more, stream time moves on with the engine's monotonic
+    /// clock, so an abandoned chain is still given up.
+    #[test]
+    fn idle_stream_still_expires_chains() {
+        let devices = Devices::default();
+        devices.insert(device("A5-02-05", true));
+        let mut d = Decoder::new(devices, 20);
+        let mut released = Vec::new();
+        let first = entry(0x40, &[0x40, 0x00, 0x02, 0xD0, 0x06], SENSOR, 1_000);
+        d.decode("1-0", &first, &mut released);
+        assert!(d.expire().is_empty());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(d.expire().len(), 1);
     }
 }

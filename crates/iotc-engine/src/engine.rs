@@ -19,6 +19,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::counting;
 use crate::decode::{Decoder, DeviceResult, DeviceTelegram, Outcome};
 use crate::egress::{Egress, OutMessage};
 use crate::secure;
@@ -180,7 +181,9 @@ impl Engine {
         let mac = parsed.mac_hex();
         let mut released = Vec::new();
         let outcome = self.decoder.decode(&entry.id, &parsed, &mut released);
-        let settled = self.secure.settle(&self.redis, &self.shutdown, outcome);
+        let settled = self
+            .secure
+            .settle(&self.redis, &self.shutdown, outcome, &entry.id);
         let Some(outcome) = settled.await else {
             return; // stopping while Redis is away: left unacknowledged
         };
@@ -241,7 +244,7 @@ impl Engine {
 
     /// Chains that never completed: their parts are acknowledged and counted once.
     fn add_abandoned_chains(&mut self, batch: &mut Batch) {
-        for (device, ids) in self.decoder.expire(unix_millis()) {
+        for (device, ids) in self.decoder.expire() {
             telegram_metric("chain_incomplete");
             batch.acks_telegrams.extend(ids);
             let eurid = device.source_eurid.clone();
@@ -401,29 +404,25 @@ fn event_message(topic: String, ev: &SensorEvent) -> OutMessage {
     OutMessage::new(topic, json)
 }
 
-/// First round trip: device and gateway counters, and whether each device was seen before.
-/// Returns four numbers per item: total, succesfullyProcessed, notProcessed, seen (0/1).
+/// First round trip: device and gateway counters, and whether each device was seen before,
+/// applied once per batch even when retried. Four numbers per item: total,
+/// succesfullyProcessed, notProcessed, seen (0/1).
 async fn count(redis: &mut ConnectionManager, batch: &Batch) -> redis::RedisResult<Vec<i64>> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    let now = unix_seconds();
-    for item in &batch.items {
-        let key = keys::device_stats(&item.dt.eurid);
-        let ok = item.dt.result.is_success() as i64;
-        pipe.hincr(&key, stats::TOTAL, 1)
-            .hincr(&key, stats::OK, ok)
-            .hincr(&key, stats::NOT_PROCESSED, 1 - ok)
-            .hset(&key, stats::LAST_SEEN, now)
-            .ignore()
-            .exists(keys::device_seen(&item.dt.eurid));
-    }
-    for ((mac, field), n) in &batch.gateway_counts {
-        pipe.hincr(keys::gateway_stats(mac), *field, *n).ignore();
-    }
-    if batch.items.is_empty() && batch.gateway_counts.is_empty() {
-        return Ok(Vec::new());
-    }
-    pipe.query_async(redis).await
+    let ids = batch.acks_telegrams.iter().chain(&batch.acks_gateway);
+    let key = counting::batch_key(ids.map(String::as_str));
+    let counts = counting::Counts {
+        devices: batch
+            .items
+            .iter()
+            .map(|i| (i.dt.eurid.as_str(), i.dt.result.is_success()))
+            .collect(),
+        gateways: batch
+            .gateway_counts
+            .iter()
+            .map(|((mac, field), n)| (mac.as_str(), *field, *n))
+            .collect(),
+    };
+    counting::count(redis, &key, &counts, unix_seconds()).await
 }
 
 /// Second round trip, after the egress confirmed: most-recent lists, first-seen markers,

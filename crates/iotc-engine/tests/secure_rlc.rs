@@ -23,7 +23,7 @@ async fn code_moves_forward_only() {
 
     assert_eq!(rlc::load(&mut r, EURID).await.unwrap(), None);
     assert_eq!(
-        rlc::advance(&mut r, EURID, &fp, 5, Order::Linear)
+        rlc::advance(&mut r, EURID, &fp, 5, Order::Linear, "")
             .await
             .unwrap(),
         Advance::Stored
@@ -34,14 +34,14 @@ async fn code_moves_forward_only() {
     // The same code and an older one are refused; Redis tells the newer code.
     for code in [5, 4, 0] {
         assert_eq!(
-            rlc::advance(&mut r, EURID, &fp, code, Order::Linear)
+            rlc::advance(&mut r, EURID, &fp, code, Order::Linear, "")
                 .await
                 .unwrap(),
             Advance::Behind { last: 5 }
         );
     }
     assert_eq!(
-        rlc::advance(&mut r, EURID, &fp, u32::MAX, Order::Linear)
+        rlc::advance(&mut r, EURID, &fp, u32::MAX, Order::Linear, "")
             .await
             .unwrap(),
         Advance::Stored
@@ -65,7 +65,7 @@ async fn another_key_starts_over() {
     assert_ne!(old, new);
     assert_ne!(old, rlc::fingerprint(&ctx(1, "ab")), "the SLF counts too");
 
-    rlc::advance(&mut r, EURID, &old, 1000, Order::Linear)
+    rlc::advance(&mut r, EURID, &old, 1000, Order::Linear, "")
         .await
         .unwrap();
     let stored = rlc::load(&mut r, EURID).await.unwrap().unwrap();
@@ -75,7 +75,7 @@ async fn another_key_starts_over() {
         "a code of another key does not apply"
     );
     assert_eq!(
-        rlc::advance(&mut r, EURID, &new, 3, Order::Linear)
+        rlc::advance(&mut r, EURID, &new, 3, Order::Linear, "")
             .await
             .unwrap(),
         Advance::Stored
@@ -95,7 +95,7 @@ async fn another_key_starts_over() {
     assert_eq!(stored.fingerprint, old);
     assert_eq!(stored.rlc, None);
     assert_eq!(
-        rlc::advance(&mut r, EURID, &old, 0, Order::Linear)
+        rlc::advance(&mut r, EURID, &old, 0, Order::Linear, "")
             .await
             .unwrap(),
         Advance::Stored
@@ -128,31 +128,31 @@ async fn implicit_codes_wrap_within_the_window() {
     );
     assert_eq!(Order::of(RlcMode::Explicit32), Order::Linear);
 
-    rlc::advance(&mut r, EURID, &fp, 0xFFF0, order)
+    rlc::advance(&mut r, EURID, &fp, 0xFFF0, order, "")
         .await
         .unwrap();
     // 0x0005 is 21 steps ahead of 0xFFF0: the counter wrapped.
     assert_eq!(
-        rlc::advance(&mut r, EURID, &fp, 0x0005, order)
+        rlc::advance(&mut r, EURID, &fp, 0x0005, order, "")
             .await
             .unwrap(),
         Advance::Stored
     );
     // 0xFFF0 is now behind; so is anything more than 128 steps ahead.
     assert_eq!(
-        rlc::advance(&mut r, EURID, &fp, 0xFFF0, order)
+        rlc::advance(&mut r, EURID, &fp, 0xFFF0, order, "")
             .await
             .unwrap(),
         Advance::Behind { last: 5 }
     );
     assert_eq!(
-        rlc::advance(&mut r, EURID, &fp, 5 + 129, order)
+        rlc::advance(&mut r, EURID, &fp, 5 + 129, order, "")
             .await
             .unwrap(),
         Advance::Behind { last: 5 }
     );
     assert_eq!(
-        rlc::advance(&mut r, EURID, &fp, 5 + 128, order)
+        rlc::advance(&mut r, EURID, &fp, 5 + 128, order, "")
             .await
             .unwrap(),
         Advance::Stored
@@ -174,7 +174,7 @@ async fn racing_engines_never_move_it_back() {
             // Each engine offers every code, in its own order.
             for i in 0..200u32 {
                 let code = (i * 37 + engine * 11) % 200 + 1;
-                if rlc::advance(&mut r, EURID, &fp, code, Order::Linear)
+                if rlc::advance(&mut r, EURID, &fp, code, Order::Linear, "")
                     .await
                     .unwrap()
                     == Advance::Stored

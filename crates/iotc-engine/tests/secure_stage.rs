@@ -62,8 +62,18 @@ impl Engine {
         self.devices.load_all(&mut self.redis).await.unwrap();
     }
 
-    /// Decodes and settles one received telegram; `None` for a chain part.
+    /// Decodes and settles one received telegram, read from a new stream entry; `None` for
+    /// a chain part.
     async fn receive(&mut self, t: &Telegram) -> Option<DeviceResult> {
+        // Stream ids are unique across the engines of a test, as in one Redis stream.
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.settle_entry(&format!("{n}-1"), t).await
+    }
+
+    /// Decodes and settles a telegram read from stream entry `id` (which may have been
+    /// read before: a redelivery).
+    async fn settle_entry(&mut self, id: &str, t: &Telegram) -> Option<DeviceResult> {
         self.received_ms += 10;
         let entry = TelegramEntry {
             gateway_mac: [2, 0, 0, 0, 0, 1],
@@ -73,8 +83,12 @@ impl Engine {
             esp3: frame(t),
         };
         let mut released = Vec::new();
-        let outcome = self.decoder.decode("1-0", &entry, &mut released);
-        match self.stage.settle(&self.redis, &self.stop, outcome).await {
+        let outcome = self.decoder.decode(id, &entry, &mut released);
+        match self
+            .stage
+            .settle(&self.redis, &self.stop, outcome, id)
+            .await
+        {
             Some(Outcome::Device(dt)) => Some(dt.result),
             Some(Outcome::ChainPart) => None,
             Some(other) => panic!("not a device telegram: {other:?}"),
@@ -147,6 +161,12 @@ fn not_processed(result: Option<DeviceResult>) -> String {
         }) => reason,
         other => panic!("not a plain refusal: {other:?}"),
     }
+}
+
+/// Opens the learn window of the device, as `POST /devices/learn` does.
+async fn open_window(redis: &Redis) {
+    let mut r = redis.manager().await;
+    let () = r.set_ex(keys::device_learn(EURID), 1, 60).await.unwrap();
 }
 
 async fn stored_code(redis: &Redis) -> Option<String> {
@@ -411,6 +431,7 @@ async fn teach_in_sets_the_key_and_starts_the_code_over() {
     let mut changes = redis.client().get_async_pubsub().await.unwrap();
     changes.subscribe(keys::DEVICES_CHANGED).await.unwrap();
 
+    open_window(&redis).await;
     let parts = teach_in_telegrams(NEW_KEY, 0xF3, 0x10, None);
     assert_eq!(parts.len(), 2);
     let reason = not_processed(engine.receive(&parts[0]).await);
@@ -474,6 +495,7 @@ async fn teach_in_makes_a_plain_device_secure() {
     )
     .await;
     let mut engine = Engine::start(&redis, Settings::default()).await;
+    open_window(&redis).await;
     for t in teach_in_telegrams(NEW_KEY, 0xAB, 0, None) {
         engine.receive(&t).await;
     }
@@ -511,17 +533,42 @@ async fn pre_shared_key_teach_ins() {
     assert!(reason.contains("IOT_SECURE_PSK"), "{reason}");
     assert_eq!(key_of(&redis).await, KEY);
 
-    // `psk` policy: a teach-in without PSK is refused, one with it applied.
+    // `psk` policy: a teach-in without PSK is refused, even inside a learn window; one
+    // with it replaces the key set through the API only inside a window.
     let settings = Settings {
         psk: Some(psk),
         teach_in: TeachInPolicy::Psk,
         ..Settings::default()
     };
     let mut engine = Engine::start(&redis, settings).await;
+    open_window(&redis).await;
     engine.receive(&plain[0]).await;
-    let reason = not_processed(engine.receive(&plain[1]).await);
-    assert!(reason.contains("refused"), "{reason}");
+    let refused = event(engine.receive(&plain[1]).await);
+    assert_eq!(refused.0, EventCode::SecureTeachInRefused);
+    assert!(refused.1.contains("pre-shared"), "{}", refused.1);
     assert_eq!(key_of(&redis).await, KEY);
+    redis
+        .manager()
+        .await
+        .del::<_, ()>(keys::device_learn(EURID))
+        .await
+        .unwrap();
+    engine.receive(&encrypted[0]).await;
+    let refused = event(engine.receive(&encrypted[1]).await);
+    assert!(refused.1.contains("set through the API"), "{}", refused.1);
+    assert_eq!(key_of(&redis).await, KEY);
+    open_window(&redis).await;
+    for t in &encrypted {
+        engine.receive(t).await;
+    }
+    assert_eq!(key_of(&redis).await, NEW_KEY);
+    // That key came by radio: another PSK teach-in may replace it without a window.
+    engine.reload().await;
+    for t in teach_in_telegrams(KEY, 0xF3, 9, Some(&psk)) {
+        engine.receive(&t).await;
+    }
+    assert_eq!(key_of(&redis).await, KEY);
+    open_window(&redis).await;
     for t in &encrypted {
         engine.receive(t).await;
     }
@@ -538,10 +585,12 @@ async fn pre_shared_key_teach_ins() {
         ..Settings::default()
     };
     let mut engine = Engine::start(&redis, settings).await;
-    for t in teach_in_telegrams(KEY, 0xF3, 0, None) {
-        let reason = not_processed(engine.receive(&t).await);
-        assert!(reason.contains("ignored"), "{reason}");
-    }
+    open_window(&redis).await;
+    let parts = teach_in_telegrams(KEY, 0xF3, 0, None);
+    engine.receive(&parts[0]).await;
+    let refused = event(engine.receive(&parts[1]).await);
+    assert_eq!(refused.0, EventCode::SecureTeachInRefused);
+    assert!(refused.1.contains("off"), "{}", refused.1);
     assert_eq!(key_of(&redis).await, NEW_KEY);
 }
 
@@ -567,4 +616,124 @@ async fn only_secure_devices_drops_unverified_telegrams() {
     );
     assert!(reason.contains("ONLY_SECURE_DEVICES"), "{reason}");
     data(engine.receive(&temperature(&ctx(KEY, "f3"), 1, 20.0)).await);
+}
+
+/// A device onboarded with key K1 through the API; somebody in radio range sends a secure
+/// teach-in with K2 and then telegrams valid under K2. Outside a learn window nothing of it
+/// is accepted; inside one the same teach-in is applied.
+#[tokio::test]
+async fn radio_teach_in_cannot_take_over_a_device() {
+    let redis = Redis::start();
+    onboard(&redis, secure_device("A5-02-05", KEY, "f3")).await;
+    let mut engine = Engine::start(&redis, Settings::default()).await;
+    data(
+        engine
+            .receive(&temperature(&ctx(KEY, "f3"), 100, 20.0))
+            .await,
+    );
+
+    let attack = teach_in_telegrams(NEW_KEY, 0xF3, 0, None);
+    assert!(engine.receive(&attack[0]).await.is_some());
+    let (code, message) = event(engine.receive(&attack[1]).await);
+    assert_eq!(code, EventCode::SecureTeachInRefused);
+    assert!(message.contains(EURID), "{message}");
+    assert_eq!(
+        key_of(&redis).await,
+        KEY,
+        "the key set through the API stays"
+    );
+    let forged = engine
+        .receive(&temperature(&ctx(NEW_KEY, "f3"), 1, 35.0))
+        .await;
+    assert_eq!(event(forged).0, EventCode::MacValidationError);
+    // The device itself goes on unharmed.
+    data(
+        engine
+            .receive(&temperature(&ctx(KEY, "f3"), 101, 21.0))
+            .await,
+    );
+
+    // The operator opens the device's learn window: the same teach-in is applied once,
+    // and the window closes behind it.
+    open_window(&redis).await;
+    for t in &attack {
+        engine.receive(t).await;
+    }
+    assert_eq!(key_of(&redis).await, NEW_KEY);
+    let open: bool = redis
+        .manager()
+        .await
+        .exists(keys::device_learn(EURID))
+        .await
+        .unwrap();
+    assert!(!open, "the window lets in one key");
+    data(
+        engine
+            .receive(&temperature(&ctx(NEW_KEY, "f3"), 1, 22.0))
+            .await,
+    );
+}
+
+/// The window for all devices works like the device's own.
+#[tokio::test]
+async fn learn_window_for_all_devices() {
+    let redis = Redis::start();
+    onboard(
+        &redis,
+        json!({"sourceEurid": EURID, "friendlyID": "plain", "eep": "A5-02-05"}),
+    )
+    .await;
+    let mut engine = Engine::start(&redis, Settings::default()).await;
+    let parts = teach_in_telegrams(NEW_KEY, 0xF3, 0, None);
+    for t in &parts {
+        engine.receive(t).await;
+    }
+    assert!(!device_json(&redis).await.is_secure(), "no window: refused");
+    let () = redis
+        .manager()
+        .await
+        .set_ex(keys::LEARN_ALL, 1, 60)
+        .await
+        .unwrap();
+    for t in &parts {
+        engine.receive(t).await;
+    }
+    assert_eq!(key_of(&redis).await, NEW_KEY);
+}
+
+/// A stream entry read again after its code was stored (crash before the acknowledgement,
+/// XAUTOCLAIM by another engine) is the same telegram: published again, not a replay. Any
+/// other entry with that code is a replay.
+#[tokio::test]
+async fn redelivered_entry_is_not_a_replay() {
+    let redis = Redis::start();
+    onboard(&redis, secure_device("A5-02-05", KEY, "f3")).await;
+    let k = ctx(KEY, "f3");
+    let first = temperature(&k, 7, 20.0);
+    let mut engine = Engine::start(&redis, Settings::default()).await;
+    data(engine.settle_entry("100-0", &first).await);
+    assert_eq!(stored_code(&redis).await.as_deref(), Some("7"));
+
+    // The same engine reads it again, then a fresh engine (after a restart) does.
+    data(engine.settle_entry("100-0", &first).await);
+    let mut restarted = Engine::start(&redis, Settings::default()).await;
+    data(restarted.settle_entry("100-0", &first).await);
+
+    // Recorded and sent again by someone else: another entry, a replay.
+    assert_eq!(
+        event(restarted.settle_entry("101-0", &first).await).0,
+        EventCode::RlcReplay
+    );
+    // The device moves on; the old entry is now older than the code.
+    data(
+        restarted
+            .settle_entry("102-0", &temperature(&k, 8, 21.0))
+            .await,
+    );
+    assert_eq!(
+        event(restarted.settle_entry("100-0", &first).await).0,
+        EventCode::RlcReplay
+    );
+    let mut third = Engine::start(&redis, Settings::default()).await;
+    data(third.settle_entry("102-0", &temperature(&k, 8, 21.0)).await);
 }

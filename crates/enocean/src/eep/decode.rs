@@ -1,6 +1,7 @@
 //! The interpreter: telegram bits to [`Field`]s, driven by a [`Profile`].
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::bits;
 use super::error::DecodeError;
@@ -54,9 +55,6 @@ pub fn decode(
         }
         _ => {}
     }
-    if lrn_bit(rorg).is_some_and(|lrn| bits::read(data, lrn) == Some(0)) {
-        return Err(DecodeError::TeachIn);
-    }
     let case = profile
         .case_for(data, status, direction)
         .ok_or(DecodeError::NoMatchingCase)?;
@@ -107,10 +105,9 @@ fn decode_field(
     if field.omit == Some(value) {
         return Ok(None);
     }
-    let item = current_item(field, value).ok_or(DecodeError::NotInEnumeration {
-        shortcut: field.shortcut,
-        raw,
-    })?;
+    let Some(item) = current_item(field, value) else {
+        return Ok(Some(unlisted(field, raw, value)));
+    };
     let (value, unit, meaning) = match item {
         Item::Value { name, meaning, .. }
         | Item::Range { name, meaning, .. }
@@ -131,6 +128,26 @@ fn decode_field(
         meaning,
     }))
 }
+
+/// A raw value the profile does not list (reserved or undefined): reported as its number with
+/// the meaning [`UNLISTED`], so that the telegram's other fields are kept.
+fn unlisted(field: &'static FieldDef, raw: u64, value: i64) -> Field {
+    UNLISTED_COUNT.fetch_add(1, Ordering::Relaxed);
+    Field {
+        key: Cow::Borrowed(field.key),
+        shortcut: field.shortcut,
+        raw,
+        value: Value::Number(value as f64),
+        unit: None,
+        meaning: Some(Cow::Borrowed(UNLISTED)),
+    }
+}
+
+/// The meaning of a raw value that no item of its field lists.
+pub const UNLISTED: &str = "reserved";
+
+/// Fields decoded with a raw value their profile does not list, since start.
+pub static UNLISTED_COUNT: AtomicU64 = AtomicU64::new(0);
 
 /// The item that gives the meaning of `raw`.
 pub fn current_item(field: &'static FieldDef, raw: i64) -> Option<&'static Item> {

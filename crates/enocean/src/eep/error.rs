@@ -21,11 +21,14 @@ pub enum DecodeError {
     WrongRorg { expected: u8, got: u8 },
     #[error("{got} data bytes, the profile needs {needed}")]
     Length { needed: usize, got: usize },
-    /// A 4BS or 1BS telegram with its LRN bit at 0: a teach-in telegram, not data.
+    /// A 4BS or 1BS telegram with its LRN bit at 0: a teach-in telegram, not data. No longer
+    /// returned by [`super::decode`] (it decodes teach-in telegrams with the profile's layout);
+    /// kept for callers that match on it.
     #[error("teach-in telegram (LRN bit 0), not data")]
     TeachIn,
     #[error("no case of the profile matches the telegram")]
     NoMatchingCase,
+    /// No longer returned by [`super::decode`]: unlisted raw values are reported as `reserved`.
     #[error("field {shortcut}: raw value {raw} is not in its enumeration")]
     NotInEnumeration { shortcut: &'static str, raw: u64 },
 }

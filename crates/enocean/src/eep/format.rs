@@ -84,6 +84,15 @@ impl Parser {
                 self.field_mut()?.signed = true;
                 Ok(())
             }
+            // The Alliance's shortcut where it holds a space (`TMP Sp`); the field token has `_`.
+            "shortcut" => {
+                let (_, text) = split_text(rest);
+                if text.is_empty() {
+                    return Err("expected `shortcut | <shortcut>`".into());
+                }
+                self.field_mut()?.shortcut = text;
+                Ok(())
+            }
             "val" | "rng" | "mask" | "lin" => self.item(keyword, rest),
             other => Err(format!("unknown statement {other:?}")),
         }

@@ -6,9 +6,13 @@
 //! raw value through the field's items: a linear range becomes a scaled number with its unit, an
 //! enumerated value becomes its name with its meaning.
 //!
-//! 4BS and 1BS telegrams whose LRN bit is 0 are teach-in telegrams: [`decode`] answers
-//! [`DecodeError::TeachIn`] for them; callers that want to handle teach-in look first
-//! (`teach_in::detect`).
+//! A raw value that no item of its field lists (a reserved or undefined value) does not reject
+//! the telegram: the field is reported with its raw value and the meaning `reserved`.
+//!
+//! 4BS and 1BS telegrams whose LRN bit is 0 are teach-in telegrams: [`decode`] reads them with
+//! the profile's layout like any other (the LRN field says `pressed`, "Teach-in telegram");
+//! callers that want the teach-in information (EEP, manufacturer) look first
+//! (`teach_in::detect`), as the engine does.
 
 mod bits;
 mod decode;
@@ -30,6 +34,12 @@ use crate::field::Field;
 /// The profile of `eep`, if the crate knows it.
 pub fn profile(eep: Eep) -> Option<&'static Profile> {
     registry::find(eep)
+}
+
+/// How many fields were decoded, since start, with a raw value their profile does not list
+/// (reported with the meaning `reserved`).
+pub fn unlisted_values() -> u64 {
+    decode::UNLISTED_COUNT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Every profile the crate knows, sorted by EEP.

@@ -48,6 +48,16 @@ pub(super) fn replay(eurid: &str, rlc: u32, last: u32) -> DeviceResult {
     )
 }
 
+/// A secure teach-in that would have set a new key without the authority to.
+pub(super) fn teach_in_refused(eurid: &str, why: &str) -> DeviceResult {
+    metric("teach_in_refused");
+    with_event(
+        format!("secure teach-in refused: {why}"),
+        EventCode::SecureTeachInRefused,
+        format!("Secure teach-in refused id={eurid}: {why}."),
+    )
+}
+
 /// Verification failed.
 pub(super) fn refused(eurid: &str, err: SecureError) -> DeviceResult {
     match err {

@@ -13,11 +13,14 @@ pub struct SecureArgs {
     pub psk: Option<String>,
 
     /// Which secure teach-ins (R-ORG 0x35) of onboarded devices may set their key and SLF:
-    /// `any`, `psk` (only teach-ins encrypted with IOT_SECURE_PSK) or `off`.
+    /// `learn` (inside a learn window opened through the API, or encrypted with
+    /// IOT_SECURE_PSK), `psk` (only teach-ins encrypted with IOT_SECURE_PSK), `any` (every
+    /// teach-in: lets anyone in radio range take a device over) or `off`. A key set through
+    /// the API is replaced only inside a learn window, whatever the policy.
     #[arg(
         long = "secure-teach-in",
         env = "IOT_SECURE_TEACH_IN",
-        default_value = "any"
+        default_value = "learn"
     )]
     pub teach_in: TeachInPolicy,
 
@@ -42,12 +45,47 @@ fn flag(value: &str) -> Result<bool, String> {
     }
 }
 
-/// Which secure teach-ins are applied.
+/// Which secure teach-ins are applied (see docs/security.md, "Secure teach-in").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TeachInPolicy {
-    Any,
+    Learn,
     Psk,
+    Any,
     Off,
+}
+
+/// What is known about one complete secure teach-in when it is judged.
+#[derive(Debug, Clone, Copy)]
+pub struct TeachInFacts {
+    /// Encrypted with the pre-shared key.
+    pub psk: bool,
+    /// A learn window is open for the device (or for all devices).
+    pub window: bool,
+    /// The device's present key was set through the API (not by an earlier teach-in).
+    pub api_key: bool,
+}
+
+impl TeachInPolicy {
+    /// `Ok` when the teach-in may set the device's key; else why not.
+    pub fn judge(self, t: TeachInFacts) -> Result<(), &'static str> {
+        match self {
+            TeachInPolicy::Off => return Err("secure teach-ins are off (IOT_SECURE_TEACH_IN=off)"),
+            TeachInPolicy::Psk if !t.psk => {
+                return Err("only teach-ins with the pre-shared key (IOT_SECURE_TEACH_IN=psk)");
+            }
+            _ => {}
+        }
+        if t.window {
+            return Ok(());
+        }
+        if t.api_key {
+            return Err("the key was set through the API; open a learn window to replace it");
+        }
+        if t.psk || self == TeachInPolicy::Any {
+            return Ok(());
+        }
+        Err("no learn window is open for the device")
+    }
 }
 
 /// Checked settings.
@@ -63,7 +101,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             psk: None,
-            teach_in: TeachInPolicy::Any,
+            teach_in: TeachInPolicy::Learn,
             only_secure: false,
         }
     }
@@ -157,6 +195,41 @@ mod tests {
         assert_eq!(parse("true"), Ok(true));
         assert_eq!(parse("0"), Ok(false));
         assert!(parse("maybe").is_err());
+    }
+
+    #[test]
+    fn teach_ins_need_a_window_or_the_psk() {
+        let facts = |psk, window, api_key| TeachInFacts {
+            psk,
+            window,
+            api_key,
+        };
+        use TeachInPolicy::*;
+        // The default: a window or the PSK.
+        assert!(Learn.judge(facts(false, false, false)).is_err());
+        assert!(Learn.judge(facts(false, true, false)).is_ok());
+        assert!(Learn.judge(facts(true, false, false)).is_ok());
+        // A key set through the API: only inside a window, whatever the policy.
+        for policy in [Learn, Psk, Any] {
+            assert!(
+                policy.judge(facts(true, false, true)).is_err(),
+                "{policy:?}"
+            );
+            assert!(policy.judge(facts(true, true, true)).is_ok(), "{policy:?}");
+        }
+        assert!(Any.judge(facts(false, false, false)).is_ok());
+        assert!(Psk.judge(facts(false, true, false)).is_err());
+        assert!(Off.judge(facts(true, true, false)).is_err());
+    }
+
+    #[test]
+    fn the_default_policy_is_learn() {
+        use clap::{Args as _, FromArgMatches};
+        let cmd = SecureArgs::augment_args(clap::Command::new("engine"));
+        let m = cmd.try_get_matches_from(["engine"]).unwrap();
+        let args = SecureArgs::from_arg_matches(&m).unwrap();
+        assert_eq!(args.teach_in, TeachInPolicy::Learn);
+        assert_eq!(Settings::default().teach_in, TeachInPolicy::Learn);
     }
 
     #[test]

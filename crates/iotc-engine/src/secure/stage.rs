@@ -2,9 +2,10 @@
 //! secure teach-ins.
 //!
 //! Every accepted code is stored with a compare-and-set before the telegram is published,
-//! so a code accepted once (by any engine, before any restart) is a replay ever after. The
-//! last code per device is cached; the cache is refilled from Redis whenever the device
-//! copy changes, and a refused compare-and-set corrects it.
+//! so a code accepted once (by any engine, before any restart) is a replay ever after,
+//! except for the stream entry that stored it, which may be delivered again (see
+//! `crate::rlc`). The last code per device is cached; the cache is refilled from Redis
+//! whenever the device copy changes, and a refused compare-and-set corrects it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tracing::{info, warn};
 
 use super::context::Contexts;
 use super::outcome::{self, failed, metric};
-use super::settings::{Settings, TeachInPolicy};
+use super::settings::{Settings, TeachInFacts, TeachInPolicy};
 use super::teach_in::{self, NotApplied};
 use super::{is_secure_rorg, is_verifiable};
 use crate::decode::{self, DeviceResult, Outcome};
@@ -39,7 +40,45 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 struct Known {
     device: Arc<EnOceanSensor>,
     fingerprint: String,
+    code: Code,
+}
+
+/// The last accepted code, the one before it and the stream entry that stored it.
+#[derive(Default, Clone)]
+struct Code {
     last: Option<u32>,
+    prev: Option<u32>,
+    entry: Option<String>,
+}
+
+impl Code {
+    fn just(last: Option<u32>) -> Code {
+        Code {
+            last,
+            ..Code::default()
+        }
+    }
+
+    /// The code to verify a telegram of stream entry `entry` against.
+    fn before(&self, entry: &str) -> Option<u32> {
+        if !entry.is_empty() && self.entry.as_deref() == Some(entry) {
+            self.prev
+        } else {
+            self.last
+        }
+    }
+
+    /// After `code` was accepted from `entry`.
+    fn advanced(&self, code: u32, entry: &str) -> Code {
+        if self.entry.as_deref() == Some(entry) && self.last == Some(code) {
+            return self.clone();
+        }
+        Code {
+            last: Some(code),
+            prev: self.last,
+            entry: Some(entry.to_string()),
+        }
+    }
 }
 
 /// State of secure handling in one engine.
@@ -60,20 +99,22 @@ impl Stage {
         }
     }
 
-    /// Resolves a [`DeviceResult::Secure`] outcome; other outcomes pass unchanged. `None`
-    /// when asked to stop while Redis is unreachable (the entry stays unacknowledged).
+    /// Resolves a [`DeviceResult::Secure`] outcome of stream entry `entry`; other outcomes
+    /// pass unchanged. `None` when asked to stop while Redis is unreachable (the entry stays
+    /// unacknowledged).
     pub async fn settle(
         &mut self,
         redis: &ConnectionManager,
         stop: &watch::Receiver<bool>,
         outcome: Outcome,
+        entry: &str,
     ) -> Option<Outcome> {
         let Outcome::Device(mut dt) = outcome else {
             return Some(outcome);
         };
         dt.result = match dt.result {
             DeviceResult::Secure(telegram) => {
-                let mut io = Io { redis, stop };
+                let mut io = Io { redis, stop, entry };
                 self.resolve(&mut io, &dt.device, &dt.eurid, telegram)
                     .await?
             }
@@ -135,28 +176,34 @@ impl Stage {
         telegram: Telegram,
     ) -> Option<DeviceResult> {
         let fingerprint = rlc::fingerprint(ctx);
-        let last = self.last_code(io, device, eurid, &fingerprint).await?;
+        let known = self.last_code(io, device, eurid, &fingerprint).await?;
+        let last = known.before(io.entry);
         let plain = match secure::verify_and_decrypt(ctx, telegram.rorg, &telegram.data, last) {
             Ok(plain) => plain,
             Err(e) => return Some(outcome::refused(eurid, e)),
         };
         if let Some(code) = plain.rlc {
             let order = Order::of(ctx.slf.rlc_mode());
+            let entry = io.entry;
             let advanced = io
                 .retry("storing a rolling code", |mut r| {
                     let fingerprint = fingerprint.clone();
-                    async move { rlc::advance(&mut r, eurid, &fingerprint, code, order).await }
+                    async move {
+                        rlc::advance(&mut r, eurid, &fingerprint, code, order, entry).await
+                    }
                 })
                 .await?;
-            let last = match advanced {
-                Advance::Stored => code,
+            match advanced {
+                Advance::Stored => {
+                    let next = known.advanced(code, entry);
+                    self.remember(device, eurid, fingerprint, next);
+                }
                 // Another engine accepted this code (or a newer one) already.
                 Advance::Behind { last } => {
-                    self.remember(device, eurid, fingerprint, Some(last));
+                    self.remember(device, eurid, fingerprint, Code::just(Some(last)));
                     return Some(outcome::replay(eurid, code, last));
                 }
-            };
-            self.remember(device, eurid, fingerprint, Some(last));
+            }
         }
         if plain.rorg == SEC_D {
             metric("no_meaning");
@@ -168,28 +215,35 @@ impl Stage {
         Some(decode::classify(device, inner(telegram, plain)))
     }
 
-    /// The last accepted code for this device copy and key: cached, else from Redis.
+    /// The accepted codes for this device copy and key: cached, else from Redis.
     async fn last_code(
         &mut self,
         io: &mut Io<'_>,
         device: &Arc<EnOceanSensor>,
         eurid: &str,
         fingerprint: &str,
-    ) -> Option<Option<u32>> {
+    ) -> Option<Code> {
         if let Some(k) = self.codes.get(eurid)
             && k.fingerprint == fingerprint
             && Arc::ptr_eq(&k.device, device)
         {
-            return Some(k.last);
+            return Some(k.code.clone());
         }
         let stored = io
             .retry("reading a rolling code", |mut r| async move {
                 rlc::load(&mut r, eurid).await
             })
             .await?;
-        let last = stored.and_then(|s| s.last_for(fingerprint));
-        self.remember(device, eurid, fingerprint.to_string(), last);
-        Some(last)
+        let code = match stored {
+            Some(s) if s.fingerprint == fingerprint => Code {
+                last: s.rlc,
+                prev: s.prev,
+                entry: s.entry,
+            },
+            _ => Code::default(),
+        };
+        self.remember(device, eurid, fingerprint.to_string(), code.clone());
+        Some(code)
     }
 
     fn remember(
@@ -197,14 +251,14 @@ impl Stage {
         device: &Arc<EnOceanSensor>,
         eurid: &str,
         fingerprint: String,
-        last: Option<u32>,
+        code: Code,
     ) {
         self.codes.insert(
             eurid.to_string(),
             Known {
                 device: device.clone(),
                 fingerprint,
-                last,
+                code,
             },
         );
     }
@@ -216,10 +270,6 @@ impl Stage {
         eurid: &str,
         telegram: Telegram,
     ) -> Option<DeviceResult> {
-        if self.settings.teach_in == TeachInPolicy::Off {
-            metric("teach_in_ignored");
-            return Some(failed("secure teach-in ignored (IOT_SECURE_TEACH_IN=off)"));
-        }
         let pushed = self.teach_ins.push(
             telegram.sender,
             &telegram.data,
@@ -240,11 +290,8 @@ impl Stage {
                 return Some(failed(format!("secure teach-in refused: {e}")));
             }
         };
-        if self.settings.teach_in == TeachInPolicy::Psk && !taught.info.psk() {
-            metric("teach_in_refused");
-            return Some(failed(
-                "secure teach-in without pre-shared key refused (IOT_SECURE_TEACH_IN=psk)",
-            ));
+        if let Err(why) = self.authorised(io, device, eurid, &taught).await? {
+            return Some(outcome::teach_in_refused(eurid, why));
         }
         let field = keys::device_field(&device.source_eurid, device.destination());
         let applied = io
@@ -259,7 +306,7 @@ impl Stage {
                 info!(%eurid, slf = format!("{:02x}", a.ctx.slf.byte()), ptm = a.ctx.is_ptm,
                       same_key = a.same_key, psk = taught.info.psk(),
                       "secure teach-in applied: key and SLF stored");
-                self.remember(device, eurid, a.fingerprint, a.last);
+                self.remember(device, eurid, a.fingerprint, Code::just(a.last));
                 self.contexts.taught(eurid, a.before, a.ctx);
                 Some(failed("secure teach-in applied; not published"))
             }
@@ -269,6 +316,41 @@ impl Stage {
                 Some(failed(format!("secure teach-in not applied: {why}")))
             }
         }
+    }
+}
+
+impl Stage {
+    /// Whether a complete teach-in may be applied. One that repeats the device's key and
+    /// SLF changes nothing but moves the code forward, so it needs no authority (a teach-in
+    /// delivered again after a crash is one); a new key needs the policy's consent.
+    async fn authorised(
+        &mut self,
+        io: &mut Io<'_>,
+        device: &Arc<EnOceanSensor>,
+        eurid: &str,
+        taught: &secure::SecureTeachIn,
+    ) -> Option<Result<(), &'static str>> {
+        let new = taught.context();
+        let present = self.contexts.get(eurid, device).ok().flatten();
+        let same = present
+            .as_ref()
+            .is_some_and(|p| p.key == new.key && p.slf == new.slf);
+        if same && self.settings.teach_in != TeachInPolicy::Off {
+            return Some(Ok(()));
+        }
+        let authority = io
+            .retry("reading the learn window", |mut r| async move {
+                teach_in::authority(&mut r, eurid).await
+            })
+            .await?;
+        let api_key = present
+            .is_some_and(|p| authority.taught.as_deref() != Some(rlc::fingerprint(&p).as_str()));
+        let facts = TeachInFacts {
+            psk: taught.info.psk(),
+            window: authority.window,
+            api_key,
+        };
+        Some(self.settings.teach_in.judge(facts))
     }
 }
 
@@ -287,6 +369,8 @@ fn inner(received: Telegram, plain: Plain) -> Telegram {
 struct Io<'a> {
     redis: &'a ConnectionManager,
     stop: &'a watch::Receiver<bool>,
+    /// The stream entry being settled.
+    entry: &'a str,
 }
 
 impl Io<'_> {

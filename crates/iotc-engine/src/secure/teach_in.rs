@@ -6,6 +6,11 @@
 //! retried), and `DEVICES_CHANGED` announces it like an API change. A teach-in repeating the
 //! key already known moves the code forward only: a recorded teach-in played back later
 //! cannot reopen old codes.
+//!
+//! Whether a teach-in that brings a new key may be applied is the policy's decision
+//! ([`super::TeachInPolicy::judge`]) from what [`authority`] reads: the learn window and
+//! whether the present key came from an earlier teach-in. Applying one closes the device's
+//! learn window: it lets in one new key.
 
 use std::sync::LazyLock;
 
@@ -53,6 +58,31 @@ pub(super) enum NotApplied {
     Removed,
     /// Its JSON does not parse, or changed on every attempt.
     Unusable(String),
+}
+
+/// What decides whether a new key may replace the present one.
+pub(super) struct Authority {
+    /// A learn window is open for the device or for all devices.
+    pub window: bool,
+    /// Fingerprint of the last key a radio teach-in set.
+    pub taught: Option<String>,
+}
+
+/// Reads the learn windows and the device's teach-in record in one round trip.
+pub(super) async fn authority<C: ConnectionLike>(
+    redis: &mut C,
+    eurid: &str,
+) -> RedisResult<Authority> {
+    let (device, all): (bool, bool) = redis::pipe()
+        .exists(keys::device_learn(eurid))
+        .exists(keys::LEARN_ALL)
+        .query_async(redis)
+        .await?;
+    let taught = rlc::load(redis, eurid).await?.and_then(|s| s.taught);
+    Ok(Authority {
+        window: device || all,
+        taught,
+    })
 }
 
 /// Writes the teach-in of the device stored under `field`.
@@ -104,6 +134,7 @@ pub(super) async fn apply<C: ConnectionLike>(
                     &fingerprint,
                     code,
                     Order::of(ctx.slf.rlc_mode()),
+                    "",
                 )
                 .await?
                 {
@@ -116,6 +147,10 @@ pub(super) async fn apply<C: ConnectionLike>(
             }
         } else {
             rlc::reset(redis, eurid, &fingerprint, announced).await?;
+            redis::cmd("DEL")
+                .arg(keys::device_learn(eurid))
+                .query_async::<()>(redis)
+                .await?;
             announced
         };
         return Ok(Ok(Applied {
