@@ -116,6 +116,8 @@ pub async fn learn_close(
     ApiQuery(q): ApiQuery<LearnQuery>,
 ) -> Result<(), ApiError> {
     let (key, source_id) = q.target()?;
+    // `seconds` means nothing here, but a value the document forbids is still refused.
+    q.seconds()?;
     state.store.close_window(&key).await?;
     tracing::info!(
         device = source_id.as_deref().unwrap_or("all"),

@@ -88,6 +88,7 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::POST, "/devices/learn", None),
         call(M::DELETE, "/devices/learn?sourceID=a1b2c3d4", None),
         call(M::DELETE, "/devices/learn", None),
+        call(M::DELETE, "/devices/learn?seconds=0", None),
         call(M::PATCH, "/backup", Some(backup.clone())),
         call(M::POST, "/backup", Some(backup.clone())),
     ]);
@@ -223,6 +224,8 @@ async fn empty_store_answers_every_operation_without_5xx() {
     assert_eq!(status, 404, "no device: not found");
     let (status, _) = answer(&answers, "POST /backup");
     assert_eq!(status, 200, "an empty backup restores");
+    let (status, _) = answer(&answers, "DELETE /devices/learn?seconds=0");
+    assert_eq!(status, 400, "a value the document forbids is refused");
     let (status, v30) = api.get("/openapi-3.0.json").await;
     assert_eq!(
         (status, &v30["openapi"]),
