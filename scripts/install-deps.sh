@@ -20,6 +20,9 @@ need buildah buildah
 need runc runc
 need debootstrap debootstrap
 need curl curl
+# The API client checks (scripts/api-clients.sh): generators from PyPI and npm.
+need npm npm
+python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 if [ "${IOTC_WITH_BROWSER:-1}" = 1 ]; then need chromium chromium; fi
 
 if [ ${#packages[@]} -gt 0 ]; then

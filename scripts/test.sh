@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then checks formatting and lints, runs every
 # test (unit, protocol vectors, property tests, services against real redis-server and
-# mosquitto, end to end through nginx), the API fuzz run and the deployment checks.
+# mosquitto, end to end through nginx), the API fuzz run, the generated API clients and the
+# deployment checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ cargo build --workspace --locked --bins
 cargo test --workspace --locked -- --test-threads="${IOTC_TEST_THREADS:-2}"
 
 for extra in scripts/deploy-checks.sh scripts/container-check.sh scripts/api-fuzz.sh \
-    scripts/swagger-screenshot.sh; do
+    scripts/api-clients.sh scripts/swagger-screenshot.sh; do
   if [ -x "$extra" ]; then
     echo "== $extra"
     "$extra"

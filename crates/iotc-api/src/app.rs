@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -77,9 +77,18 @@ pub fn app(state: AppState, http: HttpSettings) -> Router {
                 .display_operation_id(true)
                 .try_it_out_enabled(true),
         );
+    // Built once: the 3.0 copy for tools that do not read 3.1.
+    let v30 = openapi::document_v30_json();
     let protected = Router::new()
         .nest(BASE_PATH, api.with_state(state.clone()))
         .merge(ui)
+        .route(
+            &format!("{BASE_PATH}/openapi-3.0.json"),
+            get(move || {
+                let v30 = v30.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], v30) }
+            }),
+        )
         .route(
             "/",
             get(|| async { Redirect::temporary(&format!("{BASE_PATH}/ui/")) }),

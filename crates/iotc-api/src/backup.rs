@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::openapi::API_VERSION;
+use crate::restore::{BackupImport, SensorImport};
 use crate::time;
 use crate::validate::{self, shown};
 
@@ -70,7 +71,7 @@ pub async fn backup_get(State(state): State<AppState>) -> Result<Json<Backup>, A
     path = "/backup",
     operation_id = "backup_post",
     tag = "backup",
-    request_body = Backup,
+    request_body = BackupImport,
     responses(
         (status = 200, description = "Import a previously executed backup dump. Existing storage will be replaced with sent payload."),
         (status = 400, response = crate::openapi::BadRequest),
@@ -79,7 +80,7 @@ pub async fn backup_get(State(state): State<AppState>) -> Result<Json<Backup>, A
 )]
 pub async fn backup_post(
     State(state): State<AppState>,
-    ApiJson(backup): ApiJson<Backup>,
+    ApiJson(backup): ApiJson<BackupImport>,
 ) -> Result<StatusCode, ApiError> {
     import(&state, backup, true).await
 }
@@ -90,7 +91,7 @@ pub async fn backup_post(
     path = "/backup",
     operation_id = "backup_patch",
     tag = "backup",
-    request_body = Backup,
+    request_body = BackupImport,
     responses(
         (status = 200, description = "Import a previously executed backup dump. Existing storage will be updated with sent payload."),
         (status = 400, response = crate::openapi::BadRequest),
@@ -99,12 +100,16 @@ pub async fn backup_post(
 )]
 pub async fn backup_patch(
     State(state): State<AppState>,
-    ApiJson(backup): ApiJson<Backup>,
+    ApiJson(backup): ApiJson<BackupImport>,
 ) -> Result<StatusCode, ApiError> {
     import(&state, backup, false).await
 }
 
-async fn import(state: &AppState, backup: Backup, replace: bool) -> Result<StatusCode, ApiError> {
+async fn import(
+    state: &AppState,
+    backup: BackupImport,
+    replace: bool,
+) -> Result<StatusCode, ApiError> {
     let devices = checked(backup, state.only_secure)?;
     state.store.import(&devices, replace).await?;
     tracing::info!(devices = devices.len(), replace, "backup imported");
@@ -112,8 +117,9 @@ async fn import(state: &AppState, backup: Backup, replace: bool) -> Result<Statu
 }
 
 /// Validates the whole backup before anything is written, so an import applies fully or not at all.
-pub fn checked(backup: Backup, only_secure: bool) -> Result<Vec<EnOceanSensor>, ApiError> {
+pub fn checked(backup: BackupImport, only_secure: bool) -> Result<Vec<EnOceanSensor>, ApiError> {
     check_api_version(&backup.api_version)?;
+    backup.report_unknown_fields();
     if let Some(app) = &backup.app_version
         && parse_version(app).is_none()
     {
@@ -132,9 +138,11 @@ pub fn checked(backup: Backup, only_secure: bool) -> Result<Vec<EnOceanSensor>, 
         ));
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut devices = Vec::with_capacity(backup.connections.len());
-    for (i, dev) in backup.connections.into_iter().enumerate() {
-        let dev = validate::sensor(dev, only_secure, &format!("Connections[{i}]."))?;
+    let connections = backup.connections.unwrap_or_default();
+    let mut devices = Vec::with_capacity(connections.len());
+    for (i, dev) in connections.into_iter().enumerate() {
+        let at = format!("Connections[{i}].");
+        let dev = validate::sensor(SensorImport::into_sensor(dev), only_secure, &at)?;
         let field = iotc_core::keys::device_field(&dev.source_eurid, dev.destination());
         if let Some(first) = seen.insert(field.clone(), i) {
             return Err(ApiError::bad_request(
@@ -182,7 +190,7 @@ fn check_api_version(v: &str) -> Result<(), ApiError> {
 mod tests {
     use super::*;
 
-    fn backup(json: serde_json::Value) -> Backup {
+    fn backup(json: serde_json::Value) -> BackupImport {
         serde_json::from_value(json).unwrap()
     }
 

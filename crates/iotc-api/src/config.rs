@@ -38,6 +38,9 @@ pub struct Config {
     /// Print the OpenAPI document and exit.
     #[arg(long)]
     pub print_openapi: bool,
+    /// Print the OpenAPI document as OpenAPI 3.0 and exit.
+    #[arg(long = "print-openapi-3-0")]
+    pub print_openapi_v30: bool,
 }
 
 /// The Basic auth pair, once checked.

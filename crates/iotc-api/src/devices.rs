@@ -96,11 +96,12 @@ pub async fn device_get(
             };
             Ok(Json(DeviceOrDevices::One(find(&state, &id).await?)))
         }
-        None if q.destination_id.is_some() => Err(ApiError::bad_request(
-            "INVALID_QUERY",
-            "destinationID needs sourceID",
-        )),
-        None => Ok(Json(DeviceOrDevices::All(state.store.devices().await?))),
+        // IoTC's spec gives destinationID a default, so clients send it even when listing:
+        // it is checked, and the list is every device as without parameters.
+        None => {
+            validate::destination("destinationID", q.destination_id.as_deref())?;
+            Ok(Json(DeviceOrDevices::All(state.store.devices().await?)))
+        }
     }
 }
 

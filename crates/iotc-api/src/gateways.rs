@@ -59,7 +59,8 @@ pub struct UsbHealth {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthStats {
-    /// Unix seconds of the last health report.
+    /// Unix seconds (a string, as IoTC) of the last health report; before the first one, of the
+    /// last time the gateway was heard.
     #[schema(example = "1637770981")]
     pub timestamp: String,
 }
@@ -139,7 +140,7 @@ pub async fn gateway_health(
             .map(|r| GatewayHealth {
                 gateway_info: Gateway::from(r),
                 stats: HealthStats {
-                    timestamp: r.health_timestamp.to_string(),
+                    timestamp: health_time(r).to_string(),
                 },
                 usb_info: r
                     .usb
@@ -152,4 +153,14 @@ pub async fn gateway_health(
             })
             .collect(),
     ))
+}
+
+/// Unix seconds of the last health report; before the first one (an AP older than AOS 8.8 never
+/// sends one) the last time the gateway was heard, never `0`.
+fn health_time(r: &GatewayRecord) -> u64 {
+    if r.health_timestamp > 0 {
+        r.health_timestamp
+    } else {
+        r.last_seen
+    }
 }

@@ -27,7 +27,9 @@ pub struct LearnQuery {
     pub source_id: Option<String>,
     /// How long the window stays open, 1 to 3600 seconds (opening only; default 60).
     #[serde(default)]
-    #[param(minimum = 1, maximum = 3600, default = 60)]
+    // Read as text for a clear error, documented as the integer it is: a string schema with
+    // an integer default is an invalid document.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 3600, default = 60)]
     pub seconds: Option<String>,
 }
 
@@ -114,6 +116,8 @@ pub async fn learn_close(
     ApiQuery(q): ApiQuery<LearnQuery>,
 ) -> Result<(), ApiError> {
     let (key, source_id) = q.target()?;
+    // `seconds` means nothing here, but a value the document forbids is still refused.
+    q.seconds()?;
     state.store.close_window(&key).await?;
     tracing::info!(
         device = source_id.as_deref().unwrap_or("all"),

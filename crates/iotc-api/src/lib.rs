@@ -12,6 +12,7 @@ pub mod gateways;
 pub mod heartbeat;
 pub mod learn;
 pub mod openapi;
+pub mod restore;
 pub mod stats;
 pub mod store;
 pub mod system;

@@ -18,6 +18,10 @@ fn main() -> ExitCode {
         print!("{}", openapi::document_json());
         return ExitCode::SUCCESS;
     }
+    if config.print_openapi_v30 {
+        print!("{}", openapi::document_v30_json());
+        return ExitCode::SUCCESS;
+    }
     let auth = match config.auth() {
         Ok(auth) => auth,
         Err(line) => return fail(&line),

@@ -11,8 +11,11 @@ use crate::error::Error;
 pub const API_VERSION: &str = "1.3.0";
 /// Where the operations live.
 pub const BASE_PATH: &str = "/api.beta/v1";
-/// How to rewrite the committed copy.
-pub const REGENERATE: &str = "cargo run -p iotc-api -- --print-openapi > openapi/openapi.json";
+/// How to rewrite the committed copies.
+pub const REGENERATE: &str = "cargo run -p iotc-api -- --print-openapi > openapi/openapi.json && \
+    cargo run -p iotc-api -- --print-openapi-3-0 > openapi/openapi-3.0.json";
+/// The OpenAPI version of [`document_v30_json`].
+pub const V30: &str = "3.0.3";
 
 /// Invalid input: the message names the field or parameter.
 #[derive(ToResponse)]
@@ -138,4 +141,74 @@ pub fn document_json() -> String {
         .expect("the document serialises");
     json.push('\n');
     json
+}
+
+/// The same document as OpenAPI 3.0, for generators and gateways that do not read 3.1 yet
+/// (IoTC's own document is 3.0). Only 3.1 forms the document uses are rewritten.
+pub fn document_v30_json() -> String {
+    let mut doc = serde_json::to_value(document()).expect("the document serialises");
+    doc["openapi"] = serde_json::Value::from(V30);
+    if let Some(license) = doc["info"]["license"].as_object_mut() {
+        // 3.0 has no SPDX `identifier`; the name says it.
+        license.remove("identifier");
+    }
+    to_v30(&mut doc);
+    let mut json = serde_json::to_string_pretty(&doc).expect("JSON serialises");
+    json.push('\n');
+    json
+}
+
+/// `"type": ["string", "null"]` (3.1) becomes `"type": "string", "nullable": true` (3.0), and
+/// `"oneOf": [X, {"type": "null"}]` becomes `"allOf": [X], "nullable": true`.
+fn to_v30(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(items)) = map.get("oneOf")
+                && items.len() == 2
+                && items.iter().any(|i| i["type"] == "null")
+            {
+                let other: Vec<Value> = items
+                    .iter()
+                    .filter(|i| i["type"] != "null")
+                    .cloned()
+                    .collect();
+                map.remove("oneOf");
+                map.insert("allOf".into(), Value::Array(other));
+                map.insert("nullable".into(), Value::Bool(true));
+            }
+            if let Some(Value::Array(types)) = map.get("type") {
+                let nullable = types.iter().any(|t| t == "null");
+                let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                if let [only] = rest.as_slice() {
+                    let only = only.clone();
+                    map.insert("type".into(), only);
+                    if nullable {
+                        map.insert("nullable".into(), Value::Bool(true));
+                    }
+                }
+            }
+            map.values_mut().for_each(to_v30);
+        }
+        Value::Array(items) => items.iter_mut().for_each(to_v30),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v30_has_no_31_forms() {
+        let json = document_v30_json();
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(doc["openapi"], V30);
+        assert!(!json.contains("\"null\""), "no null type left");
+        assert!(doc["info"]["license"].get("identifier").is_none());
+        assert_eq!(
+            doc["components"]["schemas"]["EnOceanSensor"]["properties"]["location"]["nullable"],
+            true
+        );
+    }
 }

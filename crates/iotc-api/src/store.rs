@@ -279,6 +279,10 @@ impl Store {
 
     /// Statistics hashes of several gateways in one round trip.
     pub async fn gateway_stats(&self, macs: &[&str]) -> StoreResult<Vec<HashMap<String, String>>> {
+        // Redis refuses an empty pipeline ("empty command"): no gateway, no statistics.
+        if macs.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for mac in macs {
             pipe.hgetall(keys::gateway_stats(mac));
@@ -288,6 +292,9 @@ impl Store {
 
     /// The heartbeat values of the given services (`None` when expired or never written).
     pub async fn heartbeats(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
         let names: Vec<String> = services.iter().map(|s| keys::heartbeat(s)).collect();
         Ok(redis::cmd("MGET")
             .arg(&names)

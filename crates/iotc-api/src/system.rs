@@ -2,14 +2,15 @@
 
 use axum::Json;
 use axum::extract::State;
+use iotc_core::health;
 use iotc_core::model::GatewayRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::time;
 
-/// Status of each part: `running`, `disconnected` (MQTT), `down` (no heartbeat) or `unknown`.
+/// Status of each part: `running`, `down` (no heartbeat), `disconnected` / `disabled` (MQTT), or
+/// `unknown` (Redis is down). The same words as the MQTT health message.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ServicesHealth {
     #[schema(example = "running")]
@@ -32,10 +33,11 @@ pub struct ServicesHealth {
 pub struct GatewayStatus {
     #[schema(example = "a1b2c3d4e5f6")]
     pub mac: String,
-    /// `healthy`, `unhealthy` (a USB stick reports a problem) or `offline` (not heard lately).
+    /// `healthy`, `degraded` (the AP says so, or a USB stick reports a problem), `unavailable`
+    /// (the AP says so), `offline` (not heard for IOTC_GATEWAY_TIMEOUT_SECONDS) or `unknown`.
     #[schema(example = "healthy")]
     pub status: String,
-    /// When the gateway was last heard (UTC).
+    /// When the gateway was last heard (traffic or health report, UTC).
     #[schema(example = "2022-05-18T09:25:33Z")]
     pub timestamp: String,
 }
@@ -63,12 +65,12 @@ pub async fn system_health_get(State(state): State<AppState>) -> Json<SystemHeal
     let gateways = state.store.gateways().await;
     // Health must answer even without Redis: that is when it matters most.
     let (Ok(beats), Ok(gateways)) = (beats, gateways) else {
-        let unknown = || "unknown".to_string();
+        let unknown = || health::UNKNOWN.to_string();
         return Json(SystemHealth {
             system_health: ServicesHealth {
-                redis: "down".into(),
+                redis: health::DOWN.into(),
                 ingress: unknown(),
-                api: "running".into(),
+                api: health::RUNNING.into(),
                 mqtt: unknown(),
                 integration: unknown(),
                 engine: unknown(),
@@ -79,9 +81,9 @@ pub async fn system_health_get(State(state): State<AppState>) -> Json<SystemHeal
     let [ingress, engine, mqtt] = [0, 1, 2].map(|i| heartbeat_status(beats[i].as_deref()));
     Json(SystemHealth {
         system_health: ServicesHealth {
-            redis: "running".into(),
+            redis: health::RUNNING.into(),
             ingress,
-            api: "running".into(),
+            api: health::RUNNING.into(),
             mqtt,
             integration: engine.clone(),
             engine,
@@ -96,38 +98,27 @@ pub async fn system_health_get(State(state): State<AppState>) -> Json<SystemHeal
 /// The `status` of a heartbeat value; `down` when it expired.
 pub fn heartbeat_status(value: Option<&str>) -> String {
     let Some(value) = value else {
-        return "down".into();
+        return health::DOWN.into();
     };
     serde_json::from_str::<serde_json::Value>(value)
         .ok()
         .and_then(|v| v["status"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_else(|| health::UNKNOWN.into())
 }
 
+/// The entry of one gateway, in the vocabulary the MQTT health message uses too.
 pub fn gateway_status(g: &GatewayRecord, now: u64, timeout_secs: u64) -> GatewayStatus {
-    let last = g.last_seen.max(g.health_timestamp);
-    let status = if last == 0 || now.saturating_sub(last) > timeout_secs {
-        "offline"
-    } else if g.usb.iter().any(|u| u.usb_health != "healthy") {
-        "unhealthy"
-    } else {
-        "healthy"
-    };
+    let s = health::gateway_status(g, now, timeout_secs);
     GatewayStatus {
-        mac: g.mac.clone(),
-        status: status.into(),
-        timestamp: if last == 0 {
-            String::new()
-        } else {
-            time::rfc3339(last)
-        },
+        mac: s.mac,
+        status: s.status,
+        timestamp: s.timestamp,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iotc_core::model::UsbHealth;
 
     #[test]
     fn heartbeat_values() {
@@ -140,22 +131,17 @@ mod tests {
     }
 
     #[test]
-    fn gateway_states() {
-        let mut g = GatewayRecord {
+    fn gateway_entry_uses_the_shared_vocabulary() {
+        let g = GatewayRecord {
             mac: "a1b2c3d4e5f6".into(),
             last_seen: 1_000,
+            ap_status: "degraded".into(),
             ..Default::default()
         };
-        assert_eq!(gateway_status(&g, 1_100, 300).status, "healthy");
+        let s = gateway_status(&g, 1_100, 300);
         assert_eq!(
-            gateway_status(&g, 1_100, 300).timestamp,
-            "1970-01-01T00:16:40Z"
+            (s.status.as_str(), s.timestamp.as_str()),
+            ("degraded", "1970-01-01T00:16:40Z")
         );
-        assert_eq!(gateway_status(&g, 1_400, 300).status, "offline");
-        g.usb.push(UsbHealth {
-            usb_identifier: "ENOCEAN_USB:x".into(),
-            usb_health: "error".into(),
-        });
-        assert_eq!(gateway_status(&g, 1_100, 300).status, "unhealthy");
     }
 }

@@ -1,5 +1,5 @@
 //! Checks and normalises API input the way IoTC's schema declares it: EURIDs are 8 hexadecimal
-//! digits (stored lower-case), EEPs `RR-FF-TT`, strings bounded.
+//! digits (stored lower-case), EEPs `RR-FF-TT` (stored as sent), strings bounded.
 
 use iotc_core::model::{BROADCAST, EnOceanSensor};
 
@@ -44,11 +44,12 @@ pub fn destination(field: &str, value: Option<&str>) -> Result<String, ApiError>
     value.map_or(Ok(BROADCAST.to_string()), |v| eurid(field, v))
 }
 
-/// An EEP `RR-FF-TT`, upper-case as the EEP specification writes it.
+/// An EEP `RR-FF-TT`, kept in the case the user wrote it: IoTC stores and returns it as sent
+/// (its examples write `d2-14-41`, its schema `A5-04-05`); MQTT always carries it lower-case.
 pub fn eep(field: &str, value: &str) -> Result<String, ApiError> {
     let parts: Vec<&str> = value.split('-').collect();
     if parts.len() == 3 && parts.iter().all(|p| is_hex(p, 2)) {
-        Ok(value.to_ascii_uppercase())
+        Ok(value.to_string())
     } else {
         Err(ApiError::invalid(
             field,
@@ -71,8 +72,8 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks a device and returns it normalised: lower-case EURIDs, key and SLF, upper-case EEP,
-/// explicit broadcast destination. `at` prefixes field names (`Connections[2].`).
+/// Checks a device and returns it normalised: lower-case EURIDs, key and SLF, explicit
+/// broadcast destination; the EEP as sent. `at` prefixes field names (`Connections[2].`).
 pub fn sensor(dev: EnOceanSensor, only_secure: bool, at: &str) -> Result<EnOceanSensor, ApiError> {
     let name = |field: &str| format!("{at}{field}");
     bounded(&name("friendlyID"), &dev.friendly_id, MAX_NAME)?;
@@ -132,7 +133,7 @@ mod tests {
         let dev = sensor(device(), false, "").unwrap();
         assert_eq!(dev.source_eurid, "a1b2c3d4");
         assert_eq!(dev.destination_eurid.as_deref(), Some("ffffffff"));
-        assert_eq!(dev.eep, "A5-04-05");
+        assert_eq!(dev.eep, "a5-04-05", "as sent");
         assert!(dev.active_flag);
     }
 

@@ -14,7 +14,10 @@ async fn post_stores_lower_case_and_get_reads_it() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["sourceEurid"], "a1b2c3d4");
     assert_eq!(body["destinationEurid"], "ffffffff");
-    assert_eq!(body["eep"], "A5-04-05");
+    assert_eq!(
+        body["eep"], "a5-04-05",
+        "the EEP is kept as sent, as IoTC does"
+    );
     assert_eq!(body["activeFlag"], true);
     assert_eq!(body["isPTM"], false);
     assert_eq!(body["customTag"], "");
@@ -48,6 +51,11 @@ async fn get_without_source_lists_all_devices_in_order() {
 
     let (status, body) = api.get("/devices").await;
     assert_eq!(status, 200);
+    // IoTC's spec gives destinationID a default, so generated clients send it: same list.
+    for query in ["?destinationID=FFFFFFFF", "?destinationID=01020304"] {
+        let (s, listed) = api.get(&format!("/devices{query}")).await;
+        assert_eq!((s, &listed), (200, &body), "{query}");
+    }
     let ids: Vec<String> = body
         .as_array()
         .unwrap()
@@ -81,8 +89,8 @@ async fn get_errors() {
         .get("/devices?sourceID=a1b2c3d4&destinationID=xyz")
         .await;
     assert_error(s, &b, 400, "INVALID_FIELD", "destinationID");
-    let (s, b) = api.get("/devices?destinationID=ffffffff").await;
-    assert_error(s, &b, 400, "INVALID_QUERY", "destinationID needs sourceID");
+    let (s, b) = api.get("/devices?destinationID=ffffff").await;
+    assert_error(s, &b, 400, "INVALID_FIELD", "destinationID");
     let (s, b) = api.get("/devices?sourceid=a1b2c3d4").await;
     assert_error(s, &b, 400, "INVALID_QUERY", "sourceid");
     let (s, b) = api

@@ -3,17 +3,27 @@
 
 use std::path::PathBuf;
 
-use iotc_api::openapi::{REGENERATE, document_json};
+use iotc_api::openapi::{REGENERATE, document_json, document_v30_json};
 use serde_json::Value;
 
-fn committed_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi/openapi.json")
+fn committed_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../openapi")
+        .join(name)
 }
 
 #[test]
 fn committed_document_is_current() {
-    let generated = document_json();
-    let path = committed_path();
+    assert_current("openapi.json", document_json());
+}
+
+#[test]
+fn committed_v30_document_is_current() {
+    assert_current("openapi-3.0.json", document_v30_json());
+}
+
+fn assert_current(name: &str, generated: String) {
+    let path = committed_path(name);
     if std::env::var_os("IOTC_UPDATE_OPENAPI").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &generated).unwrap();
@@ -23,7 +33,7 @@ fn committed_document_is_current() {
     let parse = |text: &str| serde_json::from_str::<Value>(text).ok();
     assert!(
         parse(&committed).is_some() && parse(&committed) == parse(&generated),
-        "openapi/openapi.json is stale; regenerate it with `{REGENERATE}` \
+        "openapi/{name} is stale; regenerate it with `{REGENERATE}` \
          (or IOTC_UPDATE_OPENAPI=1 cargo test -p iotc-api --test openapi) and commit it"
     );
 }

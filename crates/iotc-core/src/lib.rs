@@ -2,6 +2,7 @@
 //! gateway model, IoTC's JSON payloads, configuration helpers, metrics and TLS files.
 
 pub mod bus;
+pub mod health;
 pub mod keys;
 pub mod model;
 pub mod ops;

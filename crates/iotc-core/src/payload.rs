@@ -364,6 +364,19 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_carries_the_eep_lower_case_whatever_the_api_stored() {
+        let dev: EnOceanSensor = serde_json::from_value(serde_json::json!({
+            "sourceEurid": "0413D759", "friendlyID": "x", "eep": "D2-14-41"
+        }))
+        .unwrap();
+        let info = SensorInfo::from(&dev);
+        assert_eq!(
+            (info.id.as_str(), info.eep.as_str()),
+            ("0413d759", "d2-14-41")
+        );
+    }
+
+    #[test]
     fn event_codes_land_in_their_array() {
         let ev = SensorEvent::new(sensor(), EventCode::EepNotFoundError, "x".into(), 1);
         assert_eq!(ev.meta.events.transcoding[0].code, "EEP_NOT_FOUND_ERROR");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, aws_lc_rs};
+use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -57,6 +58,88 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+/// A client certificate chain and its private key, for mutual TLS.
+///
+/// The certificate's version is not judged here: mosquitto's documented recipe
+/// (`openssl x509 -req` without extensions) makes an X.509 v1 certificate, which OpenSSL
+/// brokers accept and webpki refuses to parse ("UnsupportedCertVersion"); the server decides.
+/// The key must still belong to the certificate: the public key is read from the DER directly.
+pub fn client_cert(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, String> {
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("unusable private key: {e}"))?;
+    let first = chain.first().ok_or("no certificate")?;
+    let cert_spki = subject_public_key_info(first).ok_or("not an X.509 certificate")?;
+    // A key type whose public half the provider cannot derive is left to the handshake.
+    if let Some(key_spki) = signing_key.public_key()
+        && key_spki.as_ref() != cert_spki
+    {
+        return Err("the private key does not belong to the certificate".into());
+    }
+    Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
+}
+
+/// One DER element and what follows it.
+struct Der<'a> {
+    tag: u8,
+    /// Tag, length and content.
+    whole: &'a [u8],
+    content: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// Reads the DER element at the start of `input` (definite lengths up to 4 bytes).
+fn der_element(input: &[u8]) -> Option<Der<'_>> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let header = input.len() - rest.len();
+    Some(Der {
+        tag,
+        whole: &input[..header + len],
+        content: &rest[..len],
+        rest: &rest[len..],
+    })
+}
+
+/// The `subjectPublicKeyInfo` of a certificate, any version (RFC 5280 section 4.1).
+fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    const SEQUENCE: u8 = 0x30;
+    const VERSION: u8 = 0xa0;
+    let sequence = |input| der_element(input).filter(|e| e.tag == SEQUENCE);
+    let tbs = sequence(sequence(cert)?.content)?.content;
+    let first = der_element(tbs)?;
+    // The version is absent in v1.
+    let mut rest = if first.tag == VERSION {
+        first.rest
+    } else {
+        tbs
+    };
+    // serialNumber, signature, issuer, validity, subject, then the key.
+    for _ in 0..5 {
+        rest = der_element(rest)?.rest;
+    }
+    Some(sequence(rest)?.whole)
 }
 
 /// Roots from a CA file, or the system's CA certificates when none is given. The system store
@@ -157,6 +240,89 @@ impl ServerCertVerifier for RelaxedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+
+    /// mosquitto's documented recipe (mosquitto-tls(7)): the `x509 -req` step without
+    /// extensions makes an X.509 v1 client certificate.
+    #[test]
+    fn accepts_a_v1_client_certificate_and_refuses_a_foreign_key() {
+        let dir = std::env::temp_dir().join(format!("iotc-tls-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let subj = ["-subj", "/CN=client1"];
+        openssl(
+            &dir,
+            &["req", "-new", "-x509", "-days", "2", "-extensions", "v3_ca"]
+                .iter()
+                .chain(&[
+                    "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=ca",
+                ])
+                .copied()
+                .collect::<Vec<_>>(),
+        );
+        for name in ["client.key", "other.key"] {
+            openssl(&dir, &["genrsa", "-out", name, "2048"]);
+        }
+        openssl(
+            &dir,
+            &[
+                &["req", "-out", "client.csr", "-key", "client.key", "-new"][..],
+                &subj,
+            ]
+            .concat(),
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.crt",
+                "-days",
+                "2",
+            ],
+        );
+        let chain = read_certs(&dir.join("client.crt")).unwrap();
+        // webpki itself refuses it: the reason for reading the key from the DER here.
+        assert!(rustls::server::ParsedCertificate::try_from(&chain[0]).is_err());
+        let ours = client_cert(chain.clone(), read_key(&dir.join("client.key")).unwrap());
+        assert!(ours.is_ok(), "{:?}", ours.err());
+        let foreign = client_cert(chain, read_key(&dir.join("other.key")).unwrap());
+        assert_eq!(
+            foreign.err().as_deref(),
+            Some("the private key does not belong to the certificate")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn der_walk_refuses_garbage() {
+        assert_eq!(subject_public_key_info(&[]), None);
+        assert_eq!(
+            subject_public_key_info(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
+        assert_eq!(
+            subject_public_key_info(&[0x30, 0x03, 0x30, 0x01, 0x02]),
+            None
+        );
+        assert_eq!(subject_public_key_info(b"not der at all"), None);
+    }
 
     #[test]
     fn missing_and_empty_files_name_the_file() {

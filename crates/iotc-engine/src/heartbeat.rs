@@ -1,10 +1,11 @@
-//! Heartbeats the API's `/system/health` reads: `engine` always, `mqtt` when MQTT is on.
+//! Heartbeats the API's `/system/health` reads: `engine`, and `mqtt` (`running`, `disconnected`
+//! or `disabled`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iotc_core::keys;
 use iotc_core::ops::unix_seconds;
+use iotc_core::{health, keys};
 use redis::aio::ConnectionManager;
 use tracing::debug;
 
@@ -38,11 +39,10 @@ pub async fn run(mut redis: ConnectionManager, egress: Arc<Egress>) {
         let mut pipe = redis::pipe();
         pipe.set_ex(keys::heartbeat("engine"), value("running", now), TTL_S)
             .ignore();
-        if egress.mqtt_enabled() {
-            let status = if connected { "running" } else { "disconnected" };
-            pipe.set_ex(keys::heartbeat("mqtt"), value(status, now), TTL_S)
-                .ignore();
-        }
+        // The same words as the MQTT health message.
+        let mqtt = health::mqtt_status(egress.mqtt_enabled(), connected);
+        pipe.set_ex(keys::heartbeat("mqtt"), value(mqtt, now), TTL_S)
+            .ignore();
         match pipe.query_async::<()>(&mut redis).await {
             Ok(()) => last = Some((Instant::now(), connected)),
             Err(e) => debug!(error = %e, "heartbeat not written"),

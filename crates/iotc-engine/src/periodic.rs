@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use iotc_core::keys;
 use iotc_core::model::{EnOceanSensor, GatewayRecord};
 use iotc_core::ops::unix_seconds;
 use iotc_core::payload::{
     GatewayInfo, GatewayStats, SensorInfo, SensorStats, StatsMeta, TelegramStats,
 };
+use iotc_core::{health, keys};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
@@ -32,7 +32,12 @@ pub fn spawn_periodic(
     let jobs = [
         (Job::SensorStats, args.sensor_stats_interval),
         (Job::GatewayStats, args.gateway_stats_interval),
-        (Job::Health, args.health_publish_interval),
+        (
+            Job::Health {
+                gateway_timeout_secs: args.gateway_timeout_seconds,
+            },
+            args.health_publish_interval,
+        ),
         (Job::SensorInfo, args.sensor_info_interval),
     ];
     let tasks: Vec<JoinHandle<()>> = jobs
@@ -67,7 +72,7 @@ impl Drop for AbortOnDrop {
 enum Job {
     SensorStats,
     GatewayStats,
-    Health,
+    Health { gateway_timeout_secs: u64 },
     SensorInfo,
 }
 
@@ -81,7 +86,9 @@ async fn run(job: Job, every: Duration, egress: Arc<Egress>, mut redis: Connecti
         let result = match job {
             Job::SensorStats => sensor_stats(&egress, &mut redis).await,
             Job::GatewayStats => gateway_stats(&egress, &mut redis).await,
-            Job::Health => health(&egress, &mut redis).await,
+            Job::Health {
+                gateway_timeout_secs,
+            } => health(&egress, &mut redis, gateway_timeout_secs).await,
             Job::SensorInfo => info.publish_changes(&egress, &mut redis).await,
         };
         // Log a failure once per streak; the next tick tries again.
@@ -196,25 +203,29 @@ async fn gateway_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobRes
     publish_chunked(egress, msgs).await
 }
 
-async fn health(egress: &Egress, redis: &mut ConnectionManager) -> JobResult {
+async fn health(
+    egress: &Egress,
+    redis: &mut ConnectionManager,
+    gateway_timeout_secs: u64,
+) -> JobResult {
     let gateways = gateways(redis).await?;
+    let now = unix_seconds();
     let services = ["ingress", "engine", "api"].map(keys::heartbeat);
     let beats: Vec<Option<String>> = redis::cmd("MGET").arg(&services).query_async(redis).await?;
     let status = |beat: &Option<String>| {
         beat.as_deref()
             .and_then(|b| serde_json::from_str::<Value>(b).ok())
             .and_then(|v| v.get("status")?.as_str().map(str::to_string))
-            .unwrap_or_else(|| "down".to_string())
+            .unwrap_or_else(|| health::DOWN.to_string())
     };
-    let mqtt = match (egress.mqtt_enabled(), egress.connected()) {
-        (false, _) => "disabled",
-        (true, true) => "running",
-        (true, false) => "disconnected",
-    };
+    let mqtt = health::mqtt_status(egress.mqtt_enabled(), egress.connected());
     let body = json!({
-        "gateway_info": gateways.values().map(gateway_health).collect::<Vec<_>>(),
+        "gateway_info": gateways
+            .values()
+            .map(|g| health::gateway_status(g, now, gateway_timeout_secs))
+            .collect::<Vec<_>>(),
         "system_health": {
-            "redis": "running",
+            "redis": health::RUNNING,
             "ingress": status(&beats[0]),
             "api": status(&beats[2]),
             "mqtt": mqtt,
@@ -231,21 +242,6 @@ async fn health(egress: &Egress, redis: &mut ConnectionManager) -> JobResult {
         )])
         .await?;
     Ok(())
-}
-
-/// One `gateway_info` entry of the health message.
-pub fn gateway_health(gw: &GatewayRecord) -> Value {
-    let status = if !gw.ap_status.is_empty() {
-        gw.ap_status.clone()
-    } else {
-        "unknown".to_string()
-    };
-    let at = if gw.health_timestamp > 0 {
-        gw.health_timestamp
-    } else {
-        gw.last_seen
-    };
-    json!({"mac": gw.mac, "status": status, "timestamp": iso_time(at)})
 }
 
 /// `2022-05-18T09:25:33Z`, as IoTC writes it.
@@ -403,8 +399,9 @@ mod tests {
             ap_status: "healthy".into(),
             ..Default::default()
         };
+        let entry = serde_json::to_value(health::gateway_status(&gw, 1652865933, 300)).unwrap();
         assert_eq!(
-            gateway_health(&gw),
+            entry,
             json!({"mac":"a1b2c3d4e5f6","status":"healthy","timestamp":"2022-05-18T09:25:33Z"})
         );
     }

@@ -274,6 +274,69 @@ async fn client_certificate_only() {
     );
 }
 
+/// IoTC users make their client certificate with mosquitto's own recipe: an X.509 v1
+/// certificate, which mosquitto (OpenSSL) accepts. The egress must start and publish with it.
+/// The topics are IoTC's table with its trailing slashes, used exactly as configured.
+#[tokio::test]
+async fn v1_client_certificate_from_mosquittos_recipe() {
+    let broker = Mosquitto::start(|dir, port| {
+        make_certs_with_openssl(dir);
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\nrequire_certificate true\n\
+             use_identity_as_username true\n{}",
+            tls_lines(dir)
+        )
+    });
+    let version = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(broker.path("client.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("Version: 1 (0x0)"),
+        "the recipe makes a v1 certificate"
+    );
+    let mut sub = Subscriber::start(broker.sub_port, "#", false).await;
+    let conn = format!("mqtts://localhost:{}", broker.port);
+    let (ca, cert, key) = (
+        broker.path("ca.pem"),
+        broker.path("client.pem"),
+        broker.path("client.key"),
+    );
+    let egress = connected_egress(&[
+        "--mqtt-connstring",
+        &conn,
+        "--mqtt-ca-file",
+        ca.to_str().unwrap(),
+        "--mqtt-client-cert-file",
+        cert.to_str().unwrap(),
+        "--mqtt-client-key-file",
+        key.to_str().unwrap(),
+        "--sensor-event",
+        "sensor/<ID>/meta/event/",
+        "--system-health",
+        "system/health/",
+    ])
+    .await;
+    assert_delivers(&egress, &mut sub, "v1").await;
+    assert!(
+        broker.log().contains("u'client1'"),
+        "identity used as user name"
+    );
+    for topic in [
+        egress.topics().sensor_event("a1b2c3d4"),
+        egress.topics().system_health(),
+    ] {
+        egress
+            .publish(vec![OutMessage::new(topic.clone(), "slash")])
+            .await
+            .unwrap();
+        let got = sub.next_on(&topic, WAIT).await.expect("arrives");
+        assert!(topic.ends_with('/'), "{topic}");
+        assert_eq!(got.payload, b"slash");
+    }
+}
+
 #[tokio::test]
 async fn username_and_password() {
     let broker = Mosquitto::start(|dir, port| {

@@ -126,6 +126,9 @@ async fn stats_health_and_metadata_arrive_in_iotc_shape() {
         "1",
         "--sensor-info-interval",
         "1",
+        // The seeded gateway reported in 2022: not `offline` for this test.
+        "--gateway-timeout-seconds",
+        "4000000000",
     ]);
     let egress = Arc::new(iotc_engine::egress::Egress::start(&args).await.unwrap());
     egress

@@ -118,6 +118,10 @@ pub struct EgressArgs {
     /// Seconds between `system/health` messages; 0 = off.
     #[arg(long, env = "HEALTH_PUBLISH_INTERVAL", default_value = "600")]
     pub health_publish_interval: u64,
+    /// A gateway not heard for this many seconds is `offline` in the health message (the API's
+    /// `/system/health` reads the same variable).
+    #[arg(long, env = "IOTC_GATEWAY_TIMEOUT_SECONDS", default_value = "300")]
+    pub gateway_timeout_seconds: u64,
     /// Seconds between checks for changed device metadata (retained `sensor/<ID>/meta/info`); 0 = off.
     #[arg(long, env = "SENSOR_INFO_INTERVAL", default_value = "30")]
     pub sensor_info_interval: u64,

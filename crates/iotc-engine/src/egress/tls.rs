@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use iotc_core::tls::{self, TlsError};
 use rustls::ClientConfig;
+use rustls::sign::SingleCertAndKey;
 
 use super::EgressError;
 
@@ -50,9 +51,11 @@ pub fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, EgressError> 
         Some((cert, key)) => {
             let chain = tls::read_certs(cert).map_err(bad_file)?;
             let key = tls::read_key(key).map_err(bad_file)?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| {
+            // Not `with_client_auth_cert`: it refuses X.509 v1 certificates, which brokers take.
+            let certified = tls::client_cert(chain, key).map_err(|e| {
                 EgressError::Config(format!("TLS client certificate {}: {e}", cert.display()))
-            })?
+            })?;
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)))
         }
         None => builder.with_no_client_auth(),
     };

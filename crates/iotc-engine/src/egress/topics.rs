@@ -65,11 +65,11 @@ impl Topics {
     }
 }
 
-/// IoTC's docs write some defaults with a trailing slash (`system/health/`); a trailing slash
-/// makes a different topic that subscribers of `system/health` miss, so it is dropped.
+/// A configured topic is used exactly as written, a trailing slash included: IoTC's topic table
+/// writes `system/health/`, and a subscriber of that topic must get it. Only the surrounding
+/// blanks of an environment variable are dropped.
 fn clean(template: &str) -> &str {
-    let t = template.trim();
-    t.strip_suffix('/').unwrap_or(t)
+    template.trim()
 }
 
 #[cfg(test)]
@@ -109,6 +109,24 @@ mod tests {
     }
 
     #[test]
+    fn iotc_topic_table_with_trailing_slashes_is_used_exactly() {
+        let t = topics(&[
+            "--sensor-event",
+            "sensor/<ID>/meta/event/",
+            "--gateway-stats",
+            "gateway/<MAC>/meta/stats/",
+            "--system-health",
+            " system/health/ ",
+        ]);
+        assert_eq!(t.sensor_event("a1b2c3d4"), "sensor/a1b2c3d4/meta/event/");
+        assert_eq!(
+            t.gateway_stats("24f27fca1ba4"),
+            "gateway/24f27fca1ba4/meta/stats/"
+        );
+        assert_eq!(t.system_health(), "system/health/");
+    }
+
+    #[test]
     fn overrides_and_prefix() {
         let t = topics(&[
             "--sensor-telemetry",
@@ -126,7 +144,8 @@ mod tests {
         );
         assert_eq!(
             t.gateway_stats("aabbccddeeff"),
-            "site1/ap/stats/aabbccddeeff"
+            "site1/ap/stats/aabbccddeeff/",
+            "a trailing slash is kept"
         );
         assert_eq!(t.system_health(), "site1/iotc/health");
         assert_eq!(

@@ -172,6 +172,75 @@ pub fn make_certs(dir: &Path, server_names: &[&str]) {
     std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
 }
 
+/// The same files as [`make_certs`], made with mosquitto's documented openssl recipe
+/// (mosquitto-tls(7)): the client certificate comes from `openssl x509 -req` without
+/// extensions, an X.509 v1 certificate. The server certificate gets a subjectAltName for
+/// `localhost`, as any certificate a client checks by name needs.
+pub fn make_certs_with_openssl(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-new",
+        "-x509",
+        "-days",
+        "2",
+        "-extensions",
+        "v3_ca",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=iotc test CA",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    for (name, cn, ext) in [("server", "localhost", true), ("client", "client1", false)] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        run(&["genrsa", "-out", &key, "2048"]);
+        run(&[
+            "req",
+            "-out",
+            &csr,
+            "-key",
+            &key,
+            "-new",
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        let mut sign = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+        ];
+        if ext {
+            sign.extend(["-extfile", "san.ext"]);
+        }
+        run(&sign);
+    }
+}
+
 /// The TLS part of a mosquitto listener using the files of [`make_certs`].
 pub fn tls_lines(dir: &Path) -> String {
     format!(
