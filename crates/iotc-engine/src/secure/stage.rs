@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use enocean::secure::{self, Plain, SEC_D, SEC_TI, SecureContext, TeachInAssembler};
 use enocean::telegram::Telegram;
+use iotc_core::backoff::Backoff;
 use iotc_core::keys;
 use iotc_core::model::EnOceanSensor;
 use iotc_core::ops::unix_millis;
@@ -32,8 +32,6 @@ use crate::rlc::{self, Advance, Order};
 const TEACH_IN_TIMEOUT_MS: u64 = 5_000;
 /// Devices with an incomplete teach-in tracked at once.
 const TEACH_IN_MAX_OPEN: usize = 256;
-/// Longest pause between retries of a failing Redis call.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The last accepted code of a device, as read for one device copy and key.
 struct Known {
@@ -295,7 +293,7 @@ impl Io<'_> {
         F: FnMut(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             match call(self.redis.clone()).await {
                 Ok(v) => return Some(v),
@@ -309,10 +307,9 @@ impl Io<'_> {
             }
             let mut stop = self.stop.clone();
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = backoff.wait() => {}
                 _ = stop.changed() => {}
             }
-            pause = (pause * 2).min(MAX_BACKOFF);
         }
     }
 }
