@@ -91,8 +91,8 @@ impl Load {
         for t in self.tasks {
             let _ = t.await;
         }
-        let sent = self.shared.sent.lock().unwrap().clone();
-        sent
+        let taken = self.shared.sent.lock().map(|mut s| std::mem::take(&mut *s));
+        taken.unwrap_or_default()
     }
 }
 
