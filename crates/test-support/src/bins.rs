@@ -14,6 +14,19 @@ use serde_json::Value;
 
 const PACKAGES: [&str; 4] = ["iotc-ingress", "iotc-engine", "iotc-api", "iotc-cli"];
 
+/// Prefixes of the variables cargo sets for a test (or build script) it runs.
+const SET_FOR_TESTS: [&str; 9] = [
+    "CARGO_PKG_",
+    "CARGO_MANIFEST_",
+    "CARGO_CRATE_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_BIN_",
+    "CARGO_CFG_",
+    "CARGO_FEATURE_",
+    "OUT_DIR",
+];
+
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,6 +56,15 @@ fn build_services() -> HashMap<String, PathBuf> {
     }
     for p in PACKAGES {
         cmd.args(["-p", p]);
+    }
+    // Cargo sets these for the test process. Build scripts (ring, rustix) rerun when they
+    // change, so passing them on would rebuild the services on every test run and again on
+    // the next plain `cargo build`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if SET_FOR_TESTS.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(&*key);
+        }
     }
     let out = cmd
         .stderr(Stdio::inherit())
