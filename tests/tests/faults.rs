@@ -3,7 +3,8 @@
 //! restarted, the engine killed and restarted. Every test counts what the APs sent, what the
 //! ingress accepted (the telegram stream) and what arrived on MQTT, prints one `FAULT` line
 //! (docs/reliability.md; `scripts/faults.sh` collects them) and asserts that nothing the
-//! ingress accepted is lost. The 60 s broker outage is in broker_outage.rs.
+//! ingress accepted is lost. The last test checks that `iotc simulate`'s APs wait for a
+//! restarted ingress. The 60 s broker outage is in broker_outage.rs.
 
 use std::time::{Duration, Instant};
 
@@ -207,5 +208,75 @@ async fn engine_killed_under_load_loses_nothing() {
     assert_eq!(
         tally.accepted, tally.sent,
         "the ingress accepts without the engine"
+    );
+}
+
+/// `iotc simulate` (the load generator operators use) while the ingress is away for longer
+/// than an AP's first connection attempts (5 s): its APs wait and reconnect by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_aps_reconnect_after_an_ingress_restart() {
+    let mut stack = Stack::start().await;
+    let mut cmd = std::process::Command::new(iotc_e2e::bin("iotc"));
+    cmd.arg("simulate")
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{}/aruba", stack.ingress_port),
+        ])
+        .args([
+            "--auth-url",
+            &format!("http://127.0.0.1:{}/auth/aruba", stack.ingress_port),
+        ])
+        .args([
+            "--username",
+            iotc_e2e::AP_USER,
+            "--password",
+            iotc_e2e::AP_PASSWORD,
+        ])
+        .args([
+            "--gateways",
+            "2",
+            "--devices",
+            "100",
+            "--rate",
+            "20",
+            "--shared",
+            "0",
+        ])
+        .args(["--duration", "16"]);
+    let mut sim = iotc_e2e::Proc::spawn("iotc-simulate", cmd, stack.dir.path());
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.ingress.kill();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stack.restart_ingress();
+    let mut redis = stack.redis.conn().await;
+    let len = |r: &mut redis::aio::MultiplexedConnection| {
+        let mut r = r.clone();
+        async move {
+            redis::cmd("XLEN")
+                .arg(iotc_core::keys::TELEGRAM_STREAM)
+                .query_async::<u64>(&mut r)
+                .await
+                .unwrap()
+        }
+    };
+    let at_restart = len(&mut redis).await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.running() {
+        assert!(Instant::now() < deadline, "the simulator does not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = sim.log_tail(20);
+    println!("{out}");
+    assert!(out.contains("sent "), "the simulator failed:\n{out}");
+    let reconnected = out
+        .lines()
+        .filter(|l| l.contains("  gateway ") && !l.contains(" 1 connections"))
+        .count();
+    assert_eq!(reconnected, 2, "each AP connected again:\n{out}");
+    assert!(
+        len(&mut redis).await > at_restart,
+        "nothing accepted after the restart"
     );
 }
