@@ -1,6 +1,6 @@
 //! The whole connector under steady load from simulated APs while one part fails: Redis
-//! killed with SIGKILL (append-only file, `appendfsync always` and `everysec`), the ingress killed and
-//! restarted, the engine killed and restarted. Every test counts what the APs sent, what the
+//! killed with SIGKILL (append-only file, `appendfsync always` and `everysec`), the ingress
+//! killed and restarted, the engine killed and restarted. Every test counts what the APs sent, what the
 //! ingress accepted (the telegram stream) and what arrived on MQTT, prints one `FAULT` line
 //! (docs/reliability.md; `scripts/faults.sh` collects them) and asserts that nothing the
 //! ingress accepted is lost. The last test checks that `iotc simulate`'s APs wait for a
