@@ -6,6 +6,7 @@ set -euo pipefail
 packages=()
 need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
 need redis-server redis-server
+need redis-cli redis-tools
 need mosquitto mosquitto
 need mosquitto_sub mosquitto-clients
 need nginx nginx

@@ -1,309 +1,21 @@
-//! End-to-end test harness: real `redis-server` and `mosquitto` on free loopback ports in
-//! temporary folders, the service binaries of this workspace, an MQTT subscriber, and
-//! helpers that build real telegrams. Every process is killed when its handle drops (also
-//! when a test panics; then the tail of its log is printed).
-//!
-//! The binaries: the first call of [`bin`] in a test process runs `cargo build` for the four
-//! service packages (a no-op when they are fresh, so a test never runs a stale binary) and
-//! takes each executable's path from cargo's JSON messages, which also honours
-//! `CARGO_TARGET_DIR` and build profiles.
+//! End-to-end test harness: the processes come from `test-support` (real `redis-server`,
+//! `mosquitto` and the service binaries on free loopback ports in temporary folders, killed
+//! on drop); here are the whole stack, an MQTT subscriber, helpers that build real telegrams
+//! and, in [`load`], simulated APs that send numbered telegrams and reconnect by themselves.
 
-use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use test_support::{
+    Mosquitto, Persistence, Proc, Redis, bin, free_port, repo_root, temp_dir, wait_port,
+};
 
-/// The workspace root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// Path of a service binary (`iotc-ingress`, `iotc-engine`, `iotc-api`, `iotc`), built on
-/// first use.
-pub fn bin(name: &str) -> PathBuf {
-    static BINS: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    let bins = BINS.get_or_init(build_services);
-    bins.get(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("cargo built no binary named {name}: {bins:?}"))
-}
-
-fn build_services() -> HashMap<String, PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(repo_root())
-        .args(["build", "--message-format=json-render-diagnostics"]);
-    // IOTC_E2E_RELEASE=1: run optimised binaries (for the throughput figures).
-    if std::env::var("IOTC_E2E_RELEASE").is_ok_and(|v| v == "1") {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .args([
-            "-p",
-            "iotc-ingress",
-            "-p",
-            "iotc-engine",
-            "-p",
-            "iotc-api",
-            "-p",
-            "iotc-cli",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build");
-    assert!(out.status.success(), "building the services failed");
-    let mut bins = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if msg["reason"] == "compiler-artifact"
-            && let (Some(name), Some(exe)) =
-                (msg["target"]["name"].as_str(), msg["executable"].as_str())
-        {
-            bins.insert(name.to_string(), PathBuf::from(exe));
-        }
-    }
-    bins
-}
-
-/// A child process with its output in a log file; killed on drop.
-pub struct Proc {
-    pub name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        cmd.stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e} (is it installed?)"));
-        Proc {
-            name: name.to_string(),
-            child: Some(child),
-            log,
-        }
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
-    }
-
-    /// The last lines of the process's output.
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-
-    /// Kills with SIGKILL (a crash) and waits.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Asks to stop with SIGTERM and waits up to `timeout`, then kills.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = c.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        c.wait().ok()
-    }
-
-    /// Whether the process still runs.
-    pub fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("---- {} ----\n{}", self.name, self.log_tail(40));
-        }
-    }
-}
-
-/// Waits until something accepts TCP connections on the port.
-pub fn wait_port(port: u16, proc: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        assert!(
-            proc.running(),
-            "{} exited:\n{}",
-            proc.name,
-            proc.log_tail(30)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "{} does not listen on {port}:\n{}",
-        proc.name,
-        proc.log_tail(30)
-    );
-}
-
-/// A `redis-server` without persistence.
-pub struct Redis {
-    pub port: u16,
-    pub proc: Proc,
-    dir: PathBuf,
-}
-
-impl Redis {
-    pub fn start(dir: &Path) -> Redis {
-        Self::start_on(dir, free_port())
-    }
-
-    fn start_on(dir: &Path, port: u16) -> Redis {
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(dir);
-        let mut proc = Proc::spawn("redis-server", cmd, dir);
-        wait_port(port, &mut proc);
-        Redis {
-            port,
-            proc,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// `REDIS_URL` for the services.
-    pub fn url(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn client(&self) -> redis::Client {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("redis client")
-    }
-
-    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client()
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis connection")
-    }
-
-    /// Kills the server and starts an empty one on the same port.
-    pub fn restart(&mut self) {
-        self.proc.kill();
-        *self = Redis::start_on(&self.dir.clone(), self.port);
-    }
-}
-
-/// A `mosquitto` broker with one anonymous plain listener.
-pub struct Mosquitto {
-    pub port: u16,
-    pub proc: Proc,
-    conf: PathBuf,
-    dir: PathBuf,
-}
-
-impl Mosquitto {
-    pub fn start(dir: &Path) -> Mosquitto {
-        Self::start_with(dir, false)
-    }
-
-    /// A broker that keeps sessions and queued messages across [`Mosquitto::stop`] and
-    /// [`Mosquitto::start_again`].
-    pub fn start_persistent(dir: &Path) -> Mosquitto {
-        Self::start_with(dir, true)
-    }
-
-    fn start_with(dir: &Path, persistent: bool) -> Mosquitto {
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        let persistence = if persistent {
-            // As root, mosquitto would switch to its own user, which cannot write here.
-            format!(
-                "user root\npersistence true\npersistence_location {}/\n",
-                dir.display()
-            )
-        } else {
-            "persistence false\n".to_string()
-        };
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}"),
-        )
-        .expect("write mosquitto.conf");
-        let proc = Self::spawn(&conf, dir, port);
-        Mosquitto {
-            port,
-            proc,
-            conf,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn spawn(conf: &Path, dir: &Path, port: u16) -> Proc {
-        let mut cmd = Command::new("mosquitto");
-        cmd.arg("-c").arg(conf);
-        let mut proc = Proc::spawn("mosquitto", cmd, dir);
-        wait_port(port, &mut proc);
-        proc
-    }
-
-    /// Stops the broker the way an orderly shutdown does (SIGTERM: sessions are saved).
-    pub fn stop(&mut self) {
-        self.proc.terminate(Duration::from_secs(10));
-    }
-
-    /// Starts the broker again on the same port with the same settings.
-    pub fn start_again(&mut self) {
-        self.proc = Self::spawn(&self.conf, &self.dir, self.port);
-    }
-
-    /// `MQTT_CONNSTRING` for the engine.
-    pub fn connstring(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
+pub mod load;
 
 /// One message received by [`Subscriber`].
 #[derive(Debug, Clone)]
@@ -486,14 +198,6 @@ impl EngineProc {
     }
 }
 
-/// A temporary folder for one test's processes.
-pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("iotc-e2e-")
-        .tempdir()
-        .expect("temp dir")
-}
-
 /// Telegrams as a USB stick delivers them.
 pub mod radio {
     use enocean::esp3::Packet;
@@ -584,19 +288,17 @@ impl Stack {
 
     /// The stack with extra environment for the engine.
     pub async fn start_with(engine_env: &[(&str, &str)]) -> Stack {
+        Self::start_persistent(engine_env, Persistence::None).await
+    }
+
+    /// The stack with Redis keeping its data as `persistence` says (to survive SIGKILL).
+    pub async fn start_persistent(engine_env: &[(&str, &str)], persistence: Persistence) -> Stack {
         let dir = temp_dir();
-        let redis = Redis::start(dir.path());
+        let redis = Redis::start_with(dir.path(), persistence);
         let mqtt = Mosquitto::start(dir.path());
 
         let ingress_port = free_port();
-        let mut cmd = Command::new(bin("iotc-ingress"));
-        cmd.env("REDIS_URL", redis.url())
-            .env("IOTC_INGRESS_PORT", ingress_port.to_string())
-            .env("IOTC_INGRESS_BIND", "127.0.0.1")
-            .env("IOT_GATEWAY_USERNAME", AP_USER)
-            .env("IOT_GATEWAY_PASSWORD", AP_PASSWORD);
-        let mut ingress = Proc::spawn("iotc-ingress", cmd, dir.path());
-        wait_port(ingress_port, &mut ingress);
+        let ingress = spawn_ingress(dir.path(), &redis, ingress_port);
 
         let api_port = free_port();
         let mut cmd = Command::new(bin("iotc-api"));
@@ -619,6 +321,12 @@ impl Stack {
             ingress_port,
             dir,
         }
+    }
+
+    /// Kills the ingress (SIGKILL) and starts a new one on the same port.
+    pub fn restart_ingress(&mut self) {
+        self.ingress.kill();
+        self.ingress = spawn_ingress(self.dir.path(), &self.redis, self.ingress_port);
     }
 
     /// Kills the engine (SIGKILL) and starts a new one with `env`.
@@ -686,6 +394,19 @@ impl Stack {
         assert_eq!(response.status(), 101);
         ws
     }
+}
+
+/// Starts the ingress binary for the stack; waits until it listens.
+fn spawn_ingress(dir: &Path, redis: &Redis, port: u16) -> Proc {
+    let mut cmd = Command::new(bin("iotc-ingress"));
+    cmd.env("REDIS_URL", redis.url())
+        .env("IOTC_INGRESS_PORT", port.to_string())
+        .env("IOTC_INGRESS_BIND", "127.0.0.1")
+        .env("IOT_GATEWAY_USERNAME", AP_USER)
+        .env("IOT_GATEWAY_PASSWORD", AP_PASSWORD);
+    let mut ingress = Proc::spawn("iotc-ingress", cmd, dir);
+    wait_port(port, &mut ingress);
+    ingress
 }
 
 /// What an Aruba AP sends.

@@ -20,27 +20,12 @@ use iotc_e2e::{
     repo_root, temp_dir, wait_port,
 };
 use serde_json::{Value, json};
+use test_support::current_user;
+use test_support::nginx::binary as nginx_binary;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The onboarded test device (A5-02-05, temperature 0..40 °C).
 const SENSOR: &str = "0190e2e1";
-
-/// The machine's nginx, or the one named by `IOTC_PROXY_NGINX` (to try another version).
-fn nginx_binary() -> String {
-    if let Ok(path) = std::env::var("IOTC_PROXY_NGINX") {
-        return path;
-    }
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "nginx".to_string())
-}
-
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("run id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// Makes certificates for localhost / 127.0.0.1 with the project's script.
 fn dev_certs(dir: &Path) -> PathBuf {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use iotc_core::backoff::Backoff;
 use iotc_core::bus::TelegramEntry;
 use iotc_core::keys::{self, stats};
 use iotc_core::ops::{unix_millis, unix_seconds};
@@ -25,9 +26,6 @@ use crate::egress::{Egress, OutMessage};
 use crate::secure;
 use crate::stream::{Entry, Reader, Source};
 use crate::telemetry;
-
-/// Longest pause between retries of a failing Redis or egress call.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Engine {
     pub redis: ConnectionManager,
@@ -102,7 +100,7 @@ impl Engine {
                 Err(e) => {
                     metrics::counter!("iotc_engine_redis_errors_total").increment(1);
                     warn!(error = %e, "reading the streams failed; retrying");
-                    self.pause(backoff.next()).await;
+                    self.pause(backoff.next_pause()).await;
                 }
             }
         }
@@ -363,7 +361,7 @@ impl Engine {
             if *self.shutdown.borrow() {
                 return None;
             }
-            self.pause(backoff.next()).await;
+            self.pause(backoff.next_pause()).await;
         }
     }
 
@@ -389,7 +387,7 @@ impl Engine {
             if *self.shutdown.borrow() {
                 return false;
             }
-            self.pause(backoff.next()).await;
+            self.pause(backoff.next_pause()).await;
         }
     }
 }
@@ -450,20 +448,4 @@ async fn commit(
         }
     }
     pipe.query_async(redis).await
-}
-
-/// Exponential back-off from 100 ms up to [`MAX_BACKOFF`].
-#[derive(Default)]
-struct Backoff(u32);
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let d = Duration::from_millis(100) * 2u32.saturating_pow(self.0.min(6));
-        self.0 += 1;
-        d.min(MAX_BACKOFF)
-    }
-
-    fn reset(&mut self) {
-        self.0 = 0;
-    }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use aruba::Telemetry;
 use prost::Message;
 
+use iotc_core::backoff::Backoff;
 use iotc_core::bus::TelegramEntry;
 use iotc_core::ops::{unix_millis, unix_seconds};
 
@@ -231,19 +232,18 @@ impl Session {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let deadline = Instant::now() + self.app.config.redis_retry;
-        let mut pause = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             match op().await {
                 Ok(value) => return Ok(value),
                 Err(e) => {
                     metrics::counter!("iotc_ingress_redis_errors_total").increment(1);
-                    if Instant::now() + pause > deadline {
+                    if Instant::now() + backoff.peek() > deadline {
                         tracing::error!(peer = %self.peer, error = %e, "Redis unreachable; giving up on this message");
                         return Err(Unavailable);
                     }
                     tracing::warn!(peer = %self.peer, error = %e, "Redis error; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+                    backoff.wait().await;
                 }
             }
         }

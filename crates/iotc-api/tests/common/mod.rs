@@ -1,9 +1,6 @@
-//! Test harness: a real redis-server on a free port in a temp dir, and the API served in-process.
+//! Test harness: a real redis-server (test-support) on a free port in a temp dir, and the API
+//! served in-process.
 #![allow(dead_code)]
-
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use iotc_api::app::{AppState, HttpSettings, app};
 use iotc_api::auth::Credentials;
@@ -14,84 +11,40 @@ use serde_json::Value;
 pub const USER: &str = "admin";
 pub const PASS: &str = "s3cret-pass";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+#[allow(unused_imports)] // not every test file uses it
+pub use test_support::free_port;
 
-/// A redis-server child process, killed on drop.
+/// A redis-server without persistence in its own temporary folder (test-support), killed on
+/// drop.
 pub struct Redis {
     pub port: u16,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
+    inner: test_support::Redis,
 }
 
 impl Redis {
     pub fn start() -> Redis {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut redis = Redis {
-            port: free_port(),
-            child: None,
-            dir,
-        };
-        redis.spawn();
-        redis
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (apt-get install -y redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(client) = redis::Client::open(self.url())
-                && let Ok(mut conn) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let inner = test_support::Redis::start_temp();
+        Redis {
+            port: inner.port,
+            inner,
         }
-        panic!("redis-server did not start on port {}", self.port);
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.inner.redis_url()
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.inner.kill();
     }
 
     /// Starts it again on the same port (empty: nothing is saved).
     pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
+        self.inner.restart();
     }
 
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
+        self.inner.conn().await
     }
 }
 

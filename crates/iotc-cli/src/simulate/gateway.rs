@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use aruba::{ApHealthUpdate, HealthStatus, Reporter, Telemetry, UsbDevice};
 use futures_util::{SinkExt, StreamExt};
+use iotc_core::backoff::Backoff;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -80,7 +81,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let usb = Gateway::usb_id(mac);
     let http = endpoint.trust.http_client()?;
-    let mut session = connect(&endpoint, &http, &stats).await?;
+    let mut session = connect(&endpoint, &http, &stats, FIRST_CONNECT_PATIENCE).await?;
     send_health(&mut session, mac, &usb, &stats).await?;
     let _ = ready.send(()).await;
     drop(ready);
@@ -90,7 +91,7 @@ pub async fn run(
     loop {
         if session.renew_at.is_some_and(|t| Instant::now() >= t) {
             let _ = session.ws.close(None).await;
-            session = connect(&endpoint, &http, &stats).await?;
+            session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
         }
         tokio::select! {
             frame = frames.recv() => {
@@ -98,7 +99,7 @@ pub async fn run(
                 let msg = Telemetry::serial_data(&session.token, reporter(mac), &usb, &[&frame]);
                 if session.ws.send(Message::Binary(msg.encode_to_vec().into())).await.is_err() {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
-                    session = connect(&endpoint, &http, &stats).await?;
+                    session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
                     continue;
                 }
                 stats.telegrams.fetch_add(1, Ordering::Relaxed);
@@ -110,10 +111,10 @@ pub async fn run(
                     let code = frame.as_ref().map(|f| u16::from(f.code));
                     refusals.note(code == Some(1008))?;
                     eprintln!("gateway {}: server closed the connection ({code:?}); reconnecting", hex::encode(mac));
-                    session = connect(&endpoint, &http, &stats).await?;
+                    session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => session = connect(&endpoint, &http, &stats).await?,
+                Some(Err(_)) | None => session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?,
             },
         }
     }
@@ -177,26 +178,31 @@ fn reporter(mac: [u8; 6]) -> Reporter {
     }
 }
 
-/// Authenticates (when configured) and opens the WebSocket; retries a few times.
+/// How long an AP keeps trying to reach the server: briefly at start (a wrong URL is reported
+/// at once), longer once it ran (a restarted ingress is waited for, as a real AP does).
+const FIRST_CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+const RECONNECT_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Authenticates (when configured) and opens the WebSocket; retries with back-off for
+/// `patience`.
 async fn connect(
     endpoint: &Endpoint,
     http: &reqwest::Client,
     stats: &GatewayStats,
+    patience: Duration,
 ) -> anyhow::Result<Session> {
-    let mut last = None;
-    for attempt in 0..5u32 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
-        }
+    let give_up = Instant::now() + patience;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+    loop {
         match try_connect(endpoint, http).await {
             Ok(session) => {
                 stats.connects.fetch_add(1, Ordering::Relaxed);
                 return Ok(session);
             }
-            Err(e) => last = Some(e),
+            Err(e) if Instant::now() + backoff.peek() > give_up => return Err(e),
+            Err(_) => backoff.wait().await,
         }
     }
-    Err(last.expect("at least one attempt"))
 }
 
 async fn try_connect(endpoint: &Endpoint, http: &reqwest::Client) -> anyhow::Result<Session> {

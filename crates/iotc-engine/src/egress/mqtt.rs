@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use iotc_core::backoff::Backoff;
 use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::{Instant, sleep, timeout_at};
@@ -232,7 +233,7 @@ impl Link {
 
 /// Reconnects forever with back-off; each pass is one generation.
 async fn run(shared: Arc<Shared>, spec: LinkSpec) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, spec.reconnect_max);
     let mut last_problem: Option<String> = None;
     loop {
         let mut connected_at = None;
@@ -256,12 +257,12 @@ async fn run(shared: Arc<Shared>, spec: LinkSpec) {
         match ended {
             Ended::Renew => {
                 tracing::info!(egress = spec.name, "reconnecting with fresh credentials");
-                backoff = FIRST_BACKOFF;
+                backoff.reset();
                 continue;
             }
             Ended::Failed(problem) => {
                 if connected_at.is_some_and(|at: Instant| at.elapsed() >= STABLE) {
-                    backoff = FIRST_BACKOFF;
+                    backoff.reset();
                 }
                 // Log each change of state once, not every retry.
                 if last_problem.as_deref() != Some(&problem) {
@@ -271,8 +272,7 @@ async fn run(shared: Arc<Shared>, spec: LinkSpec) {
                 }
             }
         }
-        sleep(backoff).await;
-        backoff = (backoff * 2).min(spec.reconnect_max);
+        backoff.wait().await;
     }
 }
 

@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use enocean::secure::{self, Plain, SEC_D, SEC_TI, SecureContext, TeachInAssembler};
 use enocean::telegram::Telegram;
+use iotc_core::backoff::Backoff;
 use iotc_core::keys;
 use iotc_core::model::EnOceanSensor;
 use iotc_core::ops::unix_millis;
@@ -33,8 +33,6 @@ use crate::rlc::{self, Advance, Order};
 const TEACH_IN_TIMEOUT_MS: u64 = 5_000;
 /// Devices with an incomplete teach-in tracked at once.
 const TEACH_IN_MAX_OPEN: usize = 256;
-/// Longest pause between retries of a failing Redis call.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The last accepted code of a device, as read for one device copy and key.
 struct Known {
@@ -379,7 +377,7 @@ impl Io<'_> {
         F: FnMut(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             match call(self.redis.clone()).await {
                 Ok(v) => return Some(v),
@@ -393,10 +391,9 @@ impl Io<'_> {
             }
             let mut stop = self.stop.clone();
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = backoff.wait() => {}
                 _ = stop.changed() => {}
             }
-            pause = (pause * 2).min(MAX_BACKOFF);
         }
     }
 }

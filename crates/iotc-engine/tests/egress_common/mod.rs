@@ -2,9 +2,7 @@
 //! ports in temporary folders, test certificates, and an MQTT subscriber.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
@@ -12,44 +10,25 @@ use iotc_engine::egress::{Egress, EgressArgs};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+#[allow(unused_imports)] // not every test file uses it
+pub use test_support::free_port;
 
 /// Waits until something accepts TCP connections on the port.
 pub fn wait_listening(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nothing listens on port {port}");
+    let up = test_support::wait_for(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "nothing listens on port {port}");
 }
 
-fn current_user() -> String {
-    Command::new("id")
-        .arg("-un")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "root".into())
-}
-
-/// A mosquitto process; killed on drop.
+/// A mosquitto process (test-support); killed on drop.
 pub struct Mosquitto {
     pub dir: tempfile::TempDir,
     /// Plain anonymous listener for the test's subscriber.
     pub sub_port: u16,
     /// The listener under test.
     pub port: u16,
-    child: Option<Child>,
+    broker: test_support::Mosquitto,
 }
 
 impl Mosquitto {
@@ -60,60 +39,34 @@ impl Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
         let sub_port = free_port();
         let port = free_port();
-        // mosquitto started by root drops to the `mosquitto` user unless told to stay.
         let conf = format!(
-            "user {user}\n\
-             per_listener_settings true\n\
+            "per_listener_settings true\n\
              persistence true\n\
              persistence_location {dir}/\n\
-             log_dest file {dir}/mosquitto.log\n\
-             log_type all\n\
              listener {sub_port} 127.0.0.1\n\
              allow_anonymous true\n\
              {extra}\n",
-            user = current_user(),
             dir = dir.path().display(),
             extra = listener(dir.path(), port),
         );
-        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write config");
-        let mut m = Mosquitto {
+        let broker = test_support::Mosquitto::start_conf(dir.path(), &conf, &[sub_port, port]);
+        Mosquitto {
             dir,
             sub_port,
             port,
-            child: None,
-        };
-        m.run();
-        m
-    }
-
-    fn run(&mut self) {
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is installed (apt-get install mosquitto)");
-        self.child = Some(child);
-        wait_listening(self.sub_port);
-        wait_listening(self.port);
+            broker,
+        }
     }
 
     /// Stops the broker gracefully (it saves its persistent state).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
-        }
+        self.broker.stop();
     }
 
     /// Starts it again on the same ports.
     pub fn restart(&mut self) {
         self.stop();
-        self.run();
+        self.broker.start_again();
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -121,16 +74,7 @@ impl Mosquitto {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.path("mosquitto.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.broker.log()
     }
 }
 
@@ -362,48 +306,22 @@ impl Subscriber {
     }
 }
 
-/// A redis-server on a free port in a temporary folder; killed on drop.
+/// A redis-server on a free port in a temporary folder (test-support); killed on drop.
 pub struct Redis {
     pub port: u16,
-    _dir: tempfile::TempDir,
-    child: Child,
+    inner: test_support::Redis,
 }
 
 impl Redis {
     pub fn start() -> Redis {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        wait_listening(port);
+        let inner = test_support::Redis::start_temp();
         Redis {
-            port,
-            _dir: dir,
-            child,
+            port: inner.port,
+            inner,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.redis_url()
     }
 }

@@ -3,62 +3,30 @@
 
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use enocean::secure::{self, SecureContext};
 use enocean::telegram::{BROADCAST, Telegram};
 
+/// A redis-server without persistence (test-support); killed on drop.
 pub struct Redis {
     pub port: u16,
-    _dir: tempfile::TempDir,
-    child: Child,
+    inner: test_support::Redis,
 }
 
 impl Redis {
     pub fn start() -> Redis {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server does not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let inner = test_support::Redis::start_temp();
         Redis {
-            port,
-            _dir: dir,
-            child,
+            port: inner.port,
+            inner,
         }
     }
 
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).expect("client")
+        self.inner.client()
     }
 
     pub async fn manager(&self) -> redis::aio::ConnectionManager {
-        redis::aio::ConnectionManager::new(self.client())
-            .await
-            .expect("redis connection")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.manager().await
     }
 }
 

@@ -1,34 +1,14 @@
-//! Real processes for service tests: a `redis-server` and an `iotc-ingress` on free ports in
-//! temporary folders, killed when dropped (also when a test panics).
+//! Real processes for service tests: a `redis-server` (test-support) and an `iotc-ingress` on
+//! free ports in temporary folders, killed when dropped (also when a test panics).
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Polls `check` until it returns `Some` or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if Instant::now() > end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+#[allow(unused_imports)] // not every test file uses it
+pub use test_support::{free_port, wait_for};
 
 /// A child process killed on drop.
 pub struct Guard(pub Child);
@@ -40,64 +20,37 @@ impl Drop for Guard {
     }
 }
 
-/// A `redis-server` without persistence, in its own temporary folder.
+/// A `redis-server` without persistence, in its own temporary folder (test-support).
 pub struct RedisServer {
     pub port: u16,
-    dir: tempfile::TempDir,
-    process: Option<Guard>,
+    inner: test_support::Redis,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = RedisServer {
-            port: free_port(),
-            dir,
-            process: None,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install -y redis-server)");
-        self.process = Some(Guard(child));
-        let url = self.url();
-        wait_for(Duration::from_secs(10), || {
-            let client = redis::Client::open(url.as_str()).ok()?;
-            let mut con = client.get_connection().ok()?;
-            redis::cmd("PING").query::<String>(&mut con).ok()
-        })
-        .expect("redis-server did not start");
+        let inner = test_support::Redis::start_temp();
+        RedisServer {
+            port: inner.port,
+            inner,
+        }
     }
 
     /// Kills the server (its data is gone: no persistence).
     pub fn stop(&mut self) {
-        self.process = None;
+        self.inner.kill();
     }
 
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
+        self.inner.restart();
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.inner.redis_url()
     }
 
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url().as_str())
-            .and_then(|c| c.get_connection())
-            .expect("redis connection")
+        self.inner.sync_conn()
     }
 }
 
