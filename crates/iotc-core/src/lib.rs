@@ -6,4 +6,5 @@ pub mod keys;
 pub mod model;
 pub mod ops;
 pub mod payload;
+pub mod text;
 pub mod tls;

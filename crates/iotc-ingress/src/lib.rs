@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod frames;
 pub mod gateway;
+pub mod limits;
 pub mod server;
 pub mod session;
 pub mod store;

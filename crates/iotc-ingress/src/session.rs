@@ -56,7 +56,7 @@ impl Session {
 
     /// Handles one binary WebSocket message.
     pub async fn on_binary(&mut self, bytes: &[u8]) -> Verdict {
-        let msg = match Telemetry::decode(bytes) {
+        let mut msg = match Telemetry::decode(bytes) {
             Ok(msg) => msg,
             Err(e) => {
                 metrics::counter!("iotc_ingress_messages_invalid_total", "reason" => "protobuf")
@@ -71,6 +71,7 @@ impl Session {
         if let Some(refusal) = self.authorize(&msg).await {
             return refusal;
         }
+        crate::limits::bound(&mut msg);
         let topic = msg.meta.nb_topic_known().map_or("unknown", topic_label);
         metrics::counter!("iotc_ingress_messages_total", "topic" => topic).increment(1);
         let Some(mac) = msg.reporter.mac_bytes() else {
@@ -93,6 +94,9 @@ impl Session {
         let token = msg.access_token().unwrap_or_default();
         if token.is_empty() {
             return Some(self.refuse("missing_token", msg));
+        }
+        if token.len() > iotc_core::text::MAX_TOKEN {
+            return Some(self.refuse("invalid_token", msg));
         }
         if self.tokens.admits(token) {
             return None;
