@@ -246,16 +246,21 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(dir: &Path) -> Mosquitto {
-        Self::start_with(dir, false)
+        Self::start_with(dir, false, "")
+    }
+
+    /// A broker with extra configuration lines, e.g. `max_packet_size 1500`.
+    pub fn start_extra(dir: &Path, extra: &str) -> Mosquitto {
+        Self::start_with(dir, false, extra)
     }
 
     /// A broker that keeps sessions and queued messages across [`Mosquitto::stop`] and
     /// [`Mosquitto::start_again`].
     pub fn start_persistent(dir: &Path) -> Mosquitto {
-        Self::start_with(dir, true)
+        Self::start_with(dir, true, "")
     }
 
-    fn start_with(dir: &Path, persistent: bool) -> Mosquitto {
+    fn start_with(dir: &Path, persistent: bool, extra: &str) -> Mosquitto {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         let persistence = if persistent {
@@ -269,7 +274,7 @@ impl Mosquitto {
         };
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}{extra}\n"),
         )
         .expect("write mosquitto.conf");
         let proc = Self::spawn(&conf, dir, port);

@@ -10,6 +10,12 @@ pub const ENGINE_GROUP: &str = "engine";
 /// Stream of gateway (AP health) events, written by ingress, published by the engine.
 pub const GATEWAY_EVENT_STREAM: &str = "iotc:gateway-events";
 
+/// Stream of messages a broker refused for good (too large, invalid topic), written by the
+/// engine with the reason, so they are acknowledged instead of retried forever.
+pub const DEAD_LETTER_STREAM: &str = "iotc:dead-letters";
+/// Approximate bound of [`DEAD_LETTER_STREAM`] (entries).
+pub const DEAD_LETTER_MAXLEN: usize = 1000;
+
 /// Hash: field `<source>:<destination>` → device JSON (IoTC `EnOceanSensor`).
 pub const DEVICES: &str = "iotc:devices";
 /// Pub/sub channel announcing a device change; the message is the changed field or `*`.
