@@ -1,6 +1,7 @@
 //! What the iotc services share: Redis keys and the telegram stream entry, the device and
 //! gateway model, IoTC's JSON payloads, configuration helpers, metrics and TLS files.
 
+pub mod aps;
 pub mod bus;
 pub mod keys;
 pub mod model;
