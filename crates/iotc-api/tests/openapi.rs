@@ -69,6 +69,9 @@ fn declares_iotc_operations_auth_and_responses() {
         "get /gateways/metadata/statistics/telegrams gateway_get_metadata_statitics_telegram",
         "get /gateways/metadata/health gateway_get_metadata_health",
         "get /system/health system_health_get",
+        "get /aps aps_get",
+        "post /aps aps_post",
+        "delete /aps aps_delete",
     ];
     want.sort();
     assert_eq!(ops, want);
