@@ -42,6 +42,8 @@ pub struct Session {
     peer: String,
     parsers: StickParsers,
     tokens: TokenCache,
+    /// With the AP register on: the MAC the connection's token was issued to.
+    ap: Option<String>,
 }
 
 impl Session {
@@ -51,6 +53,7 @@ impl Session {
             peer,
             parsers: StickParsers::default(),
             tokens: TokenCache::default(),
+            ap: None,
         }
     }
 
@@ -80,6 +83,9 @@ impl Session {
             tracing::warn!(peer = %self.peer, "message without a 6-byte reporter MAC ignored");
             return Verdict::Continue;
         };
+        if let Some(refusal) = self.check_ap(&msg) {
+            return refusal;
+        }
         match self.process(&msg, mac).await {
             Ok(()) => Verdict::Continue,
             Err(Unavailable) => Verdict::Close {
@@ -104,6 +110,12 @@ impl Session {
         let tokens = &self.app.tokens;
         match self.retry(|| tokens.check(token)).await {
             Ok(TokenStatus::Valid { until }) => {
+                if self.app.register.is_some() {
+                    match self.retry(|| tokens.bound_ap(token)).await {
+                        Ok(ap) => self.ap = ap,
+                        Err(Unavailable) => return Some(unavailable()),
+                    }
+                }
                 self.tokens.remember(token, until);
                 None
             }
@@ -111,10 +123,37 @@ impl Session {
                 self.tokens.forget();
                 Some(self.refuse("invalid_token", msg))
             }
-            Err(Unavailable) => Some(Verdict::Close {
-                code: close::ERROR,
-                reason: "token store unavailable",
-            }),
+            Err(Unavailable) => Some(unavailable()),
+        }
+    }
+
+    /// With the AP register on: the token must be bound to a registered AP, and the message
+    /// must come from that AP's MAC. `None` when the message may pass.
+    fn check_ap(&self, msg: &Telemetry) -> Option<Verdict> {
+        let register = self.app.register.as_ref()?;
+        let reporter = msg.reporter.mac_hex().unwrap_or_default();
+        let reason = match &self.ap {
+            None => "not_registered",
+            Some(ap) if !register.contains(ap) => "revoked",
+            Some(ap) if *ap != reporter => "mac_mismatch",
+            Some(_) => return None,
+        };
+        Some(self.refuse_ap(reason, &reporter))
+    }
+
+    /// With the AP register on: the closing verdict when this connection's AP was revoked.
+    pub fn revoked(&self) -> Option<Verdict> {
+        let register = self.app.register.as_ref()?;
+        let ap = self.ap.as_ref()?;
+        (!register.contains(ap)).then(|| self.refuse_ap("revoked", ap))
+    }
+
+    fn refuse_ap(&self, reason: &'static str, mac: &str) -> Verdict {
+        metrics::counter!("iotc_ingress_ws_rejected_total", "reason" => reason).increment(1);
+        tracing::warn!(peer = %self.peer, %mac, bound = ?self.ap, reason, "Disconnecting AP with code 1008: not allowed by the AP register");
+        Verdict::Close {
+            code: close::POLICY,
+            reason: "AP not allowed",
         }
     }
 
@@ -251,6 +290,13 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+fn unavailable() -> Verdict {
+    Verdict::Close {
+        code: close::ERROR,
+        reason: "token store unavailable",
     }
 }
 
