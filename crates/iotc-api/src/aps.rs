@@ -73,7 +73,10 @@ pub fn normalize_mac(raw: &str) -> Result<String, ApiError> {
     if mac.len() == 12 && mac.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(mac)
     } else {
-        Err(ApiError::invalid("mac", format!("{raw:?} is not a MAC address")))
+        Err(ApiError::invalid(
+            "mac",
+            format!("{raw:?} is not a MAC address"),
+        ))
     }
 }
 
@@ -105,13 +108,22 @@ fn record(reg: ApRegistration) -> Result<ApRecord, ApiError> {
 /// Checks a record restored from a backup: valid MAC, user name and hash.
 pub fn check_record(r: &ApRecord) -> Result<(), ApiError> {
     if normalize_mac(&r.mac)? != r.mac {
-        return Err(ApiError::invalid("AccessPoints.mac", "12 lower-case hex digits"));
+        return Err(ApiError::invalid(
+            "AccessPoints.mac",
+            "12 lower-case hex digits",
+        ));
     }
     if r.username.is_empty() || r.username.len() > USERNAME_MAX {
-        return Err(ApiError::invalid("AccessPoints.username", "1 to 64 characters"));
+        return Err(ApiError::invalid(
+            "AccessPoints.username",
+            "1 to 64 characters",
+        ));
     }
     if !aps::valid_hash(&r.password_hash) {
-        return Err(ApiError::invalid("AccessPoints.passwordHash", "not a pbkdf2-sha256 hash"));
+        return Err(ApiError::invalid(
+            "AccessPoints.passwordHash",
+            "not a pbkdf2-sha256 hash",
+        ));
     }
     Ok(())
 }
@@ -253,11 +265,18 @@ pub async fn aps_delete(
 }
 
 /// Writes backup records: the register is replaced (or merged) in one transaction.
-pub async fn import(state: &AppState, records: &[ApRecord], replace: bool) -> Result<(), StoreError> {
+pub async fn import(
+    state: &AppState,
+    records: &[ApRecord],
+    replace: bool,
+) -> Result<(), StoreError> {
     let mut pipe = redis::pipe();
     pipe.atomic();
     if replace {
-        pipe.del(keys::AP_REGISTER).del(keys::AP_USERS).ignore().ignore();
+        pipe.del(keys::AP_REGISTER)
+            .del(keys::AP_USERS)
+            .ignore()
+            .ignore();
     }
     for r in records {
         let json = serde_json::to_string(r).expect("a record serialises");
@@ -295,7 +314,10 @@ mod tests {
         let r = record(reg("long enough password", None)).unwrap();
         assert_eq!(r.username, "24f27fca1ba4");
         assert!(!r.password_hash.contains("long enough"));
-        assert!(aps::verify_password("long enough password", &r.password_hash));
+        assert!(aps::verify_password(
+            "long enough password",
+            &r.password_hash
+        ));
         assert!(check_record(&r).is_ok());
     }
 }

@@ -44,11 +44,7 @@ pub fn hash_password(password: &str) -> String {
 fn hash_with(password: &str, salt: &[u8], rounds: u32) -> String {
     let mut out = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, rounds, &mut out);
-    format!(
-        "{SCHEME}${rounds}${}${}",
-        B64.encode(salt),
-        B64.encode(out)
-    )
+    format!("{SCHEME}${rounds}${}${}", B64.encode(salt), B64.encode(out))
 }
 
 /// Whether `stored` is a hash this module can check.

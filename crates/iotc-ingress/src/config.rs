@@ -291,7 +291,12 @@ mod tests {
     fn register_needs_no_shared_login() {
         let cfg = settings(&["--ap-register", "true"]).check().unwrap();
         assert!(cfg.ap_register);
-        assert!(!settings(&["--gateway-token", "t"]).check().unwrap().ap_register);
+        assert!(
+            !settings(&["--gateway-token", "t"])
+                .check()
+                .unwrap()
+                .ap_register
+        );
     }
 
     #[test]

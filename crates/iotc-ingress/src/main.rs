@@ -72,9 +72,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
             config.telegram_stream_maxlen,
             config.gateway_event_stream_maxlen,
         ),
-        register: config
-            .ap_register
-            .then(|| Register::start(redis.clone())),
+        register: config.ap_register.then(|| Register::start(redis.clone())),
         tokens: TokenStore::new(
             redis,
             config.token_lifetime,

@@ -33,7 +33,11 @@ impl Register {
     }
 
     /// The MAC of the registered AP with this login, `None` when unknown or wrong.
-    pub async fn login(&self, username: &str, password: &str) -> redis::RedisResult<Option<String>> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> redis::RedisResult<Option<String>> {
         let mut redis = self.redis.clone();
         let Some(mac): Option<String> = redis.hget(keys::AP_USERS, username).await? else {
             return Ok(None);

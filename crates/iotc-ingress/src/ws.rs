@@ -8,8 +8,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 
 use crate::App;
-use crate::server::Peer;
 use crate::register::Macs;
+use crate::server::Peer;
 use crate::session::{Session, Verdict};
 
 pub async fn aruba_ws(
