@@ -33,6 +33,14 @@ pub struct AccessPoint {
     #[serde(default)]
     #[schema(example = "Lobby, ceiling")]
     pub description: String,
+    /// SHA-256 of the client certificate the AP must present (ingress's own wss listener).
+    #[serde(
+        rename = "certificateSha256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(pattern = "^[a-f0-9]{64}$")]
+    pub certificate_sha256: Option<String>,
 }
 
 /// Registers an AP, or replaces its registration (new password, user name or description).
@@ -52,6 +60,11 @@ pub struct ApRegistration {
     #[serde(default)]
     #[schema(max_length = 256)]
     pub description: String,
+    /// SHA-256 of the AP's client certificate (DER, 64 hex digits; `:` separators allowed).
+    /// When set, the AP must also present this certificate on the ingress's own wss listener.
+    #[serde(rename = "certificateSha256", default)]
+    #[schema(example = "3f1c…")]
+    pub certificate_sha256: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -97,12 +110,29 @@ fn record(reg: ApRegistration) -> Result<ApRecord, ApiError> {
     if reg.description.chars().count() > DESCRIPTION_MAX {
         return Err(ApiError::invalid("description", "at most 256 characters"));
     }
+    let certificate_sha256 = match reg.certificate_sha256 {
+        Some(raw) => Some(fingerprint(&raw)?),
+        None => None,
+    };
     Ok(ApRecord {
         mac,
         username,
         password_hash: aps::hash_password(&reg.password),
         description: reg.description,
+        certificate_sha256,
     })
+}
+
+fn fingerprint(raw: &str) -> Result<String, ApiError> {
+    let fp = raw.replace(':', "").to_ascii_lowercase();
+    if aps::valid_fingerprint(&fp) {
+        Ok(fp)
+    } else {
+        Err(ApiError::invalid(
+            "certificateSha256",
+            "64 hexadecimal digits (SHA-256 of the DER certificate)",
+        ))
+    }
 }
 
 /// Checks a record restored from a backup: valid MAC, user name and hash.
@@ -117,6 +147,15 @@ pub fn check_record(r: &ApRecord) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             "AccessPoints.username",
             "1 to 64 characters",
+        ));
+    }
+    if r.certificate_sha256
+        .as_deref()
+        .is_some_and(|f| !aps::valid_fingerprint(f))
+    {
+        return Err(ApiError::invalid(
+            "AccessPoints.certificateSha256",
+            "64 lower-case hex digits",
         ));
     }
     if !aps::valid_hash(&r.password_hash) {
@@ -179,6 +218,7 @@ fn shown(r: ApRecord) -> AccessPoint {
         mac: r.mac,
         username: r.username,
         description: r.description,
+        certificate_sha256: r.certificate_sha256,
     }
 }
 
@@ -308,6 +348,7 @@ mod tests {
             username: user.map(str::to_string),
             password: pw.into(),
             description: String::new(),
+            certificate_sha256: None,
         };
         assert!(record(reg("short", None)).is_err());
         assert!(record(reg("long enough password", Some("with space"))).is_err());

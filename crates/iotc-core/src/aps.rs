@@ -34,6 +34,20 @@ pub struct ApRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schema(max_length = 256, example = "Lobby, ceiling")]
     pub description: String,
+    /// SHA-256 of the AP's client certificate (DER), 64 lower-case hex digits: when set, the
+    /// AP's WebSocket must present this certificate on the ingress's own wss listener.
+    #[serde(
+        rename = "certificateSha256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(pattern = "^[a-f0-9]{64}$")]
+    pub certificate_sha256: Option<String>,
+}
+
+/// Whether `s` is a SHA-256 fingerprint as the register stores it.
+pub fn valid_fingerprint(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A new salted hash of `password`.

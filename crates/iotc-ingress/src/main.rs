@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         }
     };
     let tls = match &config.tls {
-        Some((cert, key)) => match tls::server_config(cert, key) {
+        Some((cert, key)) => match tls::server_config(cert, key, config.ap_register) {
             Ok(tls) => Some(tls),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -2,7 +2,7 @@
 //! against Redis, and the set of registered MACs is kept in memory, reloaded when the API bumps
 //! the register's version, so every connection notices a revocation within a second.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use iotc_core::keys;
 /// How often the register's version is read.
 pub const POLL: Duration = Duration::from_secs(1);
 
-pub type Macs = Arc<HashSet<String>>;
+/// Registered MACs, each with the fingerprint of its required client certificate, if any.
+pub type Macs = Arc<HashMap<String, Option<String>>>;
 
 #[derive(Clone)]
 pub struct Register {
@@ -60,7 +61,12 @@ impl Register {
 
     /// Whether `mac` is registered right now (in memory).
     pub fn contains(&self, mac: &str) -> bool {
-        self.macs.borrow().contains(mac)
+        self.macs.borrow().contains_key(mac)
+    }
+
+    /// The certificate fingerprint `mac` must present, if its registration has one.
+    pub fn certificate(&self, mac: &str) -> Option<String> {
+        self.macs.borrow().get(mac).cloned().flatten()
     }
 
     /// Changes of the MAC set, for connections to re-check their AP.
@@ -90,12 +96,24 @@ async fn poll(mut redis: ConnectionManager, tx: watch::Sender<Macs>) {
 async fn load_if_changed(
     redis: &mut ConnectionManager,
     seen: Option<i64>,
-) -> redis::RedisResult<Option<(i64, HashSet<String>)>> {
+) -> redis::RedisResult<Option<(i64, HashMap<String, Option<String>>)>> {
     let version: Option<i64> = redis.get(keys::AP_REGISTER_VERSION).await?;
     let version = version.unwrap_or(0);
     if seen == Some(version) {
         return Ok(None);
     }
-    let macs: Vec<String> = redis.hkeys(keys::AP_REGISTER).await?;
-    Ok(Some((version, macs.into_iter().collect())))
+    let all: Vec<(String, String)> = redis.hgetall(keys::AP_REGISTER).await?;
+    let macs = all
+        .into_iter()
+        .map(|(mac, json)| {
+            // An unreadable record keeps the AP registered but demands a certificate no one
+            // has: refused rather than let through without its certificate.
+            let cert = match serde_json::from_str::<ApRecord>(&json) {
+                Ok(r) => r.certificate_sha256,
+                Err(_) => Some(String::new()),
+            };
+            (mac, cert)
+        })
+        .collect();
+    Ok(Some((version, macs)))
 }

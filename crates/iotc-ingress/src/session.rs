@@ -44,6 +44,8 @@ pub struct Session {
     tokens: TokenCache,
     /// With the AP register on: the MAC the connection's token was issued to.
     ap: Option<String>,
+    /// SHA-256 of the client certificate the connection presented (own TLS listener only).
+    certificate: Option<String>,
 }
 
 impl Session {
@@ -54,7 +56,12 @@ impl Session {
             parsers: StickParsers::default(),
             tokens: TokenCache::default(),
             ap: None,
+            certificate: None,
         }
+    }
+
+    pub fn set_certificate(&mut self, fingerprint: Option<String>) {
+        self.certificate = fingerprint;
     }
 
     /// Handles one binary WebSocket message.
@@ -136,16 +143,26 @@ impl Session {
             None => "not_registered",
             Some(ap) if !register.contains(ap) => "revoked",
             Some(ap) if *ap != reporter => "mac_mismatch",
+            Some(ap) if !self.certificate_ok(register, ap) => "certificate",
             Some(_) => return None,
         };
         Some(self.refuse_ap(reason, &reporter))
+    }
+
+    /// Whether the connection presented the certificate `ap`'s registration pins, if any.
+    fn certificate_ok(&self, register: &crate::register::Register, ap: &str) -> bool {
+        match register.certificate(ap) {
+            None => true,
+            Some(want) => self.certificate.as_deref() == Some(want.as_str()),
+        }
     }
 
     /// With the AP register on: the closing verdict when this connection's AP was revoked.
     pub fn revoked(&self) -> Option<Verdict> {
         let register = self.app.register.as_ref()?;
         let ap = self.ap.as_ref()?;
-        (!register.contains(ap)).then(|| self.refuse_ap("revoked", ap))
+        let allowed = register.contains(ap) && self.certificate_ok(register, ap);
+        (!allowed).then(|| self.refuse_ap("revoked", ap))
     }
 
     fn refuse_ap(&self, reason: &'static str, mac: &str) -> Verdict {

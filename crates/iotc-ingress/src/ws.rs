@@ -18,7 +18,7 @@ pub async fn aruba_ws(
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.max_message_size(app.config.max_message_bytes)
-        .on_upgrade(move |socket| serve_ap(socket, app, peer.to_string()))
+        .on_upgrade(move |socket| serve_ap(socket, app, peer))
 }
 
 /// Resolves when the AP register changed; never without a register.
@@ -32,7 +32,9 @@ async fn register_changed(register: &mut Option<tokio::sync::watch::Receiver<Mac
     }
 }
 
-async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: String) {
+async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
+    let certificate = peer.1.clone();
+    let peer = peer.to_string();
     metrics::counter!("iotc_ingress_ws_connections_total").increment(1);
     metrics::gauge!("iotc_ingress_ws_connections").increment(1.0);
     tracing::info!(%peer, "Connected client on WS handler");
@@ -40,6 +42,7 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: String) {
     let idle = app.config.idle_timeout;
     let mut register = app.register.as_ref().map(|r| r.watch());
     let mut session = Session::new(app, peer.clone());
+    session.set_certificate(certificate);
     let end = loop {
         let next = tokio::select! {
             _ = shutdown.changed() => break Some((1001, "server shutting down")),
