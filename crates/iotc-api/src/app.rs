@@ -19,7 +19,7 @@ use crate::auth::{self, Credentials};
 use crate::error::ApiError;
 use crate::openapi::{self, ApiDoc, BASE_PATH};
 use crate::store::Store;
-use crate::{backup, device_data, devices, gateways, learn, system};
+use crate::{aps, backup, device_data, devices, gateways, learn, system};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -63,6 +63,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(gateways::gateway_stats))
         .routes(routes!(gateways::gateway_health))
         .routes(routes!(system::system_health_get))
+        .routes(routes!(aps::aps_get, aps::aps_post, aps::aps_delete))
 }
 
 /// The whole service.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use iotc_core::aps::ApRecord;
 use iotc_core::model::EnOceanSensor;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,6 +46,14 @@ pub struct Backup {
     pub export_date: String,
     #[serde(rename = "Connections", default)]
     pub connections: Vec<EnOceanSensor>,
+    /// The AP register (password hashes only). When absent (e.g. an IoTC dump), an import
+    /// leaves the register as it is.
+    #[serde(
+        rename = "AccessPoints",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_points: Option<Vec<ApRecord>>,
 }
 
 /// Dump all devices.
@@ -57,7 +66,9 @@ pub struct Backup {
 )]
 pub async fn backup_get(State(state): State<AppState>) -> Result<Json<Backup>, ApiError> {
     let connections = state.store.devices().await?;
+    let access_points = crate::aps::all(&state).await?;
     Ok(Json(Backup {
+        access_points: (!access_points.is_empty()).then_some(access_points),
         api_version: API_VERSION.to_string(),
         app_version: Some(env!("CARGO_PKG_VERSION").to_string()),
         export_date: time::rfc3339(iotc_core::ops::unix_seconds()),
@@ -110,8 +121,15 @@ async fn import(
     backup: BackupImport,
     replace: bool,
 ) -> Result<StatusCode, ApiError> {
+    let aps = backup.access_points.clone();
+    for ap in aps.iter().flatten() {
+        crate::aps::check_record(ap)?;
+    }
     let devices = checked(backup, state.only_secure)?;
     state.store.import(&devices, replace).await?;
+    if let Some(aps) = aps {
+        crate::aps::import(state, &aps, replace).await?;
+    }
     tracing::info!(devices = devices.len(), replace, "backup imported");
     Ok(StatusCode::OK)
 }

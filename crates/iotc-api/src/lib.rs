@@ -1,6 +1,7 @@
 //! iotc's REST API: IoTC's operations under `/api.beta/v1` on Redis.
 
 pub mod app;
+pub mod aps;
 pub mod auth;
 pub mod backup;
 pub mod config;

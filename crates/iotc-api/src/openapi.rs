@@ -89,6 +89,7 @@ const COMMON: [(&str, &str); 4] = [
         (name = "backup", description = "Dump, restore and merge the onboarded devices"),
         (name = "gateways", description = "Access points forwarding EnOcean telegrams"),
         (name = "system", description = "Health of the services"),
+        (name = "aps", description = "Optional register of access points, each with its own login (enforced by the ingress with IOTC_AP_REGISTER=true)"),
     )
 )]
 pub struct ApiDoc;

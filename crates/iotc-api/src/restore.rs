@@ -151,6 +151,10 @@ pub struct BackupImport {
     pub export_date: String,
     #[serde(rename = "Connections", default)]
     pub connections: Option<Vec<SensorImport>>,
+    /// The register of access points (`/aps`), hashes only; absent in IoTC's dumps, and then
+    /// the register is left as it is.
+    #[serde(rename = "AccessPoints", default)]
+    pub access_points: Option<Vec<iotc_core::aps::ApRecord>>,
     /// Fields this API does not know: ignored, logged.
     #[serde(flatten)]
     #[schema(ignore)]

@@ -88,6 +88,11 @@ impl Store {
         self.conn.clone()
     }
 
+    /// A connection for modules that keep their own Redis operations (the AP register).
+    pub fn redis(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         redis::cmd("PING")
             .query_async::<String>(&mut self.conn())

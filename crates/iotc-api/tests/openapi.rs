@@ -82,6 +82,9 @@ fn declares_iotc_operations_auth_and_responses() {
         "get /devices/learn learn_get",
         "post /devices/learn learn_open",
         "delete /devices/learn learn_close",
+        "get /aps aps_get",
+        "post /aps aps_post",
+        "delete /aps aps_delete",
     ];
     want.sort();
     assert_eq!(ops, want);

@@ -20,7 +20,8 @@ pub struct TelegramEntry {
     pub received_ms: u64,
     /// Received signal strength in dBm (negative), 0 when unknown.
     pub dbm: i8,
-    /// The AP's USB stick identifier (`ENOCEAN_USB:<hash>`), at most 255 bytes.
+    /// The AP's USB stick identifier (`ENOCEAN_USB:<hash>`); [`encode`](Self::encode) keeps
+    /// at most 255 bytes of it, cut on a character boundary.
     pub usb_id: String,
     /// One complete ESP3 frame as it came from the stick.
     pub esp3: Vec<u8>,
@@ -32,14 +33,11 @@ pub enum EntryError {
     TooShort(usize),
     #[error("unknown telegram entry version {0}")]
     Version(u8),
-    #[error("telegram entry USB id is not UTF-8")]
-    UsbId,
 }
 
 impl TelegramEntry {
     pub fn encode(&self) -> Vec<u8> {
-        let usb = self.usb_id.as_bytes();
-        let usb = &usb[..usb.len().min(255)];
+        let usb = crate::text::cut(&self.usb_id, crate::text::MAX_USB_ID).as_bytes();
         let mut out = Vec::with_capacity(FIXED + usb.len() + self.esp3.len());
         out.push(VERSION);
         out.extend_from_slice(&self.gateway_mac);
@@ -66,9 +64,8 @@ impl TelegramEntry {
         if rest.len() < usb_len {
             return Err(EntryError::TooShort(bytes.len()));
         }
-        let usb_id = std::str::from_utf8(&rest[..usb_len])
-            .map_err(|_| EntryError::UsbId)?
-            .to_string();
+        // Lossy: a damaged identifier must not cost the telegram.
+        let usb_id = String::from_utf8_lossy(&rest[..usb_len]).into_owned();
         Ok(TelegramEntry {
             gateway_mac,
             received_ms,
@@ -104,6 +101,39 @@ mod tests {
         let bytes = e.encode();
         assert_eq!(TelegramEntry::decode(&bytes).unwrap(), e);
         assert_eq!(e.mac_hex(), "24f27fca1ba4");
+    }
+
+    #[test]
+    fn long_multibyte_usb_id_is_cut_on_a_character_boundary() {
+        // 100 three-byte characters: byte 255 is the end of the 85th, 256 would split one;
+        // with a one-byte prefix the 255-byte limit falls inside a character.
+        let usb_id = format!("x{}", "€".repeat(100));
+        let e = TelegramEntry {
+            gateway_mac: [1; 6],
+            received_ms: 1,
+            dbm: -50,
+            usb_id,
+            esp3: vec![0x55, 1, 2],
+        };
+        let back = TelegramEntry::decode(&e.encode()).unwrap();
+        assert_eq!(back.usb_id, format!("x{}", "€".repeat(84)));
+        assert_eq!(back.esp3, e.esp3);
+    }
+
+    #[test]
+    fn damaged_usb_id_does_not_cost_the_telegram() {
+        let mut bytes = TelegramEntry {
+            gateway_mac: [1; 6],
+            received_ms: 1,
+            dbm: 0,
+            usb_id: "ab".into(),
+            esp3: vec![0x55],
+        }
+        .encode();
+        bytes[FIXED] = 0xff;
+        let back = TelegramEntry::decode(&bytes).unwrap();
+        assert_eq!(back.usb_id, "\u{fffd}b");
+        assert_eq!(back.esp3, vec![0x55]);
     }
 
     #[test]

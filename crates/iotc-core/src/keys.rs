@@ -10,6 +10,12 @@ pub const ENGINE_GROUP: &str = "engine";
 /// Stream of gateway (AP health) events, written by ingress, published by the engine.
 pub const GATEWAY_EVENT_STREAM: &str = "iotc:gateway-events";
 
+/// Stream of messages a broker refused for good (too large, invalid topic), written by the
+/// engine with the reason, so they are acknowledged instead of retried forever.
+pub const DEAD_LETTER_STREAM: &str = "iotc:dead-letters";
+/// Approximate bound of [`DEAD_LETTER_STREAM`] (entries).
+pub const DEAD_LETTER_MAXLEN: usize = 1000;
+
 /// Hash: field `<source>:<destination>` → device JSON (IoTC `EnOceanSensor`).
 pub const DEVICES: &str = "iotc:devices";
 /// Pub/sub channel announcing a device change; the message is the changed field or `*`.
@@ -20,6 +26,15 @@ pub const GATEWAYS: &str = "iotc:gateways";
 
 /// Prefix of de-duplication keys (`iotc:dedup:<hash>`), set with NX and a PX window.
 pub const DEDUP_PREFIX: &str = "iotc:dedup:";
+
+/// Hash: AP MAC → `ApRecord` JSON, the optional AP register (docs/security.md).
+pub const AP_REGISTER: &str = "iotc:aps";
+/// Hash: user name → MAC, the register's login index.
+pub const AP_USERS: &str = "iotc:aps:users";
+/// Counter raised on every register change; the ingress polls it to apply revocations.
+pub const AP_REGISTER_VERSION: &str = "iotc:aps:version";
+/// Prefix of an access token's value when the token was issued to a registered AP.
+pub const AP_TOKEN_VALUE_PREFIX: &str = "ap:";
 
 /// Prefix of access tokens issued to APs (`iotc:auth:token:<SHA-256 hex of the token>`),
 /// each with the token's lifetime as TTL, so several ingress instances share them.

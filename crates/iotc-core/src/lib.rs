@@ -1,6 +1,7 @@
 //! What the iotc services share: Redis keys and the telegram stream entry, the device and
 //! gateway model, IoTC's JSON payloads, configuration helpers, metrics and TLS files.
 
+pub mod aps;
 pub mod backoff;
 pub mod bus;
 pub mod health;
@@ -8,4 +9,5 @@ pub mod keys;
 pub mod model;
 pub mod ops;
 pub mod payload;
+pub mod text;
 pub mod tls;

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::counting;
 use crate::decode::{Decoder, DeviceResult, DeviceTelegram, Outcome};
-use crate::egress::{Egress, OutMessage};
+use crate::egress::{DeadLetter, Delivery, Egress, OutMessage};
 use crate::secure;
 use crate::stream::{Entry, Reader, Source};
 use crate::telemetry;
@@ -135,26 +135,20 @@ impl Engine {
             return;
         };
         let publication = self.publication(&batch, &counters);
-        let published = publication.messages.len();
-        let egress = self.egress.clone();
-        let msgs = publication.messages.clone();
-        let confirmed = self
-            .retry_egress(|| {
-                let egress = egress.clone();
-                let msgs = msgs.clone();
-                async move { egress.publish(msgs).await }
-            })
-            .await;
-        if !confirmed {
+        let mut delivery = Delivery::new(publication.messages.clone());
+        if !self.retry_egress(&mut delivery).await {
             return;
         }
+        let dead = delivery.dead_letters();
+        let published = delivery.len() - dead.len();
         let p = &publication;
         let committing = self.retry("acknowledging", |mut r| async move {
-            commit(&mut r, b, p).await
+            commit(&mut r, b, p, dead).await
         });
         if committing.await.is_none() {
             return;
         }
+        count_dead_letters(dead);
         metrics::counter!("iotc_engine_messages_published_total").increment(published as u64);
         metrics::histogram!("iotc_engine_batch_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("iotc_engine_batch_entries")
@@ -365,16 +359,13 @@ impl Engine {
         }
     }
 
-    /// Publishes until the egress confirms; `false` on shutdown.
-    async fn retry_egress<F, Fut>(&mut self, mut publish: F) -> bool
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<(), crate::egress::EgressError>>,
-    {
+    /// Publishes until every message is confirmed or refused for good; `false` on shutdown.
+    async fn retry_egress(&mut self, delivery: &mut Delivery) -> bool {
         let mut backoff = Backoff::default();
+        let egress = self.egress.clone();
         loop {
             let result = tokio::select! {
-                r = publish() => r,
+                r = egress.deliver(delivery) => r,
                 _ = self.shutdown.changed() => return false,
             };
             match result {
@@ -424,13 +415,17 @@ async fn count(redis: &mut ConnectionManager, batch: &Batch) -> redis::RedisResu
 }
 
 /// Second round trip, after the egress confirmed: most-recent lists, first-seen markers,
-/// acknowledgements.
+/// dead letters, acknowledgements.
 async fn commit(
     redis: &mut ConnectionManager,
     batch: &Batch,
     publication: &Publication,
+    dead: &[DeadLetter],
 ) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
+    for letter in dead {
+        add_dead_letter(&mut pipe, letter);
+    }
     for eurid in &publication.first_seen {
         pipe.set_nx(keys::device_seen(eurid), unix_seconds())
             .ignore();
@@ -448,4 +443,37 @@ async fn commit(
         }
     }
     pipe.query_async(redis).await
+}
+
+/// Largest part of a dead letter's payload kept in the stream, in bytes.
+const DEAD_PAYLOAD_MAX: usize = 16 * 1024;
+
+/// One entry of the dead-letter stream: where it was going, why it was refused, when, its
+/// size and the start of its payload.
+fn add_dead_letter(pipe: &mut redis::Pipeline, letter: &DeadLetter) {
+    let kept = &letter.payload[..letter.payload.len().min(DEAD_PAYLOAD_MAX)];
+    pipe.xadd_maxlen(
+        keys::DEAD_LETTER_STREAM,
+        redis::streams::StreamMaxlen::Approx(keys::DEAD_LETTER_MAXLEN),
+        "*",
+        &[
+            ("egress", letter.egress.as_bytes()),
+            ("topic", letter.topic.as_bytes()),
+            ("reason", letter.reason.as_bytes()),
+            ("time", unix_millis().to_string().as_bytes()),
+            ("size", letter.payload.len().to_string().as_bytes()),
+            ("payload", kept),
+        ],
+    )
+    .ignore();
+}
+
+fn count_dead_letters(dead: &[DeadLetter]) {
+    for letter in dead {
+        let reason = letter.reason_label().to_string();
+        metrics::counter!("iotc_engine_dead_letters_total", "egress" => letter.egress, "reason" => reason)
+            .increment(1);
+        tracing::error!(egress = letter.egress, topic = %letter.topic, reason = %letter.reason,
+            size = letter.payload.len(), "broker refused a message for good; kept in {}", keys::DEAD_LETTER_STREAM);
+    }
 }

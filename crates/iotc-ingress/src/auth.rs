@@ -80,6 +80,12 @@ const NO_LOGIN: Refusal = Refusal {
     description: "Password authentication is not configured; use the static access token.",
     metric: "not_configured",
 };
+const NOT_REGISTERED: Refusal = Refusal {
+    status: StatusCode::UNAUTHORIZED,
+    error: "invalid_client",
+    description: "Incorrect credentials.",
+    metric: "not_registered",
+};
 const UNAVAILABLE: Refusal = Refusal {
     status: StatusCode::SERVICE_UNAVAILABLE,
     error: "temporarily_unavailable",
@@ -121,6 +127,9 @@ async fn authenticate(app: &App, body: &[u8]) -> Result<AuthResponse, Refusal> {
     let (Some(user), Some(secret)) = (user, secret) else {
         return Err(INVALID);
     };
+    if let Some(register) = &app.register {
+        return register_login(app, register, &user, &secret).await;
+    }
     let Some((want_user, want_secret)) = &app.config.credentials.login else {
         return Err(NO_LOGIN);
     };
@@ -130,14 +139,35 @@ async fn authenticate(app: &App, body: &[u8]) -> Result<AuthResponse, Refusal> {
         return Err(WRONG_CREDENTIALS);
     }
     let client = request.client_id.unwrap_or_default();
-    let access_token = app.tokens.issue(&client).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot store an access token");
-        UNAVAILABLE
-    })?;
-    Ok(AuthResponse {
+    let access_token = app.tokens.issue(&client).await.map_err(store_down)?;
+    Ok(answer(app, access_token))
+}
+
+fn store_down(e: redis::RedisError) -> Refusal {
+    tracing::error!(error = %e, "cannot reach Redis for an AP login");
+    UNAVAILABLE
+}
+
+/// With the AP register on: the AP's own login, and a token bound to its MAC.
+async fn register_login(
+    app: &App,
+    register: &crate::register::Register,
+    user: &str,
+    secret: &str,
+) -> Result<AuthResponse, Refusal> {
+    let Some(mac) = register.login(user, secret).await.map_err(store_down)? else {
+        return Err(NOT_REGISTERED);
+    };
+    let access_token = app.tokens.issue_for_ap(&mac).await.map_err(store_down)?;
+    tracing::info!(%mac, "registered AP logged in");
+    Ok(answer(app, access_token))
+}
+
+fn answer(app: &App, access_token: String) -> AuthResponse {
+    AuthResponse {
         access_token,
         token_type: "bearer",
         expires_in: app.tokens.lifetime().as_secs(),
         api_url: app.config.api_url.clone(),
-    })
+    }
 }

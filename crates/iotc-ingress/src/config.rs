@@ -91,6 +91,13 @@ pub struct Settings {
     #[arg(long, env = "IOTC_INGRESS_REDIS_RETRY_S", default_value_t = 30)]
     pub redis_retry_s: u64,
 
+    /// Enforce the AP register (managed at the API's /aps): only registered APs log in, each
+    /// with its own user name and password, and each only for its own MAC. The shared gateway
+    /// login and the static token are then not accepted.
+    #[arg(long, env = "IOTC_AP_REGISTER", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub ap_register: bool,
+
     /// Largest WebSocket message accepted from an AP, in bytes.
     #[arg(long, env = "IOTC_INGRESS_MAX_MESSAGE_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(256..=64 << 20))]
@@ -129,6 +136,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub redis_retry: Duration,
     pub max_message_bytes: usize,
+    pub ap_register: bool,
 }
 
 /// A configuration error: names the variable.
@@ -182,7 +190,7 @@ impl Settings {
             (None, None) => None,
         };
         let static_token = non_empty(self.gateway_token);
-        if login.is_none() && static_token.is_none() {
+        if login.is_none() && static_token.is_none() && !self.ap_register {
             return Err(config_error(
                 "IOT_GATEWAY_USERNAME",
                 "set IOT_GATEWAY_USERNAME and IOT_GATEWAY_PASSWORD (or IOT_GATEWAY_TOKEN) so APs can authenticate",
@@ -223,6 +231,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(self.idle_timeout_s),
             redis_retry: Duration::from_secs(self.redis_retry_s),
             max_message_bytes: self.max_message_bytes as usize,
+            ap_register: self.ap_register,
         })
     }
 }
@@ -276,6 +285,18 @@ mod tests {
         assert_eq!(err.variable, "IOT_GATEWAY_PASSWORD");
         let ok = settings(&["--gateway-token", "t"]).check().unwrap();
         assert_eq!(ok.credentials.static_token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn register_needs_no_shared_login() {
+        let cfg = settings(&["--ap-register", "true"]).check().unwrap();
+        assert!(cfg.ap_register);
+        assert!(
+            !settings(&["--gateway-token", "t"])
+                .check()
+                .unwrap()
+                .ap_register
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod config;
 pub mod frames;
 pub mod gateway;
+pub mod limits;
+pub mod register;
 pub mod server;
 pub mod session;
 pub mod store;
@@ -22,6 +24,8 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub tokens: TokenStore,
+    /// The AP register, when enforced (`IOTC_AP_REGISTER`).
+    pub register: Option<register::Register>,
     /// Turns true when the process shuts down; AP connections then close with 1001.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

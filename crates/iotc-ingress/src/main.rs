@@ -6,6 +6,7 @@ use anyhow::Context;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use iotc_ingress::config::{Config, Settings};
+use iotc_ingress::register::Register;
 use iotc_ingress::store::Store;
 use iotc_ingress::tokens::TokenStore;
 use iotc_ingress::{App, server, tls};
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
         }
     };
     let tls = match &config.tls {
-        Some((cert, key)) => match tls::server_config(cert, key) {
+        Some((cert, key)) => match tls::server_config(cert, key, config.ap_register) {
             Ok(tls) => Some(tls),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -71,6 +72,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
             config.telegram_stream_maxlen,
             config.gateway_event_stream_maxlen,
         ),
+        register: config.ap_register.then(|| Register::start(redis.clone())),
         tokens: TokenStore::new(
             redis,
             config.token_lifetime,

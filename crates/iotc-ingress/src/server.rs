@@ -14,9 +14,10 @@ use crate::auth::auth_aruba;
 use crate::tls::TlsListener;
 use crate::ws::aruba_ws;
 
-/// The client's address, for logs (behind nginx: nginx's address).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+/// The client's address, for logs (behind nginx: nginx's address), and the SHA-256 of the
+/// client certificate it presented on the ingress's own TLS listener.
+#[derive(Debug, Clone)]
+pub struct Peer(pub SocketAddr, pub Option<String>);
 
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,13 +27,16 @@ impl std::fmt::Display for Peer {
 
 impl Connected<IncomingStream<'_, TcpListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*stream.remote_addr())
+        Peer(*stream.remote_addr(), None)
     }
 }
 
 impl Connected<IncomingStream<'_, TlsListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
+        Peer(
+            *stream.remote_addr(),
+            crate::tls::client_fingerprint(stream.io()),
+        )
     }
 }
 

@@ -43,6 +43,10 @@ pub struct Session {
     peer: String,
     parsers: StickParsers,
     tokens: TokenCache,
+    /// With the AP register on: the MAC the connection's token was issued to.
+    ap: Option<String>,
+    /// SHA-256 of the client certificate the connection presented (own TLS listener only).
+    certificate: Option<String>,
 }
 
 impl Session {
@@ -52,12 +56,18 @@ impl Session {
             peer,
             parsers: StickParsers::default(),
             tokens: TokenCache::default(),
+            ap: None,
+            certificate: None,
         }
+    }
+
+    pub fn set_certificate(&mut self, fingerprint: Option<String>) {
+        self.certificate = fingerprint;
     }
 
     /// Handles one binary WebSocket message.
     pub async fn on_binary(&mut self, bytes: &[u8]) -> Verdict {
-        let msg = match Telemetry::decode(bytes) {
+        let mut msg = match Telemetry::decode(bytes) {
             Ok(msg) => msg,
             Err(e) => {
                 metrics::counter!("iotc_ingress_messages_invalid_total", "reason" => "protobuf")
@@ -72,6 +82,7 @@ impl Session {
         if let Some(refusal) = self.authorize(&msg).await {
             return refusal;
         }
+        crate::limits::bound(&mut msg);
         let topic = msg.meta.nb_topic_known().map_or("unknown", topic_label);
         metrics::counter!("iotc_ingress_messages_total", "topic" => topic).increment(1);
         let Some(mac) = msg.reporter.mac_bytes() else {
@@ -80,6 +91,9 @@ impl Session {
             tracing::warn!(peer = %self.peer, "message without a 6-byte reporter MAC ignored");
             return Verdict::Continue;
         };
+        if let Some(refusal) = self.check_ap(&msg) {
+            return refusal;
+        }
         match self.process(&msg, mac).await {
             Ok(()) => Verdict::Continue,
             Err(Unavailable) => Verdict::Close {
@@ -95,12 +109,21 @@ impl Session {
         if token.is_empty() {
             return Some(self.refuse("missing_token", msg));
         }
+        if token.len() > iotc_core::text::MAX_TOKEN {
+            return Some(self.refuse("invalid_token", msg));
+        }
         if self.tokens.admits(token) {
             return None;
         }
         let tokens = &self.app.tokens;
         match self.retry(|| tokens.check(token)).await {
             Ok(TokenStatus::Valid { until }) => {
+                if self.app.register.is_some() {
+                    match self.retry(|| tokens.bound_ap(token)).await {
+                        Ok(ap) => self.ap = ap,
+                        Err(Unavailable) => return Some(unavailable()),
+                    }
+                }
                 self.tokens.remember(token, until);
                 None
             }
@@ -108,10 +131,47 @@ impl Session {
                 self.tokens.forget();
                 Some(self.refuse("invalid_token", msg))
             }
-            Err(Unavailable) => Some(Verdict::Close {
-                code: close::ERROR,
-                reason: "token store unavailable",
-            }),
+            Err(Unavailable) => Some(unavailable()),
+        }
+    }
+
+    /// With the AP register on: the token must be bound to a registered AP, and the message
+    /// must come from that AP's MAC. `None` when the message may pass.
+    fn check_ap(&self, msg: &Telemetry) -> Option<Verdict> {
+        let register = self.app.register.as_ref()?;
+        let reporter = msg.reporter.mac_hex().unwrap_or_default();
+        let reason = match &self.ap {
+            None => "not_registered",
+            Some(ap) if !register.contains(ap) => "revoked",
+            Some(ap) if *ap != reporter => "mac_mismatch",
+            Some(ap) if !self.certificate_ok(register, ap) => "certificate",
+            Some(_) => return None,
+        };
+        Some(self.refuse_ap(reason, &reporter))
+    }
+
+    /// Whether the connection presented the certificate `ap`'s registration pins, if any.
+    fn certificate_ok(&self, register: &crate::register::Register, ap: &str) -> bool {
+        match register.certificate(ap) {
+            None => true,
+            Some(want) => self.certificate.as_deref() == Some(want.as_str()),
+        }
+    }
+
+    /// With the AP register on: the closing verdict when this connection's AP was revoked.
+    pub fn revoked(&self) -> Option<Verdict> {
+        let register = self.app.register.as_ref()?;
+        let ap = self.ap.as_ref()?;
+        let allowed = register.contains(ap) && self.certificate_ok(register, ap);
+        (!allowed).then(|| self.refuse_ap("revoked", ap))
+    }
+
+    fn refuse_ap(&self, reason: &'static str, mac: &str) -> Verdict {
+        metrics::counter!("iotc_ingress_ws_rejected_total", "reason" => reason).increment(1);
+        tracing::warn!(peer = %self.peer, %mac, bound = ?self.ap, reason, "Disconnecting AP with code 1008: not allowed by the AP register");
+        Verdict::Close {
+            code: close::POLICY,
+            reason: "AP not allowed",
         }
     }
 
@@ -247,6 +307,13 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+fn unavailable() -> Verdict {
+    Verdict::Close {
+        code: close::ERROR,
+        reason: "token store unavailable",
     }
 }
 

@@ -8,7 +8,7 @@ use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use iotc_core::keys::AUTH_TOKEN_PREFIX;
+use iotc_core::keys::{AP_TOKEN_VALUE_PREFIX, AUTH_TOKEN_PREFIX};
 
 /// The verdict on a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,18 @@ impl TokenStore {
             .set_ex(storage_key(&token), client, self.lifetime.as_secs())
             .await?;
         Ok(token)
+    }
+
+    /// A token bound to a registered AP: messages carrying it must come from that MAC.
+    pub async fn issue_for_ap(&self, mac: &str) -> redis::RedisResult<String> {
+        self.issue(&format!("{AP_TOKEN_VALUE_PREFIX}{mac}")).await
+    }
+
+    /// The MAC an issued token is bound to (`None`: not bound, unknown or expired).
+    pub async fn bound_ap(&self, token: &str) -> redis::RedisResult<Option<String>> {
+        let mut redis = self.redis.clone();
+        let value: Option<String> = redis.get(storage_key(token)).await?;
+        Ok(value.and_then(|v| v.strip_prefix(AP_TOKEN_VALUE_PREFIX).map(str::to_string)))
     }
 
     /// Checks a token: the static one (constant time), else an issued one in Redis.

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 
 use crate::App;
+use crate::register::Macs;
 use crate::server::Peer;
 use crate::session::{Session, Verdict};
 
@@ -17,19 +18,40 @@ pub async fn aruba_ws(
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.max_message_size(app.config.max_message_bytes)
-        .on_upgrade(move |socket| serve_ap(socket, app, peer.to_string()))
+        .on_upgrade(move |socket| serve_ap(socket, app, peer))
 }
 
-async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: String) {
+/// Resolves when the AP register changed; never without a register.
+async fn register_changed(register: &mut Option<tokio::sync::watch::Receiver<Macs>>) {
+    let changed = match register {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
+    let certificate = peer.1.clone();
+    let peer = peer.to_string();
     metrics::counter!("iotc_ingress_ws_connections_total").increment(1);
     metrics::gauge!("iotc_ingress_ws_connections").increment(1.0);
     tracing::info!(%peer, "Connected client on WS handler");
     let mut shutdown = app.shutdown.clone();
     let idle = app.config.idle_timeout;
+    let mut register = app.register.as_ref().map(|r| r.watch());
     let mut session = Session::new(app, peer.clone());
+    session.set_certificate(certificate);
     let end = loop {
         let next = tokio::select! {
             _ = shutdown.changed() => break Some((1001, "server shutting down")),
+            _ = register_changed(&mut register) => {
+                if let Some(Verdict::Close { code, reason }) = session.revoked() {
+                    break Some((code, reason));
+                }
+                continue;
+            }
             next = tokio::time::timeout(idle, socket.recv()) => next,
         };
         let message = match next {

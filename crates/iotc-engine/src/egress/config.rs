@@ -67,6 +67,11 @@ pub struct EgressArgs {
     /// Longest wait between reconnection attempts, in seconds (back-off doubles up to it).
     #[arg(long, env = "MQTT_RECONNECT_MAX", default_value = "30")]
     pub mqtt_reconnect_max: u64,
+    /// Largest MQTT packet sent, in bytes. A message over it (or over the smaller limit an
+    /// MQTT 5 broker announces) is refused for good and goes to the dead-letter stream.
+    #[arg(long, env = "MQTT_MAX_PACKET_SIZE", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=268_435_455))]
+    pub mqtt_max_packet_size: u64,
     /// How long publish() waits for confirmations before it reports an error, in seconds.
     #[arg(long, env = "MQTT_PUBLISH_TIMEOUT", default_value = "30")]
     pub mqtt_publish_timeout: u64,

@@ -3,6 +3,7 @@
 
 pub mod azure;
 pub mod config;
+pub mod delivery;
 pub mod mqtt;
 pub mod tls;
 pub mod topics;
@@ -16,6 +17,7 @@ use futures_util::future::try_join_all;
 use tokio::time::Instant;
 
 pub use config::{EgressArgs, MqttVersion};
+pub use delivery::{DeadLetter, Delivery};
 pub use topics::Topics;
 
 use config::BrokerAddr;
@@ -58,11 +60,13 @@ pub enum EgressError {
         egress: &'static str,
         connected: bool,
     },
-    /// The broker refused the message (MQTT 5 reason code).
+    /// The broker refused the message (MQTT 5 reason code), or it is over the packet limit;
+    /// `permanent` when sending it again cannot succeed.
     #[error("{egress}: broker refused the message: {reason}")]
     Rejected {
         egress: &'static str,
         reason: String,
+        permanent: bool,
     },
     #[error("egress is shut down")]
     Closed,
@@ -196,6 +200,47 @@ impl Egress {
         true
     }
 
+    /// Publishes what `delivery` has not settled yet, on every enabled egress. A message
+    /// refused for good becomes a dead letter there; one not confirmed stays for the next
+    /// call, so a retry never sends again what was confirmed. Errors when any stays.
+    pub async fn deliver(&self, delivery: &mut Delivery) -> Result<(), EgressError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut jobs = Vec::new();
+        for (slot, link, topic) in self.slots() {
+            for (i, msg) in delivery.unsettled(slot) {
+                let msg = match topic {
+                    Some(t) => OutMessage::new(t.clone(), msg.payload.clone()),
+                    None => msg.clone(),
+                };
+                jobs.push(async move { (slot, i, link.publish(&msg, deadline).await) });
+            }
+        }
+        let mut first_error = None;
+        for (slot, i, result) in futures_util::future::join_all(jobs).await {
+            if let Some(e) = delivery.settle(slot, i, result) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            None => {
+                self.counters
+                    .published
+                    .fetch_add(delivery.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Some(e) => {
+                self.counters.publish_errors.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// (slot, link, fixed topic) of each enabled egress; slot 0 is MQTT, 1 IoT Hub.
+    fn slots(&self) -> impl Iterator<Item = (usize, &Link, Option<&String>)> {
+        let mqtt = self.mqtt.iter().map(|l| (0, l, None));
+        mqtt.chain(self.azure.iter().map(|(l, t)| (1, l, Some(t))))
+    }
+
     fn links(&self) -> impl Iterator<Item = &Link> {
         self.mqtt.iter().chain(self.azure.iter().map(|(l, _)| l))
     }
@@ -233,6 +278,7 @@ fn mqtt_spec(args: &EgressArgs, topics: &Topics) -> Result<LinkSpec, EgressError
         retain: true,
         reconnect_max: args.reconnect_max(),
         renew_after: None,
+        max_packet: args.mqtt_max_packet_size as usize,
     })
 }
 
@@ -334,6 +380,8 @@ fn azure_spec(args: &EgressArgs) -> Result<(LinkSpec, String), EgressError> {
         reconnect_max: args.reconnect_max(),
         // Reconnect with a new token at 80 % of its lifetime.
         renew_after: Some(ttl.mul_f64(0.8)),
+        // IoT Hub's limit for device-to-cloud messages.
+        max_packet: 256 * 1024,
     };
     Ok((spec, topic))
 }

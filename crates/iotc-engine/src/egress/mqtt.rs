@@ -14,7 +14,7 @@
 //! acknowledgement on the connection that carried it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,8 +28,11 @@ use super::{EgressError, OutMessage};
 
 /// Requests that may wait in one generation's channel (also the number of concurrent publishes).
 const CHANNEL_CAP: usize = 1024;
-/// Largest packet we send or accept (IoT Hub's limit is 256 KB).
-const MAX_PACKET: usize = 256 * 1024;
+/// Largest packet we accept from the broker.
+const MAX_INCOMING: usize = 256 * 1024;
+/// Bytes an MQTT PUBLISH adds to its topic and payload, at most: fixed header (5), topic
+/// length (2), packet id (2), MQTT 5 property length (4), rounded up.
+const PUBLISH_OVERHEAD: usize = 16;
 /// First pause before reconnecting; doubles up to the configured maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// A connection that lasted this long resets the back-off (a flapping one does not).
@@ -60,6 +63,8 @@ pub struct LinkSpec {
     pub reconnect_max: Duration,
     /// Reconnect with fresh credentials after this long (IoT Hub token renewal).
     pub renew_after: Option<Duration>,
+    /// Largest packet we send; an MQTT 5 broker's own smaller limit (CONNACK) also applies.
+    pub max_packet: usize,
 }
 
 /// Why a message was not confirmed.
@@ -67,8 +72,9 @@ pub struct LinkSpec {
 enum Failure {
     /// The connection ended first; send it again.
     Lost,
-    /// The broker refused it (MQTT 5 reason code).
-    Rejected(String),
+    /// The broker refused it (MQTT 5 reason code); `permanent` when sending it again
+    /// cannot succeed.
+    Rejected { reason: String, permanent: bool },
 }
 
 type Waiter = oneshot::Sender<Result<(), Failure>>;
@@ -108,6 +114,8 @@ struct Shared {
     /// Successful connections so far.
     connects: AtomicU64,
     permits: Semaphore,
+    /// Maximum packet size the broker announced in its CONNACK (0: none).
+    broker_max_packet: AtomicU32,
 }
 
 impl Shared {
@@ -121,6 +129,7 @@ pub struct Link {
     name: &'static str,
     qos: QoS,
     retain: bool,
+    max_packet: usize,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -141,13 +150,15 @@ impl Link {
             connected: AtomicBool::new(false),
             connects: AtomicU64::new(0),
             permits: Semaphore::new(CHANNEL_CAP),
+            broker_max_packet: AtomicU32::new(0),
         });
-        let (name, qos, retain) = (spec.name, spec.qos, spec.retain);
+        let (name, qos, retain, max_packet) = (spec.name, spec.qos, spec.retain, spec.max_packet);
         let task = tokio::spawn(run(shared.clone(), spec));
         Link {
             name,
             qos,
             retain,
+            max_packet,
             shared,
             task,
         }
@@ -179,6 +190,7 @@ impl Link {
             egress: self.name,
             connected: self.connected(),
         };
+        self.check_size(msg)?;
         let _permit = timeout_at(deadline, self.shared.permits.acquire())
             .await
             .map_err(|_| timeout())?
@@ -197,12 +209,13 @@ impl Link {
                         .increment(1);
                     return Ok(());
                 }
-                Ok(Ok(Err(Failure::Rejected(reason)))) => {
+                Ok(Ok(Err(Failure::Rejected { reason, permanent }))) => {
                     metrics::counter!("iotc_egress_rejected_total", "egress" => self.name)
                         .increment(1);
                     return Err(EgressError::Rejected {
                         egress: self.name,
                         reason,
+                        permanent,
                     });
                 }
                 Ok(Ok(Err(Failure::Lost)) | Err(_)) => {
@@ -212,6 +225,30 @@ impl Link {
                 Err(_) => return Err(timeout()),
             }
         }
+    }
+
+    /// The packet limit in force: ours, or the broker's if it announced a smaller one.
+    pub fn packet_limit(&self) -> usize {
+        match self.shared.broker_max_packet.load(Ordering::Relaxed) {
+            0 => self.max_packet,
+            broker => self.max_packet.min(broker as usize),
+        }
+    }
+
+    /// A message over the packet limit is refused for good without being sent: the client
+    /// library would drop the connection over it, and the broker would refuse it anyway.
+    fn check_size(&self, msg: &OutMessage) -> Result<(), EgressError> {
+        let size = msg.topic.len() + msg.payload.len() + PUBLISH_OVERHEAD;
+        let limit = self.packet_limit();
+        if size <= limit {
+            return Ok(());
+        }
+        metrics::counter!("iotc_egress_rejected_total", "egress" => self.name).increment(1);
+        Err(EgressError::Rejected {
+            egress: self.name,
+            reason: format!("{TOO_LARGE}: {size} bytes, limit {limit}"),
+            permanent: true,
+        })
     }
 
     /// Queues the request and its waiter atomically; `None` when not accepting right now.
@@ -282,14 +319,18 @@ enum Ended {
     Failed(String),
 }
 
+/// Start of the reason of a message over the packet limit.
+pub const TOO_LARGE: &str = "PacketTooLarge";
+
 /// Normalised event of either protocol version.
 enum Ev {
-    ConnAck,
+    /// Connected; the broker's maximum packet size if it announced one (MQTT 5).
+    ConnAck(Option<u32>),
     /// A publish went out with this packet id (0 for QoS 0).
     Sent(u16),
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2).
     Confirmed(u16),
-    Rejected(u16, String),
+    Rejected(u16, String, bool),
     Disconnect,
     Other,
 }
@@ -335,7 +376,7 @@ impl Events {
             Events::V4(el) => {
                 use rumqttc::{Event, Packet};
                 Ok(match el.poll().await.map_err(|e| e.to_string())? {
-                    Event::Incoming(Packet::ConnAck(_)) => Ev::ConnAck,
+                    Event::Incoming(Packet::ConnAck(_)) => Ev::ConnAck(None),
                     Event::Incoming(Packet::PubAck(a)) => Ev::Confirmed(a.pkid),
                     Event::Incoming(Packet::PubComp(c)) => Ev::Confirmed(c.pkid),
                     Event::Outgoing(o) => outgoing(o),
@@ -348,21 +389,29 @@ impl Events {
                     Packet, PubAckReason, PubCompReason, PubRecReason,
                 };
                 Ok(match el.poll().await.map_err(|e| e.to_string())? {
-                    Event::Incoming(Packet::ConnAck(_)) => Ev::ConnAck,
+                    Event::Incoming(Packet::ConnAck(c)) => {
+                        Ev::ConnAck(c.properties.and_then(|p| p.max_packet_size))
+                    }
                     Event::Incoming(Packet::PubAck(a)) => match a.reason {
                         // "No matching subscribers" still means the broker took it.
                         PubAckReason::Success | PubAckReason::NoMatchingSubscribers => {
                             Ev::Confirmed(a.pkid)
                         }
-                        r => Ev::Rejected(a.pkid, format!("{r:?}")),
+                        r => Ev::Rejected(a.pkid, format!("{r:?}"), permanent_puback(r)),
                     },
                     Event::Incoming(Packet::PubRec(r)) => match r.reason {
                         PubRecReason::Success | PubRecReason::NoMatchingSubscribers => Ev::Other,
-                        reason => Ev::Rejected(r.pkid, format!("{reason:?}")),
+                        reason => {
+                            let permanent = matches!(
+                                reason,
+                                PubRecReason::TopicNameInvalid | PubRecReason::PayloadFormatInvalid
+                            );
+                            Ev::Rejected(r.pkid, format!("{reason:?}"), permanent)
+                        }
                     },
                     Event::Incoming(Packet::PubComp(c)) => match c.reason {
                         PubCompReason::Success => Ev::Confirmed(c.pkid),
-                        r => Ev::Rejected(c.pkid, format!("{r:?}")),
+                        r => Ev::Rejected(c.pkid, format!("{r:?}"), false),
                     },
                     Event::Incoming(Packet::Disconnect(d)) => {
                         return Err(format!("broker disconnected: {:?}", d.reason_code));
@@ -373,6 +422,13 @@ impl Events {
             }
         }
     }
+}
+
+/// Reason codes that will not change when the same message is sent again. "Not authorized"
+/// is not one: an operator fixes an ACL, and the messages then go through (docs/egress.md).
+fn permanent_puback(r: rumqttc::v5::mqttbytes::v5::PubAckReason) -> bool {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason::*;
+    matches!(r, TopicNameInvalid | PayloadFormatInvalid)
 }
 
 fn outgoing(o: Outgoing) -> Ev {
@@ -405,7 +461,7 @@ impl Generation {
                     .set_keep_alive(spec.keep_alive.max(Duration::from_secs(1)))
                     .set_clean_session(true)
                     .set_inflight(spec.inflight)
-                    .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+                    .set_max_packet_size(MAX_INCOMING, spec.max_packet);
                 if let Some((user, pass)) = credentials {
                     o.set_credentials(user, pass);
                 }
@@ -429,7 +485,7 @@ impl Generation {
                     .set_keep_alive(spec.keep_alive.max(Duration::from_secs(5)))
                     .set_clean_start(true)
                     .set_outgoing_inflight_upper_limit(spec.inflight)
-                    .set_max_packet_size(Some(MAX_PACKET as u32));
+                    .set_max_packet_size(Some(MAX_INCOMING as u32));
                 if let Some((user, pass)) = credentials {
                     o.set_credentials(user, pass);
                 }
@@ -467,7 +523,11 @@ impl Generation {
                 Err(e) => return Ended::Failed(e),
             };
             match ev {
-                Ev::ConnAck => {
+                Ev::ConnAck(broker_max) => {
+                    let broker_max = broker_max.unwrap_or(0);
+                    shared
+                        .broker_max_packet
+                        .store(broker_max, Ordering::Relaxed);
                     shared.connected.store(true, Ordering::Relaxed);
                     shared.connects.fetch_add(1, Ordering::Relaxed);
                     *connected_at = Some(Instant::now());
@@ -494,9 +554,9 @@ impl Generation {
                         let _ = w.send(Ok(()));
                     }
                 }
-                Ev::Rejected(pkid, reason) => {
+                Ev::Rejected(pkid, reason, permanent) => {
                     if let Some(w) = shared.lock().sent.remove(&pkid) {
-                        let _ = w.send(Err(Failure::Rejected(reason)));
+                        let _ = w.send(Err(Failure::Rejected { reason, permanent }));
                     }
                 }
                 Ev::Disconnect => return Ended::Renew,
