@@ -63,6 +63,7 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::GET, "/gateways/metadata/health", None),
         call(M::GET, "/system/health", None),
         call(M::GET, "/devices/learn", None),
+        call(M::GET, "/aps", None),
     ];
     for path in [
         "/devices",
@@ -89,6 +90,13 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::DELETE, "/devices/learn?sourceID=a1b2c3d4", None),
         call(M::DELETE, "/devices/learn", None),
         call(M::DELETE, "/devices/learn?seconds=0", None),
+        call(
+            M::POST,
+            "/aps",
+            Some(json!({"mac": "24:f2:7f:ca:1b:a4", "password": "Jk3x9-Qw7ZpL2mVt-long"})),
+        ),
+        call(M::DELETE, "/aps?mac=24f27fca1ba4", None),
+        call(M::DELETE, "/aps?mac=24f27fca1ba4", None),
         call(M::PATCH, "/backup", Some(backup.clone())),
         call(M::POST, "/backup", Some(backup.clone())),
     ]);
@@ -210,6 +218,7 @@ async fn empty_store_answers_every_operation_without_5xx() {
         "GET /gateways/metadata/statistics/telegrams",
         "GET /gateways/metadata/health",
         "GET /devices/learn",
+        "GET /aps",
     ] {
         assert_eq!(answer(&answers, empty), (200, &json!([])), "{empty}");
     }
