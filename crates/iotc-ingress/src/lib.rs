@@ -5,9 +5,11 @@
 pub mod auth;
 pub mod config;
 pub mod frames;
+pub mod gate;
 pub mod gateway;
 pub mod server;
 pub mod session;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -22,6 +24,8 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub tokens: TokenStore,
+    /// Losses and backpressure, for the heartbeat.
+    pub status: std::sync::Arc<status::Status>,
     /// Turns true when the process shuts down; AP connections then close with 1001.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

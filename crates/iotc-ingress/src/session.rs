@@ -25,6 +25,9 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     /// Internal error: Redis stayed unreachable.
     pub const ERROR: u16 = 1011;
+    /// Try again later: the telegram stream stayed full (engines behind); nothing of the
+    /// message from the first refused telegram on was taken.
+    pub const RETRY: u16 = 1013;
 }
 
 /// What the connection should do after a message.
@@ -34,24 +37,47 @@ pub enum Verdict {
     Close { code: u16, reason: &'static str },
 }
 
+/// Why a message could not be stored.
+enum Stop {
+    /// Redis stayed unreachable (or refused writes) for the whole retry period.
+    Unavailable,
+    /// The telegram stream stayed full for the whole backpressure wait.
+    Full,
+}
+
 /// Redis stayed unreachable for the whole retry period.
 struct Unavailable;
+
+impl From<Unavailable> for Stop {
+    fn from(_: Unavailable) -> Self {
+        Stop::Unavailable
+    }
+}
 
 pub struct Session {
     app: Arc<App>,
     peer: String,
     parsers: StickParsers,
     tokens: TokenCache,
+    /// A message with a valid token arrived on this connection.
+    authenticated: bool,
 }
 
 impl Session {
     pub fn new(app: Arc<App>, peer: String) -> Self {
+        let limits = app.config.limits;
         Session {
             app,
             peer,
-            parsers: StickParsers::default(),
+            parsers: StickParsers::new(limits.max_sticks, limits.max_frame_bytes),
             tokens: TokenCache::default(),
+            authenticated: false,
         }
+    }
+
+    /// Whether a message with a valid token arrived (the authentication deadline is met).
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// Handles one binary WebSocket message.
@@ -71,6 +97,7 @@ impl Session {
         if let Some(refusal) = self.authorize(&msg).await {
             return refusal;
         }
+        self.authenticated = true;
         let topic = msg.meta.nb_topic_known().map_or("unknown", topic_label);
         metrics::counter!("iotc_ingress_messages_total", "topic" => topic).increment(1);
         let Some(mac) = msg.reporter.mac_bytes() else {
@@ -81,9 +108,13 @@ impl Session {
         };
         match self.process(&msg, mac).await {
             Ok(()) => Verdict::Continue,
-            Err(Unavailable) => Verdict::Close {
+            Err(Stop::Unavailable) => Verdict::Close {
                 code: close::ERROR,
                 reason: "storage unavailable",
+            },
+            Err(Stop::Full) => Verdict::Close {
+                code: close::RETRY,
+                reason: "telegram stream full, try again later",
             },
         }
     }
@@ -124,7 +155,7 @@ impl Session {
         }
     }
 
-    async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Unavailable> {
+    async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Stop> {
         let now = unix_seconds();
         let mac_hex = hex::encode(mac);
         let first_sight = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
@@ -142,7 +173,13 @@ impl Session {
         for data in &msg.nb_s_data {
             let payload = data.nb_serial_payload.as_deref().unwrap_or_default();
             let device = data.nb_device_id.as_deref().unwrap_or_default();
-            for item in self.parsers.feed(mac, device, payload) {
+            let items = self.parsers.feed(mac, device, payload);
+            let telegrams = items
+                .iter()
+                .filter(|i| matches!(i, Item::Telegram { .. }))
+                .count() as u64;
+            let mut done = 0u64;
+            for item in items {
                 match item {
                     Item::Telegram {
                         frame,
@@ -156,8 +193,18 @@ impl Session {
                             usb_id: device.to_string(),
                             esp3: frame,
                         };
-                        self.forward(&gw, &dedup_key, &entry.encode(), now).await?;
+                        let result = self.forward(&gw, &dedup_key, &entry.encode(), now).await;
+                        if let Err(stop) = result {
+                            self.count_stopped(&stop, telegrams - done);
+                            return Err(stop);
+                        }
+                        done += 1;
                         seen = true;
+                    }
+                    Item::StickRefused => {
+                        metrics::counter!("iotc_ingress_sticks_refused_total").increment(1);
+                        tracing::warn!(peer = %self.peer, mac = %mac_hex, stick = device,
+                            "USB stick beyond IOTC_INGRESS_MAX_STICKS on this connection; data dropped");
                     }
                     Item::Other { packet_type } => {
                         let label = format!("{packet_type:#04x}");
@@ -179,27 +226,57 @@ impl Session {
         Ok(())
     }
 
+    /// Counts the telegrams of a message that were not stored: `lost` when Redis failed
+    /// (they were taken from the AP), `refused` when the AP is told to retry.
+    fn count_stopped(&self, stop: &Stop, telegrams: u64) {
+        match stop {
+            Stop::Unavailable => {
+                metrics::counter!("iotc_ingress_telegrams_lost_total").increment(telegrams);
+                self.app.status.lost(telegrams, unix_seconds());
+                tracing::error!(peer = %self.peer, telegrams, "telegrams lost: Redis did not take them");
+            }
+            Stop::Full => {
+                metrics::counter!("iotc_ingress_telegrams_refused_total").increment(telegrams);
+                metrics::counter!("iotc_ingress_backpressure_closes_total").increment(1);
+                self.app.status.refused(telegrams);
+                tracing::warn!(peer = %self.peer, telegrams, "telegram stream full: closing with 1013 so the AP retries");
+            }
+        }
+    }
+
     async fn forward(
         &self,
         gw: &GatewayRef<'_>,
         key: &[u8; 16],
         entry: &[u8],
         now: u64,
-    ) -> Result<(), Unavailable> {
+    ) -> Result<(), Stop> {
         metrics::counter!("iotc_ingress_telegrams_received_total").increment(1);
         let store = &self.app.store;
-        match self.retry(|| store.forward(gw, key, entry, now)).await {
-            Ok(Forwarded::New(_)) => {
-                metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1);
-                Ok(())
-            }
-            Ok(Forwarded::Duplicate) => {
-                metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1);
-                Ok(())
-            }
-            Err(Unavailable) => {
-                metrics::counter!("iotc_ingress_telegrams_lost_total").increment(1);
-                Err(Unavailable)
+        let give_up = Instant::now() + self.app.config.backpressure_wait;
+        let mut pause = Duration::from_millis(20);
+        let mut waited = false;
+        loop {
+            match self.retry(|| store.forward(gw, key, entry, now)).await? {
+                Forwarded::New(_) => {
+                    metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1);
+                    return Ok(());
+                }
+                Forwarded::Duplicate => {
+                    metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1);
+                    return Ok(());
+                }
+                Forwarded::Full if Instant::now() + pause > give_up => return Err(Stop::Full),
+                Forwarded::Full => {
+                    // Reading nothing meanwhile lets the AP's TCP window fill up.
+                    if !waited {
+                        waited = true;
+                        metrics::counter!("iotc_ingress_backpressure_waits_total").increment(1);
+                        self.app.status.pushed_back(unix_seconds());
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use crate::App;
 use crate::server::Peer;
-use crate::session::{Session, Verdict};
+use crate::session::{Session, Verdict, close};
 
 pub async fn aruba_ws(
     State(app): State<Arc<App>>,
@@ -17,10 +17,13 @@ pub async fn aruba_ws(
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.max_message_size(app.config.max_message_bytes)
-        .on_upgrade(move |socket| serve_ap(socket, app, peer.to_string()))
+        .on_upgrade(move |socket| serve_ap(socket, app, peer))
 }
 
-async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: String) {
+async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
+    peer.conn.became_websocket();
+    let deadline = peer.conn.deadline;
+    let peer = peer.to_string();
     metrics::counter!("iotc_ingress_ws_connections_total").increment(1);
     metrics::gauge!("iotc_ingress_ws_connections").increment(1.0);
     tracing::info!(%peer, "Connected client on WS handler");
@@ -28,8 +31,14 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: String) {
     let idle = app.config.idle_timeout;
     let mut session = Session::new(app, peer.clone());
     let end = loop {
+        let authenticated = session.authenticated();
         let next = tokio::select! {
             _ = shutdown.changed() => break Some((1001, "server shutting down")),
+            _ = tokio::time::sleep_until(deadline), if !authenticated => {
+                metrics::counter!("iotc_ingress_auth_deadline_total", "phase" => "websocket").increment(1);
+                tracing::warn!(%peer, "Disconnecting AP with code 1008: no authenticated message before the deadline");
+                break Some((close::POLICY, "no authenticated message in time"));
+            }
             next = tokio::time::timeout(idle, socket.recv()) => next,
         };
         let message = match next {
