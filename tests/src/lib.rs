@@ -202,6 +202,8 @@ impl Redis {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            // As deployed: refuse writes when full, never evict.
+            .args(["--maxmemory", "256mb", "--maxmemory-policy", "noeviction"])
             .arg("--dir")
             .arg(dir);
         let mut proc = Proc::spawn("redis-server", cmd, dir);

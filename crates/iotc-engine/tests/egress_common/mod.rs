@@ -312,6 +312,10 @@ impl Redis {
                 "127.0.0.1",
                 "--save",
                 "",
+                "--maxmemory",
+                "256mb",
+                "--maxmemory-policy",
+                "noeviction",
             ])
             .arg("--dir")
             .arg(dir.path())

@@ -26,6 +26,7 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(["--maxmemory", "256mb", "--maxmemory-policy", "noeviction"])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())

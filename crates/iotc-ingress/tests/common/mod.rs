@@ -63,6 +63,8 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            // As deployed: refuse writes when full, never evict.
+            .args(["--maxmemory", "256mb", "--maxmemory-policy", "noeviction"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
