@@ -3,6 +3,7 @@
 //! telegram to forward, a packet of another type, or a broken frame.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
 use enocean::esp3::{self, PacketType, StreamParser};
 use enocean::telegram::Telegram;
@@ -42,9 +43,12 @@ pub struct StickParsers {
     known: HashSet<StickKey>,
     max_sticks: usize,
     max_frame: usize,
+    /// Keys the stick identifiers, whose length an AP chooses, to a fixed size.
+    hasher: RandomState,
 }
 
-type StickKey = ([u8; 6], String);
+/// AP MAC and a keyed 64-bit hash of the stick's identifier.
+type StickKey = ([u8; 6], u64);
 
 impl Default for StickParsers {
     fn default() -> Self {
@@ -60,22 +64,23 @@ impl StickParsers {
             known: HashSet::new(),
             max_sticks: max_sticks.max(1),
             max_frame: max_frame.max(RADIO_MAX_FRAME),
+            hasher: RandomState::new(),
         }
     }
 
     /// Feeds one payload of one stick of one AP; returns every frame completed by it.
     pub fn feed(&mut self, mac: [u8; 6], device_id: &str, payload: &[u8]) -> Vec<Item> {
-        let key = (mac, device_id.to_string());
+        let key = (mac, self.hasher.hash_one(device_id));
         if !self.known.contains(&key) {
             if self.known.len() >= self.max_sticks {
                 return vec![Item::StickRefused];
             }
-            self.known.insert(key.clone());
+            self.known.insert(key);
         }
         let max_frame = self.max_frame;
         let parser = self
             .parsers
-            .entry(key.clone())
+            .entry(key)
             .or_insert_with(|| StreamParser::with_limits(2 * max_frame, max_frame));
         let mut items = Vec::new();
         // Pushed in pieces of one frame so that the buffer never holds two whole frames.
