@@ -68,7 +68,9 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub telegram_stream_maxlen: u64,
 
-    /// Approximate bound of the gateway event stream.
+    /// Bound of the gateway event stream in events not yet acknowledged; acknowledged ones
+    /// are trimmed. At the bound further events are dropped and counted (the gateway
+    /// registry is still updated).
     #[arg(long, env = "IOTC_GATEWAY_EVENT_STREAM_MAXLEN", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub gateway_event_stream_maxlen: u64,

@@ -293,8 +293,13 @@ impl Session {
         let record = serde_json::to_string(&record).unwrap_or_default();
         let event_json = serde_json::to_string(&event).unwrap_or_default();
         let store = &self.app.store;
-        self.retry(|| store.health(mac, &record, &event_json, now))
+        let added = self
+            .retry(|| store.health(mac, &record, &event_json, now))
             .await?;
+        if !added {
+            metrics::counter!("iotc_ingress_gateway_events_dropped_total").increment(1);
+            tracing::error!(%mac, "gateway event dropped: the gateway event stream is full of events no engine acknowledged");
+        }
         metrics::counter!("iotc_ingress_health_updates_total").increment(1);
         tracing::info!("Aruba AP Health--> {}", gateway::describe(&event));
         Ok(())

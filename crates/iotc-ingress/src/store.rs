@@ -5,7 +5,7 @@
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 
-use iotc_core::keys::{self, stats};
+use iotc_core::keys;
 
 /// Keeps the registry record's `lastSeen` current without rewriting the rest of it: a
 /// record that does not exist yet is created from ARGV (the record of a first sight).
@@ -96,6 +96,28 @@ end
 return 0
 "#;
 
+/// KEYS: gateway registry, gateway stats, gateway event stream.
+/// ARGV: MAC, registry record, unix seconds, event stream bound, event.
+/// Returns 1 when the event was added, 0 when the event stream holds its bound of events
+/// not yet acknowledged (the registry is updated all the same).
+const HEALTH: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'lastSeen', ARGV[3])
+local bound = tonumber(ARGV[4])
+local len = redis.call('XLEN', KEYS[3])
+if len % 64 == 0 or len >= bound then
+  len = trim_acked(KEYS[3], false)
+end
+if len >= bound then
+  len = trim_acked(KEYS[3], true)
+end
+if len >= bound then
+  return 0
+end
+redis.call('XADD', KEYS[3], '*', 'j', ARGV[5])
+return 1
+"#;
+
 /// KEYS: gateway stats, gateway registry. ARGV: unix seconds, MAC, first-sight record,
 /// number of broken frames (counted as received and not processed).
 const TOUCH: &str = r#"
@@ -132,6 +154,7 @@ pub struct Store {
     redis: ConnectionManager,
     forward: Script,
     touch: Script,
+    health: Script,
     dedup_window_ms: u64,
     telegram_maxlen: u64,
     event_maxlen: u64,
@@ -148,6 +171,7 @@ impl Store {
             redis,
             forward: Script::new(&format!("{TOUCH_FN}{FLOOR_FN}{FORWARD}")),
             touch: Script::new(&format!("{TOUCH_FN}{TOUCH}")),
+            health: Script::new(&format!("{FLOOR_FN}{HEALTH}")),
             dedup_window_ms,
             telegram_maxlen,
             event_maxlen,
@@ -200,27 +224,27 @@ impl Store {
     }
 
     /// Stores a health report: the full registry record and a gateway event, atomically.
+    /// `false`: the event was not added, the event stream is full of unread events.
     pub async fn health(
         &self,
         mac: &str,
         record_json: &str,
         event_json: &str,
         now: u64,
-    ) -> RedisResult<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(keys::GATEWAYS, mac, record_json)
-            .ignore()
-            .hset(keys::gateway_stats(mac), stats::LAST_SEEN, now)
-            .ignore()
-            .xadd_maxlen(
-                keys::GATEWAY_EVENT_STREAM,
-                redis::streams::StreamMaxlen::Approx(self.event_maxlen as usize),
-                "*",
-                &[("j", event_json)],
-            )
-            .ignore();
-        pipe.query_async(&mut self.redis.clone()).await
+    ) -> RedisResult<bool> {
+        let added: i64 = self
+            .health
+            .key(keys::GATEWAYS)
+            .key(keys::gateway_stats(mac))
+            .key(keys::GATEWAY_EVENT_STREAM)
+            .arg(mac)
+            .arg(record_json)
+            .arg(now)
+            .arg(self.event_maxlen)
+            .arg(event_json)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(added == 1)
     }
 
     /// Redis answers: for /readyz.

@@ -268,3 +268,62 @@ async fn a_write_redis_refuses_is_counted_lost_and_reported() {
     let beat = heartbeat_with(&redis, "degraded");
     assert_eq!(beat["telegramsLost"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_events_beyond_the_bound_are_dropped_and_counted_never_trimmed() {
+    let redis = RedisServer::start();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(keys::GATEWAY_EVENT_STREAM)
+        .arg(keys::ENGINE_GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut redis.conn())
+        .unwrap();
+    let ingress = Ingress::start(&redis.url(), &[("IOTC_GATEWAY_EVENT_STREAM_MAXLEN", "2")]);
+    let mut ws = connect(&ingress).await;
+    let reporter = Reporter {
+        mac: Some(MAC.to_vec()),
+        ..Reporter::default()
+    };
+    for _ in 0..3 {
+        let msg = Telemetry::health(STATIC_TOKEN, reporter.clone(), Default::default());
+        ws.send(Message::Binary(msg.encode_to_vec().into()))
+            .await
+            .unwrap();
+    }
+    wait_metric(&ingress, "iotc_ingress_health_updates_total", 3.0).await;
+    assert_eq!(
+        metric(&ingress, "iotc_ingress_gateway_events_dropped_total").await,
+        1.0
+    );
+    let first: Vec<String> = {
+        let reply: redis::streams::StreamRangeReply =
+            redis.conn().xrange_all(keys::GATEWAY_EVENT_STREAM).unwrap();
+        reply.ids.into_iter().map(|e| e.id).collect()
+    };
+    assert_eq!(first.len(), 2, "the two unread events are kept");
+    // Once read and acknowledged, they make room.
+    let opts = redis::streams::StreamReadOptions::default()
+        .group(keys::ENGINE_GROUP, "test")
+        .count(10);
+    let _: redis::streams::StreamReadReply = redis
+        .conn()
+        .xread_options(&[keys::GATEWAY_EVENT_STREAM], &[">"], &opts)
+        .unwrap();
+    let _: i64 = redis
+        .conn()
+        .xack(keys::GATEWAY_EVENT_STREAM, keys::ENGINE_GROUP, &first)
+        .unwrap();
+    let msg = Telemetry::health(STATIC_TOKEN, reporter, Default::default());
+    ws.send(Message::Binary(msg.encode_to_vec().into()))
+        .await
+        .unwrap();
+    wait_metric(&ingress, "iotc_ingress_health_updates_total", 4.0).await;
+    let len: usize = redis.conn().xlen(keys::GATEWAY_EVENT_STREAM).unwrap();
+    assert_eq!(len, 1, "acknowledged events trimmed, the new one added");
+    assert_eq!(
+        metric(&ingress, "iotc_ingress_gateway_events_dropped_total").await,
+        1.0
+    );
+}
