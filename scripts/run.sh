@@ -12,6 +12,8 @@ demo=0
 export REDIS_PORT="${REDIS_PORT:-6379}"
 export MQTT_PORT="${MQTT_PORT:-1883}"
 export REDIS_URL="${REDIS_URL:-localhost:$REDIS_PORT}"
+# Redis refuses writes rather than evicting keys when full (docs/ingress.md, "Stream bound").
+export REDIS_MAXMEMORY="${REDIS_MAXMEMORY:-512mb}"
 export IOT_ENABLE_MQTT="${IOT_ENABLE_MQTT:-1}"
 export MQTT_CONNSTRING="${MQTT_CONNSTRING:-localhost:$MQTT_PORT}"
 export IOT_GATEWAY_USERNAME="${IOT_GATEWAY_USERNAME:-gateway}"
@@ -48,7 +50,7 @@ if port_open "$REDIS_PORT"; then
   echo "using the Redis already listening on $REDIS_PORT"
 else
   start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$state/redis" \
-    --appendonly yes --save ""
+    --appendonly yes --save "" --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction
 fi
 if port_open "$MQTT_PORT"; then
   echo "using the MQTT broker already listening on $MQTT_PORT"

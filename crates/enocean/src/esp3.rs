@@ -102,6 +102,8 @@ pub enum Esp3Error {
     TrailingBytes(usize),
     #[error("ESP3 payload too long: {data} data bytes (max 65535), {optional} optional (max 255)")]
     TooLong { data: usize, optional: usize },
+    #[error("ESP3 frame of {len} bytes exceeds the parser's limit of {max}")]
+    OverLimit { len: usize, max: usize },
 }
 
 /// One ESP3 packet, owning its bytes.
@@ -299,6 +301,9 @@ impl StreamStats {
     }
 }
 
+/// Buffer capacity a [`StreamParser`] keeps when it shrinks after a burst.
+pub const KEEP_CAPACITY: usize = 1024;
+
 /// Default bound of the bytes a [`StreamParser`] keeps: sixteen largest frames.
 pub const DEFAULT_MAX_BUFFER: usize = 16 * MAX_FRAME_LEN;
 
@@ -318,6 +323,8 @@ pub struct StreamParser {
     /// Where the search for a complete frame behind an incomplete one resumes.
     lookahead: usize,
     max_buffer: usize,
+    /// Longest frame accepted; a header announcing more is rejected at once.
+    max_frame: usize,
     stats: StreamStats,
 }
 
@@ -335,11 +342,20 @@ impl StreamParser {
     /// A parser keeping at most `max_buffer` unexamined bytes (at least one largest frame);
     /// when more are pushed without being read, the oldest are dropped and counted.
     pub fn with_max_buffer(max_buffer: usize) -> Self {
+        Self::with_limits(max_buffer, MAX_FRAME_LEN)
+    }
+
+    /// A parser that rejects frames longer than `max_frame` bytes (sync byte to CRC8D) as
+    /// soon as their header is read, instead of waiting for up to 64 KiB of them, and keeps
+    /// at most `max_buffer` bytes (at least `max_frame`).
+    pub fn with_limits(max_buffer: usize, max_frame: usize) -> Self {
+        let max_frame = max_frame.clamp(HEADER_LEN + 2, MAX_FRAME_LEN);
         StreamParser {
             buf: Vec::new(),
             start: 0,
             lookahead: 0,
-            max_buffer: max_buffer.max(MAX_FRAME_LEN),
+            max_buffer: max_buffer.max(max_frame),
+            max_frame,
             stats: StreamStats::default(),
         }
     }
@@ -376,6 +392,7 @@ impl StreamParser {
             self.buf.clear();
             self.start = 0;
             self.lookahead = 0;
+            self.release();
             return None;
         };
         self.stats.skipped_bytes += sync as u64;
@@ -389,6 +406,10 @@ impl StreamParser {
             Err(e) => return Some(Err(self.reject(e))),
         };
         let total = HEADER_LEN + data_len + optional_len + 1;
+        if total > self.max_frame {
+            let max = self.max_frame;
+            return Some(Err(self.reject(Esp3Error::OverLimit { len: total, max })));
+        }
         if pending.len() < total {
             if self.complete_frame_ahead() {
                 return Some(Err(self.reject(Esp3Error::Truncated)));
@@ -431,7 +452,27 @@ impl StreamParser {
             self.buf.drain(..self.start);
             self.lookahead = self.lookahead.saturating_sub(self.start);
             self.start = 0;
+            self.release();
         }
+    }
+
+    /// Gives memory back after a burst: a buffer that grew for a large push shrinks once
+    /// it holds little, so an idle parser costs at most [`KEEP_CAPACITY`] bytes.
+    fn release(&mut self) {
+        if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() <= self.buf.capacity() / 4 {
+            self.buf.shrink_to(self.buf.len().max(KEEP_CAPACITY));
+        }
+    }
+
+    /// Drops the bytes already examined and gives spare memory back.
+    pub fn shrink(&mut self) {
+        self.compact();
+        self.release();
+    }
+
+    /// Bytes of buffer memory held (capacity), for bounds checks.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Whether a complete, valid frame starts after the sync byte at `start` (whose own

@@ -61,13 +61,16 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub dedup_window_ms: u64,
 
-    /// Approximate bound of the telegram stream (XADD MAXLEN ~): entries beyond it are
-    /// trimmed, read or not. About 100 bytes of Redis memory per entry.
+    /// Bound of the telegram stream in entries the engines have not acknowledged yet. At the
+    /// bound the ingress stops reading from the APs (backpressure); acknowledged entries are
+    /// trimmed, unacknowledged ones never. About 100 bytes of Redis memory per entry.
     #[arg(long, env = "IOTC_TELEGRAM_STREAM_MAXLEN", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub telegram_stream_maxlen: u64,
 
-    /// Approximate bound of the gateway event stream.
+    /// Bound of the gateway event stream in events not yet acknowledged; acknowledged ones
+    /// are trimmed. At the bound further events are dropped and counted (the gateway
+    /// registry is still updated).
     #[arg(long, env = "IOTC_GATEWAY_EVENT_STREAM_MAXLEN", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub gateway_event_stream_maxlen: u64,
@@ -98,8 +101,40 @@ pub struct Settings {
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub ap_register: bool,
 
-    /// Largest WebSocket message accepted from an AP, in bytes.
-    #[arg(long, env = "IOTC_INGRESS_MAX_MESSAGE_BYTES", default_value_t = 1 << 20,
+    /// How long a message waits for room in a full telegram stream (the connection reads
+    /// nothing meanwhile) before the connection is closed with 1013 (try again later).
+    #[arg(long, env = "IOTC_INGRESS_BACKPRESSURE_WAIT_S", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub backpressure_wait_s: u64,
+
+    /// Most TCP connections served at once (AP WebSockets, /auth/aruba, probes); further
+    /// ones wait in the listen queue until one closes.
+    #[arg(long, env = "IOTC_INGRESS_MAX_CONNECTIONS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Seconds after accepting a connection by which it must have sent a message with a
+    /// valid access token (text frames and pings do not count); else it is closed (1008).
+    /// Connections that never become a WebSocket are closed then too.
+    #[arg(long, env = "IOTC_INGRESS_AUTH_DEADLINE_S", default_value_t = 150,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_deadline_s: u64,
+
+    /// Most USB sticks (AP MAC and nbDeviceId pairs) one connection may report; data of
+    /// further sticks is dropped and counted.
+    #[arg(long, env = "IOTC_INGRESS_MAX_STICKS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_sticks: u64,
+
+    /// Largest ESP3 frame of a packet type other than RADIO_ERP1/ERP2 (whose size the
+    /// radio protocol bounds), in bytes; a longer frame is counted as broken.
+    #[arg(long, env = "IOTC_INGRESS_MAX_FRAME_BYTES", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(64..=65_542))]
+    pub max_frame_bytes: u64,
+
+    /// Largest WebSocket message accepted from an AP, in bytes (an AP's messages are a few
+    /// KiB). Each connection may hold about three times this while it decodes a message.
+    #[arg(long, env = "IOTC_INGRESS_MAX_MESSAGE_BYTES", default_value_t = 256 << 10,
           value_parser = clap::value_parser!(u64).range(256..=64 << 20))]
     pub max_message_bytes: u64,
 }
@@ -137,6 +172,17 @@ pub struct Config {
     pub redis_retry: Duration,
     pub max_message_bytes: usize,
     pub ap_register: bool,
+    pub backpressure_wait: Duration,
+    pub limits: Limits,
+}
+
+/// What one AP connection may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub auth_deadline: Duration,
+    pub max_sticks: usize,
+    pub max_frame_bytes: usize,
 }
 
 /// A configuration error: names the variable.
@@ -232,6 +278,13 @@ impl Settings {
             redis_retry: Duration::from_secs(self.redis_retry_s),
             max_message_bytes: self.max_message_bytes as usize,
             ap_register: self.ap_register,
+            backpressure_wait: Duration::from_secs(self.backpressure_wait_s),
+            limits: Limits {
+                max_connections: self.max_connections as usize,
+                auth_deadline: Duration::from_secs(self.auth_deadline_s),
+                max_sticks: self.max_sticks as usize,
+                max_frame_bytes: self.max_frame_bytes as usize,
+            },
         })
     }
 }

@@ -5,11 +5,13 @@
 pub mod auth;
 pub mod config;
 pub mod frames;
+pub mod gate;
 pub mod gateway;
 pub mod limits;
 pub mod register;
 pub mod server;
 pub mod session;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -26,6 +28,8 @@ pub struct App {
     pub tokens: TokenStore,
     /// The AP register, when enforced (`IOTC_AP_REGISTER`).
     pub register: Option<register::Register>,
+    /// Losses and backpressure, for the heartbeat.
+    pub status: std::sync::Arc<status::Status>,
     /// Turns true when the process shuts down; AP connections then close with 1001.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -7,6 +7,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use iotc_ingress::config::{Config, Settings};
 use iotc_ingress::register::Register;
+use iotc_ingress::status::Status;
 use iotc_ingress::store::Store;
 use iotc_ingress::tokens::TokenStore;
 use iotc_ingress::{App, server, tls};
@@ -80,8 +81,9 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         ),
         config,
         shutdown,
+        status: Arc::default(),
     });
-    tokio::spawn(heartbeat(app.store.clone()));
+    tokio::spawn(heartbeat(app.store.clone(), app.status.clone()));
     tracing::info!(
         listen = %tcp.local_addr()?,
         tls = tls.is_some(),
@@ -99,11 +101,12 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
 }
 
 /// Every 10 s: `iotc:heartbeat:ingress`, which expires after 30 s.
-async fn heartbeat(store: Store) {
+async fn heartbeat(store: Store, status: Arc<Status>) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
-        if let Err(e) = store.heartbeat(iotc_core::ops::unix_seconds()).await {
+        let value = status.heartbeat(iotc_core::ops::unix_seconds());
+        if let Err(e) = store.heartbeat(&value).await {
             tracing::warn!(error = %e, "heartbeat not written");
         }
     }

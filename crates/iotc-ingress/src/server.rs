@@ -11,32 +11,43 @@ use tokio::net::TcpListener;
 
 use crate::App;
 use crate::auth::auth_aruba;
+use crate::gate::{ConnState, Gate, GatedListener};
 use crate::tls::TlsListener;
 use crate::ws::aruba_ws;
 
-/// The client's address, for logs (behind nginx: nginx's address), and the SHA-256 of the
-/// client certificate it presented on the ingress's own TLS listener.
+/// The client's address, for logs (behind nginx: nginx's address), its connection's
+/// admission state, and the SHA-256 of the client certificate it presented on the
+/// ingress's own TLS listener.
 #[derive(Debug, Clone)]
-pub struct Peer(pub SocketAddr, pub Option<String>);
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub conn: Arc<ConnState>,
+    pub certificate: Option<String>,
+}
 
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.addr.fmt(f)
     }
 }
 
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*stream.remote_addr(), None)
+impl Connected<IncomingStream<'_, GatedListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, GatedListener>) -> Self {
+        Peer {
+            addr: *stream.remote_addr(),
+            conn: stream.io().state(),
+            certificate: None,
+        }
     }
 }
 
 impl Connected<IncomingStream<'_, TlsListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Peer(
-            *stream.remote_addr(),
-            crate::tls::client_fingerprint(stream.io()),
-        )
+        Peer {
+            addr: *stream.remote_addr(),
+            conn: stream.io().get_ref().0.state(),
+            certificate: crate::tls::client_fingerprint(stream.io()),
+        }
     }
 }
 
@@ -63,16 +74,18 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = app.config.limits;
+    let gate = Gate::new(limits.max_connections, limits.auth_deadline);
     let service = router(app).into_make_service_with_connect_info::<Peer>();
     match tls {
         Some(config) => {
-            let listener = TlsListener::new(tcp, config)?;
+            let listener = TlsListener::new(tcp, config, gate)?;
             axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         None => {
-            axum::serve(tcp, service)
+            axum::serve(GatedListener::new(tcp, gate), service)
                 .with_graceful_shutdown(shutdown)
                 .await
         }

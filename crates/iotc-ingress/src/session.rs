@@ -26,6 +26,9 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     /// Internal error: Redis stayed unreachable.
     pub const ERROR: u16 = 1011;
+    /// Try again later: the telegram stream stayed full (engines behind); nothing of the
+    /// message from the first refused telegram on was taken.
+    pub const RETRY: u16 = 1013;
 }
 
 /// What the connection should do after a message.
@@ -35,8 +38,22 @@ pub enum Verdict {
     Close { code: u16, reason: &'static str },
 }
 
+/// Why a message could not be stored.
+enum Stop {
+    /// Redis stayed unreachable (or refused writes) for the whole retry period.
+    Unavailable,
+    /// The telegram stream stayed full for the whole backpressure wait.
+    Full,
+}
+
 /// Redis stayed unreachable for the whole retry period.
 struct Unavailable;
+
+impl From<Unavailable> for Stop {
+    fn from(_: Unavailable) -> Self {
+        Stop::Unavailable
+    }
+}
 
 pub struct Session {
     app: Arc<App>,
@@ -47,22 +64,31 @@ pub struct Session {
     ap: Option<String>,
     /// SHA-256 of the client certificate the connection presented (own TLS listener only).
     certificate: Option<String>,
+    /// A message with a valid token arrived on this connection.
+    authenticated: bool,
 }
 
 impl Session {
     pub fn new(app: Arc<App>, peer: String) -> Self {
+        let limits = app.config.limits;
         Session {
             app,
             peer,
-            parsers: StickParsers::default(),
+            parsers: StickParsers::new(limits.max_sticks, limits.max_frame_bytes),
             tokens: TokenCache::default(),
             ap: None,
             certificate: None,
+            authenticated: false,
         }
     }
 
     pub fn set_certificate(&mut self, fingerprint: Option<String>) {
         self.certificate = fingerprint;
+    }
+
+    /// Whether a message with a valid token arrived (the authentication deadline is met).
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// Handles one binary WebSocket message.
@@ -83,6 +109,7 @@ impl Session {
             return refusal;
         }
         crate::limits::bound(&mut msg);
+        self.authenticated = true;
         let topic = msg.meta.nb_topic_known().map_or("unknown", topic_label);
         metrics::counter!("iotc_ingress_messages_total", "topic" => topic).increment(1);
         let Some(mac) = msg.reporter.mac_bytes() else {
@@ -96,9 +123,13 @@ impl Session {
         }
         match self.process(&msg, mac).await {
             Ok(()) => Verdict::Continue,
-            Err(Unavailable) => Verdict::Close {
+            Err(Stop::Unavailable) => Verdict::Close {
                 code: close::ERROR,
                 reason: "storage unavailable",
+            },
+            Err(Stop::Full) => Verdict::Close {
+                code: close::RETRY,
+                reason: "telegram stream full, try again later",
             },
         }
     }
@@ -185,7 +216,7 @@ impl Session {
         }
     }
 
-    async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Unavailable> {
+    async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Stop> {
         let now = unix_seconds();
         let mac_hex = hex::encode(mac);
         let first_sight = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
@@ -203,7 +234,13 @@ impl Session {
         for data in &msg.nb_s_data {
             let payload = data.nb_serial_payload.as_deref().unwrap_or_default();
             let device = data.nb_device_id.as_deref().unwrap_or_default();
-            for item in self.parsers.feed(mac, device, payload) {
+            let items = self.parsers.feed(mac, device, payload);
+            let telegrams = items
+                .iter()
+                .filter(|i| matches!(i, Item::Telegram { .. }))
+                .count() as u64;
+            let mut done = 0u64;
+            for item in items {
                 match item {
                     Item::Telegram {
                         frame,
@@ -217,8 +254,18 @@ impl Session {
                             usb_id: device.to_string(),
                             esp3: frame,
                         };
-                        self.forward(&gw, &dedup_key, &entry.encode(), now).await?;
+                        let result = self.forward(&gw, &dedup_key, &entry.encode(), now).await;
+                        if let Err(stop) = result {
+                            self.count_stopped(&stop, telegrams - done);
+                            return Err(stop);
+                        }
+                        done += 1;
                         seen = true;
+                    }
+                    Item::StickRefused => {
+                        metrics::counter!("iotc_ingress_sticks_refused_total").increment(1);
+                        tracing::warn!(peer = %self.peer, mac = %mac_hex, stick = device,
+                            "USB stick beyond IOTC_INGRESS_MAX_STICKS on this connection; data dropped");
                     }
                     Item::Other { packet_type } => {
                         let label = format!("{packet_type:#04x}");
@@ -240,27 +287,57 @@ impl Session {
         Ok(())
     }
 
+    /// Counts the telegrams of a message that were not stored: `lost` when Redis failed
+    /// (they were taken from the AP), `refused` when the AP is told to retry.
+    fn count_stopped(&self, stop: &Stop, telegrams: u64) {
+        match stop {
+            Stop::Unavailable => {
+                metrics::counter!("iotc_ingress_telegrams_lost_total").increment(telegrams);
+                self.app.status.lost(telegrams, unix_seconds());
+                tracing::error!(peer = %self.peer, telegrams, "telegrams lost: Redis did not take them");
+            }
+            Stop::Full => {
+                metrics::counter!("iotc_ingress_telegrams_refused_total").increment(telegrams);
+                metrics::counter!("iotc_ingress_backpressure_closes_total").increment(1);
+                self.app.status.refused(telegrams);
+                tracing::warn!(peer = %self.peer, telegrams, "telegram stream full: closing with 1013 so the AP retries");
+            }
+        }
+    }
+
     async fn forward(
         &self,
         gw: &GatewayRef<'_>,
         key: &[u8; 16],
         entry: &[u8],
         now: u64,
-    ) -> Result<(), Unavailable> {
+    ) -> Result<(), Stop> {
         metrics::counter!("iotc_ingress_telegrams_received_total").increment(1);
         let store = &self.app.store;
-        match self.retry(|| store.forward(gw, key, entry, now)).await {
-            Ok(Forwarded::New(_)) => {
-                metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1);
-                Ok(())
-            }
-            Ok(Forwarded::Duplicate) => {
-                metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1);
-                Ok(())
-            }
-            Err(Unavailable) => {
-                metrics::counter!("iotc_ingress_telegrams_lost_total").increment(1);
-                Err(Unavailable)
+        let give_up = Instant::now() + self.app.config.backpressure_wait;
+        let mut pause = Duration::from_millis(20);
+        let mut waited = false;
+        loop {
+            match self.retry(|| store.forward(gw, key, entry, now)).await? {
+                Forwarded::New(_) => {
+                    metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1);
+                    return Ok(());
+                }
+                Forwarded::Duplicate => {
+                    metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1);
+                    return Ok(());
+                }
+                Forwarded::Full if Instant::now() + pause > give_up => return Err(Stop::Full),
+                Forwarded::Full => {
+                    // Reading nothing meanwhile lets the AP's TCP window fill up.
+                    if !waited {
+                        waited = true;
+                        metrics::counter!("iotc_ingress_backpressure_waits_total").increment(1);
+                        self.app.status.pushed_back(unix_seconds());
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
             }
         }
     }
@@ -277,8 +354,13 @@ impl Session {
         let record = serde_json::to_string(&record).unwrap_or_default();
         let event_json = serde_json::to_string(&event).unwrap_or_default();
         let store = &self.app.store;
-        self.retry(|| store.health(mac, &record, &event_json, now))
+        let added = self
+            .retry(|| store.health(mac, &record, &event_json, now))
             .await?;
+        if !added {
+            metrics::counter!("iotc_ingress_gateway_events_dropped_total").increment(1);
+            tracing::error!(%mac, "gateway event dropped: the gateway event stream is full of events no engine acknowledged");
+        }
         metrics::counter!("iotc_ingress_health_updates_total").increment(1);
         tracing::info!("Aruba AP Health--> {}", gateway::describe(&event));
         Ok(())

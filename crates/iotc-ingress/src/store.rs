@@ -5,7 +5,7 @@
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisResult, Script};
 
-use iotc_core::keys::{self, stats};
+use iotc_core::keys;
 
 /// Keeps the registry record's `lastSeen` current without rewriting the rest of it: a
 /// record that does not exist yet is created from ARGV (the record of a first sight).
@@ -24,17 +24,98 @@ local function touch(registry, mac, now, fresh)
 end
 "#;
 
+/// The oldest stream entry some consumer group still needs: its first pending entry, or
+/// the entry after the last one delivered to it. `nil` when no group exists yet: then every
+/// entry is still unread and none may be trimmed.
+const FLOOR_FN: &str = r#"
+local function id_less(a, b)
+  local ams, aseq = string.match(a, '(%d+)-(%d+)')
+  local bms, bseq = string.match(b, '(%d+)-(%d+)')
+  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+local function floor_id(stream)
+  local best = nil
+  if redis.call('EXISTS', stream) == 0 then return nil end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    local candidate
+    if info['pending'] > 0 then
+      candidate = redis.call('XPENDING', stream, info['name'])[2]
+    else
+      local ms, seq = string.match(info['last-delivered-id'], '(%d+)-(%d+)')
+      candidate = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+    end
+    if best == nil or id_less(candidate, best) then best = candidate end
+  end
+  return best
+end
+-- Trims entries every group has acknowledged; returns the stream length. `exact` also
+-- splits the last stream node (bounded work: one node), used only when the stream is full.
+local function trim_acked(stream, exact)
+  local floor = floor_id(stream)
+  if floor ~= nil then
+    if exact then
+      redis.call('XTRIM', stream, 'MINID', floor)
+    else
+      redis.call('XTRIM', stream, 'MINID', '~', floor)
+    end
+  end
+  return redis.call('XLEN', stream)
+end
+"#;
+
 /// KEYS: dedup key, telegram stream, gateway stats, gateway registry.
 /// ARGV: window ms, stream bound, entry, unix seconds, gateway MAC, first-sight record.
-/// Returns the new stream entry ID, or nil for a duplicate.
+/// Returns the new stream entry ID, 0 for a duplicate, -1 when the stream is full of entries
+/// not yet acknowledged (nothing is written then: the caller retries or refuses).
+///
+/// The stream is trimmed only below the oldest entry a consumer group still needs (MINID),
+/// never by length, so an accepted telegram is never trimmed unread.
 const FORWARD: &str = r#"
+local bound = tonumber(ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local len = redis.call('XLEN', KEYS[2])
+  if len % 64 == 0 or len >= bound then
+    len = trim_acked(KEYS[2], false)
+  end
+  if len >= bound then
+    len = trim_acked(KEYS[2], true)
+  end
+  if len >= bound then
+    return -1
+  end
+end
 redis.call('HINCRBY', KEYS[3], 'totalTelegramCount', 1)
 redis.call('HSET', KEYS[3], 'lastSeen', ARGV[4])
 touch(KEYS[4], ARGV[5], ARGV[4], ARGV[6])
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 't', ARGV[3])
+  return redis.call('XADD', KEYS[2], '*', 't', ARGV[3])
 end
-return false
+return 0
+"#;
+
+/// KEYS: gateway registry, gateway stats, gateway event stream.
+/// ARGV: MAC, registry record, unix seconds, event stream bound, event.
+/// Returns 1 when the event was added, 0 when the event stream holds its bound of events
+/// not yet acknowledged (the registry is updated all the same).
+const HEALTH: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'lastSeen', ARGV[3])
+local bound = tonumber(ARGV[4])
+local len = redis.call('XLEN', KEYS[3])
+if len % 64 == 0 or len >= bound then
+  len = trim_acked(KEYS[3], false)
+end
+if len >= bound then
+  len = trim_acked(KEYS[3], true)
+end
+if len >= bound then
+  return 0
+end
+redis.call('XADD', KEYS[3], '*', 'j', ARGV[5])
+return 1
 "#;
 
 /// KEYS: gateway stats, gateway registry. ARGV: unix seconds, MAC, first-sight record,
@@ -57,6 +138,8 @@ pub enum Forwarded {
     New(String),
     /// Already heard within the window (by this or another gateway).
     Duplicate,
+    /// Not written: the stream holds its bound of entries a consumer group still needs.
+    Full,
 }
 
 /// One AP's identity for the writes below.
@@ -71,6 +154,7 @@ pub struct Store {
     redis: ConnectionManager,
     forward: Script,
     touch: Script,
+    health: Script,
     dedup_window_ms: u64,
     telegram_maxlen: u64,
     event_maxlen: u64,
@@ -85,8 +169,9 @@ impl Store {
     ) -> Self {
         Store {
             redis,
-            forward: Script::new(&format!("{TOUCH_FN}{FORWARD}")),
+            forward: Script::new(&format!("{TOUCH_FN}{FLOOR_FN}{FORWARD}")),
             touch: Script::new(&format!("{TOUCH_FN}{TOUCH}")),
+            health: Script::new(&format!("{FLOOR_FN}{HEALTH}")),
             dedup_window_ms,
             telegram_maxlen,
             event_maxlen,
@@ -101,7 +186,7 @@ impl Store {
         entry: &[u8],
         now: u64,
     ) -> RedisResult<Forwarded> {
-        let id: Option<String> = self
+        let reply: redis::Value = self
             .forward
             .key(format!("{}{}", keys::DEDUP_PREFIX, hex::encode(dedup_key)))
             .key(keys::TELEGRAM_STREAM)
@@ -115,7 +200,12 @@ impl Store {
             .arg(gateway.first_sight)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok(id.map_or(Forwarded::Duplicate, Forwarded::New))
+        Ok(match reply {
+            redis::Value::Int(-1) => Forwarded::Full,
+            redis::Value::Int(_) => Forwarded::Duplicate,
+            redis::Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(&id).into()),
+            other => Forwarded::New(format!("{other:?}")),
+        })
     }
 
     /// Marks the gateway as seen now; `broken` frames count as received, not processed.
@@ -134,27 +224,27 @@ impl Store {
     }
 
     /// Stores a health report: the full registry record and a gateway event, atomically.
+    /// `false`: the event was not added, the event stream is full of unread events.
     pub async fn health(
         &self,
         mac: &str,
         record_json: &str,
         event_json: &str,
         now: u64,
-    ) -> RedisResult<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(keys::GATEWAYS, mac, record_json)
-            .ignore()
-            .hset(keys::gateway_stats(mac), stats::LAST_SEEN, now)
-            .ignore()
-            .xadd_maxlen(
-                keys::GATEWAY_EVENT_STREAM,
-                redis::streams::StreamMaxlen::Approx(self.event_maxlen as usize),
-                "*",
-                &[("j", event_json)],
-            )
-            .ignore();
-        pipe.query_async(&mut self.redis.clone()).await
+    ) -> RedisResult<bool> {
+        let added: i64 = self
+            .health
+            .key(keys::GATEWAYS)
+            .key(keys::gateway_stats(mac))
+            .key(keys::GATEWAY_EVENT_STREAM)
+            .arg(mac)
+            .arg(record_json)
+            .arg(now)
+            .arg(self.event_maxlen)
+            .arg(event_json)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(added == 1)
     }
 
     /// Redis answers: for /readyz.
@@ -166,8 +256,8 @@ impl Store {
     }
 
     /// Tells the API this service runs (expires unless renewed).
-    pub async fn heartbeat(&self, now: u64) -> RedisResult<()> {
-        let value = serde_json::json!({"status": "running", "timestamp": now}).to_string();
+    pub async fn heartbeat(&self, value: &serde_json::Value) -> RedisResult<()> {
+        let value = value.to_string();
         let _: () = self
             .redis
             .clone()

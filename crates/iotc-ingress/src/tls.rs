@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::ConfigError;
+use crate::gate::{Gate, Gated};
 
 /// Reads the PEM certificate chain and key; errors name the variable at fault. With
 /// `client_certs`, clients may present a certificate (the AP register pins it by fingerprint).
@@ -105,7 +106,7 @@ impl ClientCertVerifier for PinnedClientCerts {
 }
 
 /// SHA-256 (hex) of the client certificate a TLS connection presented.
-pub fn client_fingerprint(stream: &TlsStream<TcpStream>) -> Option<String> {
+pub fn client_fingerprint<S>(stream: &TlsStream<S>) -> Option<String> {
     let cert = stream.get_ref().1.peer_certificates()?.first()?;
     Some(hex::encode(Sha256::digest(cert.as_ref())))
 }
@@ -113,27 +114,21 @@ pub fn client_fingerprint(stream: &TlsStream<TcpStream>) -> Option<String> {
 /// A listener handing out connections whose TLS handshake has completed. Handshakes run in
 /// their own tasks so that a slow or silent client cannot hold up the others.
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(TlsStream<Gated<TcpStream>>, SocketAddr)>,
     local: SocketAddr,
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+    /// Connections pass `gate` (limit and deadline) before their handshake starts.
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>, gate: Gate) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let (stream, peer) = gate.accept(&tcp).await;
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -159,7 +154,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<Gated<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

@@ -10,7 +10,7 @@ use axum::response::Response;
 use crate::App;
 use crate::register::Macs;
 use crate::server::Peer;
-use crate::session::{Session, Verdict};
+use crate::session::{Session, Verdict, close};
 
 pub async fn aruba_ws(
     State(app): State<Arc<App>>,
@@ -33,7 +33,9 @@ async fn register_changed(register: &mut Option<tokio::sync::watch::Receiver<Mac
 }
 
 async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
-    let certificate = peer.1.clone();
+    peer.conn.became_websocket();
+    let deadline = peer.conn.deadline;
+    let certificate = peer.certificate.clone();
     let peer = peer.to_string();
     metrics::counter!("iotc_ingress_ws_connections_total").increment(1);
     metrics::gauge!("iotc_ingress_ws_connections").increment(1.0);
@@ -44,6 +46,7 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
     let mut session = Session::new(app, peer.clone());
     session.set_certificate(certificate);
     let end = loop {
+        let authenticated = session.authenticated();
         let next = tokio::select! {
             _ = shutdown.changed() => break Some((1001, "server shutting down")),
             _ = register_changed(&mut register) => {
@@ -51,6 +54,11 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
                     break Some((code, reason));
                 }
                 continue;
+            }
+            _ = tokio::time::sleep_until(deadline), if !authenticated => {
+                metrics::counter!("iotc_ingress_auth_deadline_total", "phase" => "websocket").increment(1);
+                tracing::warn!(%peer, "Disconnecting AP with code 1008: no authenticated message before the deadline");
+                break Some((close::POLICY, "no authenticated message in time"));
             }
             next = tokio::time::timeout(idle, socket.recv()) => next,
         };

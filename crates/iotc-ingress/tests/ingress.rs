@@ -730,6 +730,12 @@ fn bad_configuration_is_one_line_naming_the_variable() {
         "IOTC_TELEGRAM_STREAM_MAXLEN",
         "IOTC_INGRESS_TLS_CERT",
         "IOTC_INGRESS_TLS_KEY",
+        "IOTC_INGRESS_BACKPRESSURE_WAIT_S",
+        "IOTC_INGRESS_MAX_CONNECTIONS",
+        "IOTC_INGRESS_AUTH_DEADLINE_S",
+        "IOTC_INGRESS_MAX_STICKS",
+        "IOTC_INGRESS_MAX_FRAME_BYTES",
+        "IOTC_INGRESS_MAX_MESSAGE_BYTES",
     ] {
         assert!(help.contains(var), "--help lists {var}");
     }

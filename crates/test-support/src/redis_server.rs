@@ -117,6 +117,9 @@ fn spawn(dir: &Path, port: u16, persistence: Persistence, extra: &[&str]) -> Pro
     let mut cmd = Command::new("redis-server");
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--protected-mode", "no"])
+        // As deployed: refuse writes when full, never evict (an evicted stream entry would be
+        // a telegram lost without a trace).
+        .args(["--maxmemory", "256mb", "--maxmemory-policy", "noeviction"])
         .args(persistence.args())
         .args(extra)
         .arg("--dir")

@@ -37,6 +37,8 @@ pub struct GatewayStats {
     pub health: AtomicU64,
     pub connects: AtomicU64,
     pub failed: AtomicU64,
+    /// Connections the ingress closed with 1013 (try again later: its stream was full).
+    pub pushed_back: AtomicU64,
 }
 
 pub struct Gateway {
@@ -110,6 +112,9 @@ pub async fn run(
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.as_ref().map(|f| u16::from(f.code));
                     refusals.note(code == Some(1008))?;
+                    if code == Some(1013) {
+                        stats.pushed_back.fetch_add(1, Ordering::Relaxed);
+                    }
                     eprintln!("gateway {}: server closed the connection ({code:?}); reconnecting", hex::encode(mac));
                     session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
                 }

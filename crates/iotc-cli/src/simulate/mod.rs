@@ -420,12 +420,13 @@ fn report_sent(args: &Args, gateways: &[Gateway], sent: &Sent, elapsed: Duration
     for gw in gateways {
         let s = &gw.stats;
         println!(
-            "  gateway {}: {} telegrams, {} health, {} connections, {} failed sends",
+            "  gateway {}: {} telegrams, {} health, {} connections, {} failed sends, {} pushed back (1013)",
             gw.mac_hex(),
             s.telegrams.load(Ordering::Relaxed),
             s.health.load(Ordering::Relaxed),
             s.connects.load(Ordering::Relaxed),
             s.failed.load(Ordering::Relaxed),
+            s.pushed_back.load(Ordering::Relaxed),
         );
     }
 }
