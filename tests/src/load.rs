@@ -51,6 +51,7 @@ pub struct Load {
 impl Load {
     /// Starts `aps` APs on the stack's ingress; `devices` are shared out among them.
     pub fn start(stack: &Stack, aps: u8, devices: &[u32], period: Duration) -> Load {
+        keep_every_entry(stack);
         let shared = Arc::new(Shared::default());
         let tasks = (0..aps)
             .map(|i| {
@@ -167,8 +168,26 @@ impl Ap {
     }
 }
 
-/// Distinct telegrams in the telegram stream: what the ingress accepted (nothing is trimmed
-/// at the volumes of these tests, far below the stream bound).
+/// Creates a consumer group `audit` that never reads: the ingress trims only entries every
+/// group has acknowledged, so the stream keeps every accepted telegram for [`accepted`].
+fn keep_every_entry(stack: &Stack) {
+    let mut conn = stack.redis.client().get_connection().expect("redis");
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(iotc_core::keys::TELEGRAM_STREAM)
+        .arg("audit")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut conn);
+    if let Err(e) = created
+        && e.code() != Some("BUSYGROUP")
+    {
+        panic!("XGROUP CREATE audit: {e}");
+    }
+}
+
+/// Distinct telegrams in the telegram stream: what the ingress accepted (the `audit` group
+/// keeps them all; the volumes of these tests are far below the stream bound).
 pub async fn accepted(redis: &mut redis::aio::MultiplexedConnection) -> BTreeSet<Key> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(iotc_core::keys::TELEGRAM_STREAM)
