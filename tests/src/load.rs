@@ -170,7 +170,7 @@ impl Ap {
 
 /// Creates a consumer group `audit` that never reads: the ingress trims only entries every
 /// group has acknowledged, so the stream keeps every accepted telegram for [`accepted`].
-fn keep_every_entry(stack: &Stack) {
+pub fn keep_every_entry(stack: &Stack) {
     let mut conn = stack.redis.client().get_connection().expect("redis");
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")

@@ -134,7 +134,7 @@ pub struct Settings {
 
     /// Largest WebSocket message accepted from an AP, in bytes (an AP's messages are a few
     /// KiB). Each connection may hold about three times this while it decodes a message.
-    #[arg(long, env = "IOTC_INGRESS_MAX_MESSAGE_BYTES", default_value_t = 256 << 10,
+    #[arg(long, env = "IOTC_INGRESS_MAX_MESSAGE_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(256..=64 << 20))]
     pub max_message_bytes: u64,
 }
