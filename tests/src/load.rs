@@ -189,6 +189,17 @@ pub fn keep_every_entry(stack: &Stack) {
 /// Distinct telegrams in the telegram stream: what the ingress accepted (the `audit` group
 /// keeps them all; the volumes of these tests are far below the stream bound).
 pub async fn accepted(redis: &mut redis::aio::MultiplexedConnection) -> BTreeSet<Key> {
+    // The ingress may still be writing what the APs sent last: wait until the stream stops
+    // growing (the audit group keeps its length from shrinking).
+    let mut len = stream_len(redis).await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = stream_len(redis).await;
+        if now == len {
+            break;
+        }
+        len = now;
+    }
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(iotc_core::keys::TELEGRAM_STREAM)
         .arg("-")
@@ -206,6 +217,14 @@ pub async fn accepted(redis: &mut redis::aio::MultiplexedConnection) -> BTreeSet
         keys.insert((t.sender_hex(), t.data_hex()));
     }
     keys
+}
+
+async fn stream_len(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    redis::cmd("XLEN")
+        .arg(iotc_core::keys::TELEGRAM_STREAM)
+        .query_async(redis)
+        .await
+        .expect("XLEN")
 }
 
 /// Sent, accepted and arrived telegrams of one fault test.
