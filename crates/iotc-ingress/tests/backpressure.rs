@@ -14,7 +14,7 @@ use redis::Commands;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use common::{Ingress, RedisServer, STATIC_TOKEN, wait_for};
+use common::{Ingress, RedisServer, STATIC_TOKEN, metric, wait_for};
 use iotc_core::keys;
 
 type Ws =
@@ -110,22 +110,6 @@ fn wait_added(redis: &RedisServer, want: i64) {
         (added(redis) >= want).then_some(())
     });
     assert!(reached.is_some(), "stream never reached {want} entries");
-}
-
-/// The value of one line of /metrics (`name{labels}`), 0 when absent.
-async fn metric(ingress: &Ingress, series: &str) -> f64 {
-    let text = reqwest::get(ingress.http_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
 }
 
 /// Waits until a metric reaches `want`.

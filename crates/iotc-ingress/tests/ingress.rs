@@ -13,7 +13,7 @@ use redis::Commands;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use common::{Ingress, PASSWORD, RedisServer, STATIC_TOKEN, USER, wait_for};
+use common::{Ingress, PASSWORD, RedisServer, STATIC_TOKEN, USER, metric, wait_for};
 use iotc_core::bus::TelegramEntry;
 use iotc_core::keys;
 
@@ -136,24 +136,6 @@ fn wait_stat(redis: &RedisServer, mac: &str, field: &str, want: i64) {
         (gateway_stat(redis, mac, field) >= want).then_some(())
     });
     assert!(reached.is_some(), "{mac} {field} never reached {want}");
-}
-
-/// The value of one line of /metrics (`name{labels}`), 0 when absent.
-async fn metric(ingress: &Ingress, series: &str) -> f64 {
-    let text = http()
-        .get(ingress.http_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use common::{Ingress, RedisServer, STATIC_TOKEN, wait_for};
+use common::{Ingress, RedisServer, STATIC_TOKEN, metric, wait_for};
 use iotc_core::keys;
 
 type Ws =
@@ -64,22 +64,6 @@ fn wait_stream_len(redis: &RedisServer, want: usize) {
         (stream_len(redis) >= want).then_some(())
     });
     assert!(reached.is_some(), "stream never reached {want} entries");
-}
-
-/// The value of one line of /metrics (`name{labels}`), 0 when absent.
-async fn metric(ingress: &Ingress, series: &str) -> f64 {
-    let text = reqwest::get(ingress.http_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
 }
 
 /// The close code a WebSocket ends with (`None`: closed without a code or reset).

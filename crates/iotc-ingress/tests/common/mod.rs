@@ -118,3 +118,19 @@ impl Ingress {
         format!("{scheme}://localhost:{}{path}", self.port)
     }
 }
+
+/// The value of one line of the ingress's /metrics (`name{labels}`), 0 when absent.
+pub async fn metric(ingress: &Ingress, series: &str) -> f64 {
+    let text = reqwest::get(ingress.http_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
