@@ -300,15 +300,7 @@ impl Stack {
         let ingress_port = free_port();
         let ingress = spawn_ingress(dir.path(), &redis, ingress_port);
 
-        let api_port = free_port();
-        let mut cmd = Command::new(bin("iotc-api"));
-        cmd.env("REDIS_URL", redis.url())
-            .env("IOTC_API_PORT", api_port.to_string())
-            .env("IOTC_API_BIND", "127.0.0.1")
-            .env("BASIC_AUTH_USERNAME", API_USER)
-            .env("BASIC_AUTH_PASSWORD", API_PASSWORD);
-        let mut api = Proc::spawn("iotc-api", cmd, dir.path());
-        wait_port(api_port, &mut api);
+        let (api, api_port) = spawn_api(dir.path(), &redis, &[]);
 
         let engine = EngineProc::start(dir.path(), &redis, &mqtt, engine_env).await;
         Stack {
@@ -409,6 +401,22 @@ fn spawn_ingress(dir: &Path, redis: &Redis, port: u16) -> Proc {
     ingress
 }
 
+/// Starts an API on a free port with the stack's credentials and extra `env`; waits until
+/// it listens.
+pub fn spawn_api(dir: &Path, redis: &Redis, env: &[(&str, &str)]) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(bin("iotc-api"));
+    cmd.env("REDIS_URL", redis.url())
+        .env("IOTC_API_PORT", port.to_string())
+        .env("IOTC_API_BIND", "127.0.0.1")
+        .env("BASIC_AUTH_USERNAME", API_USER)
+        .env("BASIC_AUTH_PASSWORD", API_PASSWORD);
+    cmd.envs(env.iter().copied());
+    let mut api = Proc::spawn("iotc-api", cmd, dir);
+    wait_port(port, &mut api);
+    (api, port)
+}
+
 /// What an Aruba AP sends.
 pub mod ap {
     use futures_util::SinkExt;
@@ -429,6 +437,23 @@ pub mod ap {
             sw_version: Some("8.10.0.0-8.10.0.0".into()),
             ..Default::default()
         }
+    }
+
+    /// Waits (at most 15 s) for the server's close frame; its code (`None`: closed without
+    /// one).
+    pub async fn close_code(ws: &mut Socket) -> Option<u16> {
+        use futures_util::StreamExt;
+        let wait = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+            while let Some(msg) = ws.next().await {
+                match msg {
+                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+            None
+        });
+        wait.await.ok().flatten()
     }
 
     /// Sends ESP3 frames as one serial-data telemetry message.

@@ -6,12 +6,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use iotc_e2e::{AP_PASSWORD, AP_USER, API_PASSWORD, API_USER, Proc, Redis, ap, bin, free_port};
-use iotc_e2e::{radio, temp_dir, wait_port};
+use iotc_e2e::{radio, spawn_api, temp_dir, wait_port};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 const AP_A: [u8; 6] = [0x02, 0x1a, 0x1e, 0x00, 0x00, 0xa1];
 const AP_B: [u8; 6] = [0x02, 0x1a, 0x1e, 0x00, 0x00, 0xb2];
@@ -41,15 +39,7 @@ impl Setup {
             .env("IOTC_AP_REGISTER", "true");
         let mut ingress = Proc::spawn("iotc-ingress", cmd, dir.path());
         wait_port(ingress_port, &mut ingress);
-        let api_port = free_port();
-        let mut cmd = Command::new(bin("iotc-api"));
-        cmd.env("REDIS_URL", redis.url())
-            .env("IOTC_API_PORT", api_port.to_string())
-            .env("IOTC_API_BIND", "127.0.0.1")
-            .env("BASIC_AUTH_USERNAME", API_USER)
-            .env("BASIC_AUTH_PASSWORD", API_PASSWORD);
-        let mut api = Proc::spawn("iotc-api", cmd, dir.path());
-        wait_port(api_port, &mut api);
+        let (api, api_port) = spawn_api(dir.path(), &redis, &[]);
         Setup {
             redis,
             _api: api,
@@ -113,21 +103,6 @@ impl Setup {
     }
 }
 
-/// Waits (at most 15 s) for the server's close frame; its code.
-async fn close_code(ws: &mut ap::Socket) -> Option<u16> {
-    let wait = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    });
-    wait.await.ok().flatten()
-}
-
 fn telegram(n: u8) -> Vec<u8> {
     radio::frame(&radio::telegram(
         0xA5,
@@ -175,7 +150,7 @@ async fn register_admits_its_aps_only_and_revocation_disconnects() {
     // A's token used with B's MAC: refused with 1008, nothing forwarded.
     let mut ws_x = s.socket().await;
     ap::send(&mut ws_x, &token_a, AP_B, &[&telegram(2)]).await;
-    assert_eq!(close_code(&mut ws_x).await, Some(1008));
+    assert_eq!(ap::close_code(&mut ws_x).await, Some(1008));
     assert_eq!(s.stream_len().await, 1);
 
     // Revoking A closes its open connection and its login.
@@ -186,7 +161,7 @@ async fn register_admits_its_aps_only_and_revocation_disconnects() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(
-        close_code(&mut ws_a).await,
+        ap::close_code(&mut ws_a).await,
         Some(1008),
         "revoked AP disconnected"
     );
@@ -198,7 +173,7 @@ async fn register_admits_its_aps_only_and_revocation_disconnects() {
     let mut ws_old = s.socket().await;
     ap::send(&mut ws_old, &token_a, AP_A, &[&telegram(3)]).await;
     assert_eq!(
-        close_code(&mut ws_old).await,
+        ap::close_code(&mut ws_old).await,
         Some(1008),
         "revoked AP's old token"
     );

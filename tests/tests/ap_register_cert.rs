@@ -6,14 +6,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use iotc_e2e::{
-    API_PASSWORD, API_USER, Proc, Redis, ap, bin, free_port, radio, temp_dir, wait_port,
+    API_PASSWORD, API_USER, Proc, Redis, ap, bin, free_port, radio, spawn_api, temp_dir, wait_port,
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio_tungstenite::tungstenite::Message;
 
 const AP: [u8; 6] = [0x02, 0x1a, 0x1e, 0x00, 0x00, 0xc3];
 const PASSWORD: &str = "a-long-password-for-ap-c";
@@ -49,21 +47,6 @@ async fn socket(port: u16, config: Arc<rustls::ClientConfig>) -> ap::Socket {
         .0
 }
 
-/// Waits (at most 15 s) for the server's close frame; its code.
-async fn close_code(ws: &mut ap::Socket) -> Option<u16> {
-    let wait = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    });
-    wait.await.ok().flatten()
-}
-
 fn telegram(n: u8) -> Vec<u8> {
     radio::frame(&radio::telegram(
         0xA5,
@@ -95,15 +78,7 @@ async fn pinned_certificate_is_required() {
         .env("IOTC_INGRESS_TLS_KEY", &key_path);
     let mut ingress = Proc::spawn("iotc-ingress", cmd, dir.path());
     wait_port(port, &mut ingress);
-    let api_port = free_port();
-    let mut cmd = Command::new(bin("iotc-api"));
-    cmd.env("REDIS_URL", redis.url())
-        .env("IOTC_API_PORT", api_port.to_string())
-        .env("IOTC_API_BIND", "127.0.0.1")
-        .env("BASIC_AUTH_USERNAME", API_USER)
-        .env("BASIC_AUTH_PASSWORD", API_PASSWORD);
-    let mut api = Proc::spawn("iotc-api", cmd, dir.path());
-    wait_port(api_port, &mut api);
+    let (_api, api_port) = spawn_api(dir.path(), &redis, &[]);
 
     // Register the AP with its certificate's fingerprint.
     let fingerprint = hex::encode(Sha256::digest(ap_cert.cert.der()));
@@ -144,7 +119,7 @@ async fn pinned_certificate_is_required() {
     ] {
         let mut ws = socket(port, config).await;
         ap::send(&mut ws, &token, AP, &[&telegram(1)]).await;
-        assert_eq!(close_code(&mut ws).await, Some(1008));
+        assert_eq!(ap::close_code(&mut ws).await, Some(1008));
     }
     let mut conn = redis.conn().await;
     let len: usize = conn.xlen("iotc:telegrams").await.unwrap();

@@ -13,7 +13,7 @@ use enocean::{Eep, eep};
 use iotc_core::keys;
 use iotc_e2e::{
     AP_PASSWORD, AP_USER, API_PASSWORD, API_USER, EngineProc, Proc, Received, Stack, Subscriber,
-    ap, bin, free_port, radio, wait_port,
+    ap, bin, radio, spawn_api,
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -72,17 +72,11 @@ fn temperature_of(msg: &Received) -> f64 {
 
 /// An API started with `ONLY_SECURE_DEVICES=1` next to the stack's own.
 fn only_secure_api(stack: &Stack) -> (Proc, u16) {
-    let port = free_port();
-    let mut cmd = Command::new(bin("iotc-api"));
-    cmd.env("REDIS_URL", stack.redis.url())
-        .env("IOTC_API_PORT", port.to_string())
-        .env("IOTC_API_BIND", "127.0.0.1")
-        .env("BASIC_AUTH_USERNAME", API_USER)
-        .env("BASIC_AUTH_PASSWORD", API_PASSWORD)
-        .env("ONLY_SECURE_DEVICES", "1");
-    let mut api = Proc::spawn("iotc-api-only-secure", cmd, stack.dir.path());
-    wait_port(port, &mut api);
-    (api, port)
+    spawn_api(
+        stack.dir.path(),
+        &stack.redis,
+        &[("ONLY_SECURE_DEVICES", "1")],
+    )
 }
 
 async fn post_device(port: u16, device: &Value) -> (u16, Value) {
