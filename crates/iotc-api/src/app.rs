@@ -19,7 +19,7 @@ use crate::auth::{self, Credentials};
 use crate::error::ApiError;
 use crate::openapi::{self, ApiDoc, BASE_PATH};
 use crate::store::Store;
-use crate::{aps, backup, device_data, devices, gateways, learn, system};
+use crate::{aps, backup, console, device_data, devices, gateways, learn, system};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -94,6 +94,7 @@ pub fn app(state: AppState, http: HttpSettings) -> Router {
             "/",
             get(|| async { Redirect::temporary(&format!("{BASE_PATH}/ui/")) }),
         )
+        .merge(console::router(&state.store))
         .route_layer(middleware::from_fn_with_state(
             http.credentials,
             auth::require,

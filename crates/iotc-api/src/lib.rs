@@ -5,6 +5,7 @@ pub mod aps;
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod console;
 pub mod device_data;
 pub mod devices;
 pub mod error;

@@ -16,6 +16,14 @@ pub const DEAD_LETTER_STREAM: &str = "iotc:dead-letters";
 /// Approximate bound of [`DEAD_LETTER_STREAM`] (entries).
 pub const DEAD_LETTER_MAXLEN: usize = 1000;
 
+/// Capped stream of published messages for the live console (fields `topic`, `payload`,
+/// `gateway`, `time`), written by the engine only while [`LIVE_WATCHERS`] exists.
+pub const LIVE_STREAM: &str = "iotc:live";
+/// Approximate bound of [`LIVE_STREAM`] (entries).
+pub const LIVE_MAXLEN: usize = 1000;
+/// Kept alive (short TTL) by the API while a console is connected.
+pub const LIVE_WATCHERS: &str = "iotc:live:watchers";
+
 /// Hash: field `<source>:<destination>` → device JSON (IoTC `EnOceanSensor`).
 pub const DEVICES: &str = "iotc:devices";
 /// Pub/sub channel announcing a device change; the message is the changed field or `*`.
