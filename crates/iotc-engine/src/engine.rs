@@ -149,7 +149,10 @@ impl Engine {
             return;
         }
         count_dead_letters(dead);
-        let heard = batch.items.iter().map(|i| (i.dt.eurid.as_str(), i.mac.as_str()));
+        let heard = batch
+            .items
+            .iter()
+            .map(|i| (i.dt.eurid.as_str(), i.mac.as_str()));
         crate::live::after_publish(&self.redis, &publication.messages, heard).await;
         metrics::counter!("iotc_engine_messages_published_total").increment(published as u64);
         metrics::histogram!("iotc_engine_batch_seconds").record(started.elapsed().as_secs_f64());

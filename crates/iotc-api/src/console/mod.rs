@@ -25,6 +25,10 @@ const INDEX: &str = include_str!("index.html");
 const SCRIPT: &str = include_str!("app.js");
 const STYLE: &str = include_str!("style.css");
 
+/// A comment line this often keeps proxies from closing a quiet stream and frees the place
+/// of a console that left without closing.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Nothing but this origin: the page cannot load or send anything elsewhere.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
@@ -36,7 +40,10 @@ pub fn router(store: &Store) -> Router {
             "/console",
             get(|| async { Redirect::temporary("/console/") }),
         )
-        .route("/console/", get(|| asset("text/html; charset=utf-8", INDEX)))
+        .route(
+            "/console/",
+            get(|| asset("text/html; charset=utf-8", INDEX)),
+        )
         .route(
             "/console/app.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
@@ -80,7 +87,11 @@ async fn events(State(hub): State<Hub>) -> Result<Response, ApiError> {
         .map(Ok);
     let events = stream::iter(head).chain(follow(sub, after));
     let headers = [(header::CACHE_CONTROL, "no-cache")];
-    Ok((headers, Sse::new(events).keep_alive(KeepAlive::default())).into_response())
+    Ok((
+        headers,
+        Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+    )
+        .into_response())
 }
 
 /// The broadcast entries newer than `after` (those older were sent as history).
