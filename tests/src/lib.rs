@@ -15,6 +15,7 @@ pub use test_support::{
     Mosquitto, Persistence, Proc, Redis, bin, free_port, repo_root, temp_dir, wait_port,
 };
 
+pub mod browser;
 pub mod load;
 
 /// One message received by [`Subscriber`].
