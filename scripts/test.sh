@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then checks formatting and lints, runs every
 # test (unit, protocol vectors, property tests, services against real redis-server and
-# mosquitto, end to end through nginx), the API fuzz run, the generated API clients and the
-# deployment checks.
+# mosquitto, end to end through nginx, the live console in headless Chromium), the API fuzz
+# run, the generated API clients and the deployment checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -213,9 +213,9 @@ fn dispatch(text: &str, pending: &Pending, requests: &Mutex<Vec<String>>) {
         if let Some(tx) = pending.lock().unwrap().remove(&id) {
             let _ = tx.send(msg);
         }
-    } else if msg["method"] == "Network.requestWillBeSent" {
-        if let Some(url) = msg["params"]["request"]["url"].as_str() {
-            requests.lock().unwrap().push(url.to_string());
-        }
+    } else if msg["method"] == "Network.requestWillBeSent"
+        && let Some(url) = msg["params"]["request"]["url"].as_str()
+    {
+        requests.lock().unwrap().push(url.to_string());
     }
 }

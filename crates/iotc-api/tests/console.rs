@@ -110,6 +110,11 @@ async fn events_carry_history_then_live_entries_and_are_bounded() {
             .unwrap()
             .starts_with("text/event-stream")
     );
+    assert_eq!(
+        first.headers()["x-accel-buffering"],
+        "no",
+        "nginx must not buffer"
+    );
     let mut seen = String::new();
     read_until(&mut first, &mut seen, "event: hello").await;
     assert!(

@@ -362,6 +362,8 @@ $("learn-form").addEventListener("submit", async (ev) => {
 });
 
 function taughtIn(r) {
+  const none = $("taught-none");
+  if (none) none.remove();
   const li = document.createElement("li");
   li.textContent = clock(r.time) + " " + r.sender + " " + r.events;
   $("taught").insertBefore(li, $("taught").firstChild);

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderName, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -86,7 +86,11 @@ async fn events(State(hub): State<Hub>) -> Result<Response, ApiError> {
         .chain(history.into_iter().map(live_event))
         .map(Ok);
     let events = stream::iter(head).chain(follow(sub, after));
-    let headers = [(header::CACHE_CONTROL, "no-cache")];
+    // nginx passes each event on at once instead of buffering the response.
+    let headers = [
+        (header::CACHE_CONTROL, "no-cache"),
+        (HeaderName::from_static("x-accel-buffering"), "no"),
+    ];
     Ok((
         headers,
         Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
