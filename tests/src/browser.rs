@@ -155,23 +155,29 @@ impl Page {
         self.call("Page.navigate", json!({"url": url})).await;
     }
 
-    /// The value of a script expression (promises are awaited).
+    /// The value of a script expression (promises are awaited); panics if it throws.
     pub async fn eval(&self, expression: &str) -> Value {
-        let params = json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
-        let r = self.call("Runtime.evaluate", params).await;
-        assert!(
-            r.get("exceptionDetails").is_none(),
-            "{expression}: {}",
-            r["exceptionDetails"]
-        );
-        r["result"]["value"].clone()
+        match self.try_eval(expression).await {
+            Ok(v) => v,
+            Err(e) => panic!("{expression}: {e}"),
+        }
     }
 
-    /// Polls `expression` until it is truthy; its value, or `None` after `timeout`.
+    async fn try_eval(&self, expression: &str) -> Result<Value, Value> {
+        let params = json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
+        let r = self.call("Runtime.evaluate", params).await;
+        match r.get("exceptionDetails") {
+            Some(e) => Err(e.clone()),
+            None => Ok(r["result"]["value"].clone()),
+        }
+    }
+
+    /// Polls `expression` until it is truthy; its value, or `None` after `timeout`. Throwing
+    /// counts as not yet (the page may still be loading).
     pub async fn wait_for(&self, expression: &str, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {
-            let v = self.eval(expression).await;
+            let v = self.try_eval(expression).await.unwrap_or(Value::Null);
             let truthy =
                 !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
             if truthy {
