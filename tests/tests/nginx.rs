@@ -185,6 +185,7 @@ async fn proxy_in_front_of_the_services() {
         old_tls_versions_are_refused(&proxy).await;
         ap_telegram_reaches_mqtt_through_wss(&stack, &proxy).await;
         simulated_aps_lose_nothing_through_the_proxy(&stack, &proxy).await;
+        console_events_pass_through_at_once(&stack, &proxy).await;
     };
     if tokio::time::timeout(Duration::from_secs(120), checks)
         .await
@@ -546,4 +547,39 @@ async fn simulated_aps_lose_nothing_through_the_proxy(stack: &Stack, proxy: &Pro
         "telegrams lost:\n{report}\n{}",
         proxy.log()
     );
+}
+
+/// The live console's server-sent events reach the browser through nginx one by one, not
+/// when a buffer fills (docs/console.md).
+async fn console_events_pass_through_at_once(stack: &Stack, proxy: &Proxy) {
+    use redis::AsyncCommands;
+    let mut res = proxy
+        .client()
+        .get(proxy.api_url("/console/events"))
+        .basic_auth(API_USER, Some(API_PASSWORD))
+        .send()
+        .await
+        .expect("GET /console/events through nginx");
+    assert_eq!(res.status(), 200);
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str| {
+        let wait = tokio::time::timeout(Duration::from_secs(5), async {
+            while !seen.contains(needle) {
+                match res.chunk().await {
+                    Ok(Some(b)) => seen.push_str(&String::from_utf8_lossy(&b)),
+                    _ => return false,
+                }
+            }
+            true
+        });
+        assert!(wait.await.unwrap_or(false), "no {needle:?} through nginx: {seen}");
+    };
+    read_until("event: hello").await;
+    let mut r = stack.redis.conn().await;
+    let fields = [("topic", "through/nginx"), ("payload", "{}"), ("gateway", ""), ("time", "1")];
+    let _: String = r
+        .xadd(iotc_core::keys::LIVE_STREAM, "*", &fields)
+        .await
+        .unwrap();
+    read_until("through/nginx").await;
 }
