@@ -19,6 +19,13 @@ use crate::{Proc, free_port};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
+/// What the page did that the test looks at afterwards.
+#[derive(Default)]
+struct Seen {
+    requests: Mutex<Vec<String>>,
+    errors: Mutex<Vec<String>>,
+}
+
 /// A headless Chromium with a fresh profile, killed on drop.
 pub struct Browser {
     pub proc: Proc,
@@ -78,12 +85,13 @@ impl Browser {
     }
 }
 
-/// One tab; `requests` holds the URL of every request the page sent.
+/// One tab; it records the URL of every request the page sent and every uncaught script
+/// error.
 pub struct Page {
     out: mpsc::UnboundedSender<String>,
     pending: Pending,
     next: AtomicU64,
-    requests: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Seen>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -101,8 +109,8 @@ impl Page {
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
         let pending: Pending = Arc::default();
-        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (p, r) = (pending.clone(), requests.clone());
+        let seen: Arc<Seen> = Arc::default();
+        let (p, r) = (pending.clone(), seen.clone());
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -121,7 +129,7 @@ impl Page {
             out,
             pending,
             next: AtomicU64::new(1),
-            requests,
+            seen,
             task,
         }
     }
@@ -147,6 +155,7 @@ impl Page {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         self.call("Network.enable", json!({})).await;
         self.call("Page.enable", json!({})).await;
+        self.call("Runtime.enable", json!({})).await;
         let headers = json!({"headers": {"Authorization": format!("Basic {token}")}});
         self.call("Network.setExtraHTTPHeaders", headers).await;
     }
@@ -206,12 +215,17 @@ impl Page {
 
     /// Every URL the page requested so far.
     pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
+        self.seen.requests.lock().unwrap().clone()
+    }
+
+    /// Every uncaught script error so far.
+    pub fn errors(&self) -> Vec<String> {
+        self.seen.errors.lock().unwrap().clone()
     }
 }
 
-/// Routes a reply to its caller and records requests.
-fn dispatch(text: &str, pending: &Pending, requests: &Mutex<Vec<String>>) {
+/// Routes a reply to its caller and records requests and script errors.
+fn dispatch(text: &str, pending: &Pending, seen: &Seen) {
     let Ok(msg) = serde_json::from_str::<Value>(text) else {
         return;
     };
@@ -219,9 +233,23 @@ fn dispatch(text: &str, pending: &Pending, requests: &Mutex<Vec<String>>) {
         if let Some(tx) = pending.lock().unwrap().remove(&id) {
             let _ = tx.send(msg);
         }
-    } else if msg["method"] == "Network.requestWillBeSent"
-        && let Some(url) = msg["params"]["request"]["url"].as_str()
-    {
-        requests.lock().unwrap().push(url.to_string());
+        return;
+    }
+    let params = &msg["params"];
+    match msg["method"].as_str() {
+        Some("Network.requestWillBeSent") => {
+            if let Some(url) = params["request"]["url"].as_str() {
+                seen.requests.lock().unwrap().push(url.to_string());
+            }
+        }
+        Some("Runtime.exceptionThrown") => {
+            let details = &params["exceptionDetails"];
+            let text = details["exception"]["description"]
+                .as_str()
+                .or(details["text"].as_str())
+                .unwrap_or("script error");
+            seen.errors.lock().unwrap().push(text.to_string());
+        }
+        _ => {}
     }
 }

@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use iotc_core::keys;
 use iotc_e2e::browser::{Browser, Page};
 use iotc_e2e::{
     AP_PASSWORD, AP_USER, API_PASSWORD, API_USER, Proc, Stack, Subscriber, ap, bin, radio,
     repo_root,
 };
+use redis::AsyncCommands;
 
 const SIM_DEVICE: &str = "05c00001";
 const SIM_GATEWAY: &str = "021c00000001";
@@ -136,6 +138,31 @@ async fn console_shows_live_telegrams_devices_gateways_and_onboards() {
     fill(&page, "live-filter", "").await;
     page.eval("document.getElementById('live-filter').dispatchEvent(new Event('input')), true")
         .await;
+
+    // A message that is not IoTC's (a retained state topic, say) shows only when asked for.
+    let mut r = stack.redis.conn().await;
+    let fields = [
+        ("topic", "sensor/05c00001/state"),
+        ("payload", r#"{"temperature":21.5}"#),
+        ("gateway", ""),
+        ("time", "1"),
+    ];
+    let _: String = r.xadd(keys::LIVE_STREAM, "*", &fields).await.unwrap();
+    let other = "document.querySelector('#live-rows tr.kind-other')";
+    must_show(
+        &page,
+        "the other topic's row",
+        &format!("{other} && {other}.hidden"),
+    )
+    .await;
+    click(&page, "#live-other").await;
+    must_show(
+        &page,
+        "the other topic's row",
+        &format!("{other} && !{other}.hidden"),
+    )
+    .await;
+    click(&page, "#live-other").await;
     page.screenshot(&shots().join("console-live.png")).await;
 
     // Devices: last values, last seen and best gateway.

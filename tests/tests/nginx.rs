@@ -572,11 +572,19 @@ async fn console_events_pass_through_at_once(stack: &Stack, proxy: &Proxy) {
             }
             true
         });
-        assert!(wait.await.unwrap_or(false), "no {needle:?} through nginx: {seen}");
+        assert!(
+            wait.await.unwrap_or(false),
+            "no {needle:?} through nginx: {seen}"
+        );
     };
     read_until("event: hello").await;
     let mut r = stack.redis.conn().await;
-    let fields = [("topic", "through/nginx"), ("payload", "{}"), ("gateway", ""), ("time", "1")];
+    let fields = [
+        ("topic", "through/nginx"),
+        ("payload", "{}"),
+        ("gateway", ""),
+        ("time", "1"),
+    ];
     let _: String = r
         .xadd(iotc_core::keys::LIVE_STREAM, "*", &fields)
         .await

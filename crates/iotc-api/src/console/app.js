@@ -50,12 +50,21 @@ function cell(tr, text, cls) {
 
 function button(tr, label, onClick) {
   const td = document.createElement("td");
-  const b = document.createElement("button");
-  b.textContent = label;
-  b.addEventListener("click", onClick);
+  const b = action(label, onClick);
   td.appendChild(b);
   tr.appendChild(td);
   return b;
+}
+
+function action(label, onClick) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function showTab(name) {
+  document.querySelector('#tabs button[data-tab="' + name + '"]').click();
 }
 
 function clock(ms) {
@@ -177,14 +186,19 @@ function remember(r, p) {
   }
 }
 
+// Messages that are not IoTC telemetry, events or gateway health (e.g. retained state or
+// discovery topics) show only when asked for.
 function matches(tr) {
+  if (tr.classList.contains("kind-other") && !$("live-other").checked) return false;
   const f = $("live-filter").value.trim().toLowerCase();
   return !f || tr.dataset.sender.includes(f) || tr.dataset.name.includes(f);
 }
 
-$("live-filter").addEventListener("input", () => {
+function refilter() {
   for (const tr of $("live-rows").rows) tr.hidden = !matches(tr);
-});
+}
+$("live-filter").addEventListener("input", refilter);
+$("live-other").addEventListener("change", refilter);
 $("live-clear").addEventListener("click", () => {
   $("live-rows").textContent = "";
   liveCount = 0;
@@ -238,11 +252,19 @@ async function loadDevices() {
     const seen = cell(tr, d.lastSeen ? ago(d.lastSeen) : "");
     cell(tr, best(d), "mono");
     const total = cell(tr, d.total);
-    button(tr, "show live", () => {
-      $("live-filter").value = dev.sourceEurid;
-      $("live-filter").dispatchEvent(new Event("input"));
-      document.querySelector('#tabs button[data-tab="live"]').click();
-    });
+    const actions = document.createElement("td");
+    actions.append(
+      action("show live", () => {
+        $("live-filter").value = dev.sourceEurid;
+        refilter();
+        showTab("live");
+      }),
+      action("command", () => {
+        $("cmd-id").value = dev.sourceEurid;
+        showTab("command");
+      }),
+    );
+    tr.appendChild(actions);
     body.appendChild(tr);
     if (!d.filled && fills++ < FILL_MAX) fillDevice(dev.sourceEurid, d, vals, seen, total);
   }
