@@ -87,4 +87,5 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
+    iotc_api::console::close_all();
 }

@@ -183,3 +183,57 @@ async fn events_carry_history_then_live_entries_and_are_bounded() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// SIGTERM stops the binary although a console is connected: its stream ends instead of
+/// holding the graceful shutdown open.
+#[tokio::test]
+async fn a_connected_console_does_not_hold_the_shutdown() {
+    let redis = common::Redis::start();
+    let port = common::free_port();
+    let mut api = std::process::Command::new(env!("CARGO_BIN_EXE_iotc-api"))
+        .env("BASIC_AUTH_USERNAME", USER)
+        .env("BASIC_AUTH_PASSWORD", PASS)
+        .env("IOTC_API_PORT", port.to_string())
+        .env("IOTC_API_BIND", "127.0.0.1")
+        .env("REDIS_URL", redis.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/console/events");
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut res = loop {
+        let client = reqwest::Client::new();
+        if let Ok(res) = client.get(&url).basic_auth(USER, Some(PASS)).send().await {
+            break res;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut seen = String::new();
+    read_until(&mut res, &mut seen, "event: hello").await;
+
+    let pid = api.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    // The stream ends, then the process.
+    let ended = tokio::time::timeout(WAIT, async { while let Ok(Some(_)) = res.chunk().await {} });
+    assert!(ended.await.is_ok(), "the event stream did not end");
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = api.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = api.kill();
+            panic!("iotc-api did not stop with a console connected");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}

@@ -5,6 +5,7 @@
 mod hub;
 
 use std::convert::Infallible;
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::State;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 pub use hub::{HISTORY, MAX_CLIENTS};
 use hub::{Hub, Item, StreamPos, Subscription};
@@ -32,6 +34,20 @@ const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Nothing but this origin: the page cannot load or send anything elsewhere.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
+
+/// Set once the service stops: every console's stream ends, so that the graceful shutdown
+/// does not wait for connections that never end by themselves.
+static CLOSING: LazyLock<watch::Sender<bool>> = LazyLock::new(|| watch::channel(false).0);
+
+/// Ends the event streams of every console (call when the service stops).
+pub fn close_all() {
+    CLOSING.send_replace(true);
+}
+
+async fn closing() {
+    let mut rx = CLOSING.subscribe();
+    let _ = rx.wait_for(|closing| *closing).await;
+}
 
 /// The console's routes; merge them under the API's auth layer.
 pub fn router(store: &Store) -> Router {
@@ -85,7 +101,9 @@ async fn events(State(hub): State<Hub>) -> Result<Response, ApiError> {
     let head = std::iter::once(Event::default().event("hello").data(hello.to_string()))
         .chain(history.into_iter().map(live_event))
         .map(Ok);
-    let events = stream::iter(head).chain(follow(sub, after));
+    let events = stream::iter(head)
+        .chain(follow(sub, after))
+        .take_until(closing());
     // nginx passes each event on at once instead of buffering the response.
     let headers = [
         (header::CACHE_CONTROL, "no-cache"),
