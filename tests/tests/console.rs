@@ -125,6 +125,15 @@ async fn console_shows_live_telegrams_devices_gateways_and_onboards() {
     );
     eprintln!("console: shown {} ms after MQTT delivery", took.as_millis());
 
+    // A second connection (as after a reconnection) replays the history: nothing is shown
+    // twice.
+    page.eval("connect(), true").await;
+    let rows = "document.querySelectorAll('#live-rows tr[data-uuid]').length";
+    let before = page.eval(rows).await.as_u64().unwrap();
+    must_show(&page, "a newer telegram", &format!("{rows} > {before}")).await;
+    let unique = "(u => new Set(u).size === u.length)([...document.querySelectorAll('#live-rows tr[data-uuid]')].map(r => r.dataset.uuid))";
+    assert_eq!(page.eval(unique).await, true, "a telegram shown twice");
+
     // The filter keeps one device's rows.
     fill(&page, "live-filter", "ffffffff").await;
     page.eval("document.getElementById('live-filter').dispatchEvent(new Event('input')), true")

@@ -145,7 +145,17 @@ function describe(e) {
   return row;
 }
 
+// Stream IDs are "<ms>-<seq>": after a reconnection the history repeats what was shown.
+let lastId = [0, 0];
+function isNew(id) {
+  const [ms, seq] = String(id || "0-0").split("-").map(Number);
+  if (ms < lastId[0] || (ms === lastId[0] && seq <= lastId[1])) return false;
+  lastId = [ms, seq];
+  return true;
+}
+
 function onLive(e) {
+  if (!isNew(e.id)) return;
   const r = describe(e);
   remember(r, e.payload);
   if (r.kind === "event" && r.events.includes("DEVICE_TAUGHT_IN")) taughtIn(r);
