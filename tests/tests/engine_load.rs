@@ -2,11 +2,13 @@
 //! devices in the stream, drained to a real mosquitto with QoS 1 confirmations.
 //!
 //! `IOTC_E2E_RELEASE=1 cargo test -p iotc-e2e --release --test engine_load -- --nocapture`
+//! (`IOTC_E2E_CONSOLE=1`: with a live console watching, docs/console.md)
 
 use std::time::{Duration, Instant};
 
 use iotc_core::keys;
 use iotc_e2e::{EngineProc, Mosquitto, Redis, Subscriber, radio, stream, temp_dir};
+use redis::AsyncCommands;
 use serde_json::json;
 
 const DEVICES: u32 = 200;
@@ -31,6 +33,9 @@ async fn drains_a_backlog_and_prints_the_rate() {
         .ignore();
     }
     let () = pipe.query_async(&mut r).await.unwrap();
+    if std::env::var("IOTC_E2E_CONSOLE").is_ok_and(|v| v == "1") {
+        let () = r.set_ex(keys::LIVE_WATCHERS, 1, 3600).await.unwrap();
+    }
     let sub = Subscriber::start(mqtt.port, "sensor/+/telemetry").await;
     let _engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
 
