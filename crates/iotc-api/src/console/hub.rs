@@ -79,17 +79,22 @@ impl Hub {
         }
     }
 
-    /// A new console; `None` when [`MAX_CLIENTS`] are connected.
+    /// A new console; `None` when [`MAX_CLIENTS`] are connected. Call [`Hub::ensure_reader`]
+    /// once its history was read.
     pub fn subscribe(&self) -> Option<Subscription> {
         let permit = self.clients.clone().try_acquire_owned().ok()?;
-        let rx = self.tx.subscribe();
-        if !self.running.swap(true, Ordering::SeqCst) {
-            tokio::spawn(self.clone().run());
-        }
         Some(Subscription {
             _permit: permit,
-            rx,
+            rx: self.tx.subscribe(),
         })
+    }
+
+    /// Starts the reader unless it runs; a new reader reads the entries after `start` (the
+    /// newest one of the history just sent), so that nothing falls between the two.
+    pub fn ensure_reader(&self, start: StreamPos) {
+        if !self.running.swap(true, Ordering::SeqCst) {
+            tokio::spawn(self.clone().run(start));
+        }
     }
 
     /// The newest [`HISTORY`] entries, oldest first.
@@ -103,9 +108,9 @@ impl Hub {
     }
 
     /// Reads and broadcasts until no console is left.
-    async fn run(self) {
+    async fn run(self, start: StreamPos) {
         metrics::gauge!("iotc_api_console_readers").set(1.0);
-        let mut last = self.newest().await;
+        let mut last = start;
         let mut renew_at = Instant::now();
         loop {
             if self.tx.receiver_count() == 0 && self.stop() {
@@ -140,18 +145,6 @@ impl Hub {
             return true;
         }
         self.running.swap(true, Ordering::SeqCst)
-    }
-
-    async fn newest(&self) -> StreamPos {
-        let reply: redis::RedisResult<StreamRangeReply> = self
-            .redis
-            .clone()
-            .xrevrange_count(keys::LIVE_STREAM, "+", "-", 1)
-            .await;
-        reply
-            .ok()
-            .and_then(|r| r.ids.first().map(|e| StreamPos::parse(&e.id)))
-            .unwrap_or_default()
     }
 
     async fn mark_watched(&self) {

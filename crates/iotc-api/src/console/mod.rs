@@ -97,6 +97,7 @@ async fn events(State(hub): State<Hub>) -> Result<Response, ApiError> {
     };
     let history = hub.history().await.unwrap_or_default();
     let after = history.last().map(|i| i.id).unwrap_or_default();
+    hub.ensure_reader(after);
     let hello = serde_json::json!({"maxClients": MAX_CLIENTS, "history": history.len()});
     let head = std::iter::once(Event::default().event("hello").data(hello.to_string()))
         .chain(history.into_iter().map(live_event))
