@@ -20,6 +20,8 @@ const SIM_DEVICE: &str = "05c00001";
 const SIM_GATEWAY: &str = "021c00000001";
 const NEW_DEVICE: &str = "05c00099";
 const WAIT: Duration = Duration::from_secs(20);
+/// Consoles one API process serves (`iotc_api::console::MAX_CLIENTS`, docs/console.md).
+const MAX_CONSOLES: usize = 16;
 
 fn shots() -> PathBuf {
     match std::env::var("IOTC_CONSOLE_SCREENSHOTS") {
@@ -212,6 +214,34 @@ async fn console_shows_live_telegrams_devices_gateways_and_onboards() {
     )
     .await;
     page.screenshot(&shots().join("console-command.png")).await;
+
+    // The page holds two streams; with the API's other places taken, a third is refused,
+    // the page says so and retries until a place is free.
+    let mut others = Vec::new();
+    for _ in 2..MAX_CONSOLES {
+        let res = reqwest::Client::new()
+            .get(format!("{origin}console/events"))
+            .basic_auth(API_USER, Some(API_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        others.push(res);
+    }
+    page.eval("connect(), true").await;
+    must_show(
+        &page,
+        "the refusal",
+        "document.getElementById('status').textContent.startsWith('refused: too many consoles')",
+    )
+    .await;
+    others.clear();
+    must_show(
+        &page,
+        "the stream again",
+        "document.getElementById('status').textContent === 'live'",
+    )
+    .await;
 
     // Nothing but the API's host was asked for anything.
     let requests = page.requests();

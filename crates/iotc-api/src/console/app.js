@@ -7,6 +7,7 @@ const LIVE_MAX = 500; // rows kept in the live table
 const REFRESH_MS = 10000; // devices and gateways tables
 const DEV_MAX = 1000; // rows of the devices table (the filter reaches the others)
 const FILL_MAX = 50; // devices whose last values are fetched per refresh
+const RETRY_MS = 5000; // after the server refused the event stream
 
 const $ = (id) => document.getElementById(id);
 const devices = new Map(); // ID -> {lastValues, lastSeen, gateways: Map(mac -> best RSSI)}
@@ -229,11 +230,13 @@ function connect() {
     status.textContent = "live (skipped " + m.data + ")";
   });
   src.onerror = () => {
-    // EventSource reconnects by itself; a refusal (503: too many consoles) is shown.
-    status.textContent = "reconnecting";
     status.className = "badge off";
+    status.textContent = "reconnecting";
+    if (src.readyState !== EventSource.CLOSED) return; // the browser retries by itself
+    // Refused (e.g. 503: too many consoles): the browser gives up, so retry here.
+    setTimeout(connect, RETRY_MS);
     fetch("events", { method: "HEAD" }).then((r) => {
-      if (r.status === 503) status.textContent = "refused: too many consoles";
+      if (r.status === 503) status.textContent = "refused: too many consoles; retrying";
     }).catch(() => {});
   };
 }
