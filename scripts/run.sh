@@ -77,6 +77,7 @@ iotc is running.
             (user $IOT_GATEWAY_USERNAME, password $IOT_GATEWAY_PASSWORD)
   API:      $api   (Basic auth $BASIC_AUTH_USERNAME / $BASIC_AUTH_PASSWORD)
   Swagger:  http://127.0.0.1:1887/
+  Console:  http://127.0.0.1:1887/console/
   Watch MQTT output:
             mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t 'sensor/#' -t 'gateway/#' -t 'system/#' -v
   Onboard a device:
