@@ -12,6 +12,7 @@ pub mod extract;
 pub mod gateways;
 pub mod heartbeat;
 pub mod learn;
+pub mod list_cache;
 pub mod openapi;
 pub mod restore;
 pub mod stats;
