@@ -3,6 +3,7 @@
 pub mod config;
 pub mod counting;
 pub mod decode;
+pub mod device_pack;
 pub mod devices;
 pub mod egress;
 pub mod engine;
