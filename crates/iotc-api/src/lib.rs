@@ -15,6 +15,8 @@ pub mod learn;
 pub mod list_cache;
 pub mod openapi;
 pub mod restore;
+pub mod restore_stream;
+pub mod staging;
 pub mod stats;
 pub mod store;
 pub mod system;

@@ -51,6 +51,7 @@ impl Redis {
 pub struct Options {
     pub only_secure: bool,
     pub max_body_bytes: usize,
+    pub max_backup_bytes: usize,
 }
 
 impl Default for Options {
@@ -58,6 +59,7 @@ impl Default for Options {
         Options {
             only_secure: false,
             max_body_bytes: 1024 * 1024,
+            max_backup_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -168,6 +170,7 @@ async fn serve(redis_url: &str, opts: &Options) -> (String, tokio::task::JoinHan
         store: Store::connect(redis_url).unwrap(),
         only_secure: opts.only_secure,
         gateway_timeout_secs: 300,
+        max_backup_bytes: opts.max_backup_bytes,
     };
     let http = HttpSettings {
         credentials: Credentials::new(USER, PASS),
