@@ -80,7 +80,9 @@ impl Devices {
 
     /// Reads every device from Redis, a page at a time, and swaps the new copy in.
     pub async fn load_all(&self, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
-        let mut map = Map::new();
+        // Sized once: growing by doubling would hold two tables at a time.
+        let len: usize = redis.hlen(keys::DEVICES).await?;
+        let mut map = Map::with_capacity(len);
         let mut cursor: u64 = 0;
         loop {
             let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")

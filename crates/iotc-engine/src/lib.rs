@@ -11,5 +11,6 @@ pub mod heartbeat;
 pub mod periodic;
 pub mod rlc;
 pub mod secure;
+pub mod sensor_info;
 pub mod stream;
 pub mod telemetry;
