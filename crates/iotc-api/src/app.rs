@@ -29,6 +29,8 @@ pub struct AppState {
     pub only_secure: bool,
     /// A gateway not heard for this long is `offline` in `/system/health`.
     pub gateway_timeout_secs: u64,
+    /// Largest `POST`/`PATCH /backup` body in bytes (streamed, so not held in memory).
+    pub max_backup_bytes: usize,
 }
 
 /// The settings of the HTTP surface.

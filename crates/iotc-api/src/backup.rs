@@ -1,9 +1,7 @@
 //! `/backup`: dump the device registry, restore it (replace) or merge into it.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use iotc_core::aps::ApRecord;
 use iotc_core::model::EnOceanSensor;
@@ -12,11 +10,11 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
 use crate::openapi::API_VERSION;
-use crate::restore::{BackupImport, SensorImport};
+use crate::restore::BackupImport;
+use crate::restore_stream;
 use crate::time;
-use crate::validate::{self, shown};
+use crate::validate::shown;
 
 /// A dump of all onboarded devices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -91,9 +89,9 @@ pub async fn backup_get(State(state): State<AppState>) -> Result<Json<Backup>, A
 )]
 pub async fn backup_post(
     State(state): State<AppState>,
-    ApiJson(backup): ApiJson<BackupImport>,
+    req: Request,
 ) -> Result<StatusCode, ApiError> {
-    import(&state, backup, true).await
+    restore_stream::restore(&state, req, true).await
 }
 
 /// Import a previously executed backup dump: its devices are added to (or replace) the stored ones.
@@ -111,66 +109,32 @@ pub async fn backup_post(
 )]
 pub async fn backup_patch(
     State(state): State<AppState>,
-    ApiJson(backup): ApiJson<BackupImport>,
+    req: Request,
 ) -> Result<StatusCode, ApiError> {
-    import(&state, backup, false).await
+    restore_stream::restore(&state, req, false).await
 }
 
-async fn import(
-    state: &AppState,
-    backup: BackupImport,
-    replace: bool,
-) -> Result<StatusCode, ApiError> {
-    let aps = backup.access_points.clone();
-    for ap in aps.iter().flatten() {
-        crate::aps::check_record(ap)?;
-    }
-    let devices = checked(backup, state.only_secure)?;
-    state.store.import(&devices, replace).await?;
-    if let Some(aps) = aps {
-        crate::aps::import(state, &aps, replace).await?;
-    }
-    tracing::info!(devices = devices.len(), replace, "backup imported");
-    Ok(StatusCode::OK)
-}
-
-/// Validates the whole backup before anything is written, so an import applies fully or not at all.
-pub fn checked(backup: BackupImport, only_secure: bool) -> Result<Vec<EnOceanSensor>, ApiError> {
-    check_api_version(&backup.api_version)?;
-    backup.report_unknown_fields();
-    if let Some(app) = &backup.app_version
-        && parse_version(app).is_none()
-    {
+pub(crate) fn check_app_version(app: &str) -> Result<(), ApiError> {
+    if parse_version(app).is_none() {
         return Err(ApiError::invalid(
             "APPVersion",
             format!("{} is not a version like 1.3.0", shown(app)),
         ));
     }
-    if !time::is_date_time(&backup.export_date) {
+    Ok(())
+}
+
+pub(crate) fn check_export_date(date: &str) -> Result<(), ApiError> {
+    if !time::is_date_time(date) {
         return Err(ApiError::invalid(
             "ExportDate",
             format!(
                 "{} is not a date-time like 2026-05-18T09:25:33Z",
-                shown(&backup.export_date)
+                shown(date)
             ),
         ));
     }
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let connections = backup.connections.unwrap_or_default();
-    let mut devices = Vec::with_capacity(connections.len());
-    for (i, dev) in connections.into_iter().enumerate() {
-        let at = format!("Connections[{i}].");
-        let dev = validate::sensor(SensorImport::into_sensor(dev), only_secure, &at)?;
-        let field = iotc_core::keys::device_field(&dev.source_eurid, dev.destination());
-        if let Some(first) = seen.insert(field.clone(), i) {
-            return Err(ApiError::bad_request(
-                "DUPLICATE_DEVICE",
-                format!("Connections[{first}] and Connections[{i}] both name device {field}"),
-            ));
-        }
-        devices.push(dev);
-    }
-    Ok(devices)
+    Ok(())
 }
 
 fn parse_version(v: &str) -> Option<[u16; 3]> {
@@ -186,7 +150,7 @@ fn parse_version(v: &str) -> Option<[u16; 3]> {
     Some([num(a)?, num(b)?, num(c)?])
 }
 
-fn check_api_version(v: &str) -> Result<(), ApiError> {
+pub(crate) fn check_api_version(v: &str) -> Result<(), ApiError> {
     let ours = parse_version(API_VERSION).expect("valid API_VERSION");
     match parse_version(v) {
         None => Err(ApiError::invalid(
@@ -208,10 +172,6 @@ fn check_api_version(v: &str) -> Result<(), ApiError> {
 mod tests {
     use super::*;
 
-    fn backup(json: serde_json::Value) -> BackupImport {
-        serde_json::from_value(json).unwrap()
-    }
-
     #[test]
     fn versions() {
         assert_eq!(parse_version("1.3.0"), Some([1, 3, 0]));
@@ -224,30 +184,5 @@ mod tests {
             "UNSUPPORTED_API_VERSION"
         );
         assert_eq!(check_api_version("one").unwrap_err().code, "INVALID_FIELD");
-    }
-
-    #[test]
-    fn rejects_duplicates_and_names_the_bad_entry() {
-        let dev = serde_json::json!({"eep":"A5-04-05","friendlyID":"a","sourceEurid":"a1b2c3d4"});
-        let b = backup(
-            serde_json::json!({"APIVersion":"1.3.0","ExportDate":"2026-01-01T00:00:00Z",
-            "Connections":[dev, {"eep":"A5-04-05","friendlyID":"b","sourceEurid":"A1B2C3D4"}]}),
-        );
-        assert_eq!(checked(b, false).unwrap_err().code, "DUPLICATE_DEVICE");
-
-        let b = backup(
-            serde_json::json!({"APIVersion":"1.3.0","ExportDate":"2026-01-01T00:00:00Z",
-            "Connections":[{"eep":"A5-04","friendlyID":"b","sourceEurid":"a1b2c3d4"}]}),
-        );
-        let err = checked(b, false).unwrap_err();
-        assert!(err.message.starts_with("Connections[0].eep"), "{err:?}");
-
-        let b = backup(serde_json::json!({"APIVersion":"1.3.0","ExportDate":"yesterday"}));
-        assert!(
-            checked(b, false)
-                .unwrap_err()
-                .message
-                .starts_with("ExportDate")
-        );
     }
 }

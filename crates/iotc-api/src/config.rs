@@ -32,6 +32,10 @@ pub struct Config {
     /// Largest accepted request body in bytes (a backup of 10,000 devices is about 2.5 MB).
     #[arg(long, env = "IOTC_API_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest backup body for POST/PATCH /backup in bytes; it is read as it arrives, not kept
+    /// (1,000,000 devices are about 200 MB).
+    #[arg(long, env = "IOTC_API_MAX_BACKUP_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_backup_bytes: usize,
     /// A gateway not heard for this many seconds is reported `offline` by /system/health.
     #[arg(long, env = "IOTC_GATEWAY_TIMEOUT_SECONDS", default_value_t = 300)]
     pub gateway_timeout_seconds: u64,

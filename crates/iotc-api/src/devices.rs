@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use iotc_core::model::EnOceanSensor;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -87,20 +88,21 @@ pub async fn find(state: &AppState, id: &DeviceId) -> Result<EnOceanSensor, ApiE
 pub async fn device_get(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DeviceSelector>,
-) -> Result<Json<DeviceOrDevices>, ApiError> {
+) -> Result<Response, ApiError> {
     match q.source_id {
         Some(source_id) => {
             let id = DeviceId {
                 source_id,
                 destination_id: q.destination_id,
             };
-            Ok(Json(DeviceOrDevices::One(find(&state, &id).await?)))
+            Ok(Json(DeviceOrDevices::One(find(&state, &id).await?)).into_response())
         }
         // IoTC's spec gives destinationID a default, so clients send it even when listing:
         // it is checked, and the list is every device as without parameters.
         None => {
             validate::destination("destinationID", q.destination_id.as_deref())?;
-            Ok(Json(DeviceOrDevices::All(state.store.devices().await?)))
+            let json = state.store.devices_json().await?;
+            Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
         }
     }
 }

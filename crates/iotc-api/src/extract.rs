@@ -22,10 +22,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(ApiError::bad_request(
-                "UNSUPPORTED_CONTENT_TYPE",
-                "Expected request with `Content-Type: application/json`",
-            ));
+            return Err(unsupported_content_type());
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -56,8 +53,15 @@ where
     }
 }
 
+pub(crate) fn unsupported_content_type() -> ApiError {
+    ApiError::bad_request(
+        "UNSUPPORTED_CONTENT_TYPE",
+        "Expected request with `Content-Type: application/json`",
+    )
+}
+
 /// `application/json` or `application/<something>+json`, with any parameters.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -61,6 +61,7 @@ async fn serve(config: Config, credentials: Credentials) -> anyhow::Result<()> {
         store,
         only_secure: config.only_secure_devices,
         gateway_timeout_secs: config.gateway_timeout_seconds,
+        max_backup_bytes: config.max_backup_bytes,
     };
     let http = HttpSettings {
         credentials,

@@ -179,21 +179,26 @@ impl BackupImport {
     /// Logs and counts the fields that are ignored.
     pub fn report_unknown_fields(&self) {
         let (names, count) = self.unknown_fields();
-        if count == 0 {
-            return;
-        }
-        metrics::counter!("iotc_api_backup_unknown_fields_total").increment(count as u64);
-        let shown: Vec<&str> = names
-            .iter()
-            .take(MAX_LOGGED_NAMES)
-            .map(String::as_str)
-            .collect();
-        tracing::warn!(
-            count,
-            fields = %shown.join(", "),
-            "backup: ignoring fields this API does not know"
-        );
+        report_unknown(&names, count);
     }
+}
+
+/// Logs (some of) the names and counts all of the fields a backup carried that are ignored.
+pub fn report_unknown(names: &BTreeSet<String>, count: usize) {
+    if count == 0 {
+        return;
+    }
+    metrics::counter!("iotc_api_backup_unknown_fields_total").increment(count as u64);
+    let shown: Vec<&str> = names
+        .iter()
+        .take(MAX_LOGGED_NAMES)
+        .map(String::as_str)
+        .collect();
+    tracing::warn!(
+        count,
+        fields = %shown.join(", "),
+        "backup: ignoring fields this API does not know"
+    );
 }
 
 #[cfg(test)]

@@ -4,13 +4,18 @@
 //! PUBLISH on `DEVICES_CHANGED` so the engines reload it at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::body::Bytes;
 
 use iotc_core::keys;
 use iotc_core::model::{EnOceanSensor, GatewayRecord};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 use thiserror::Error;
+
+use crate::list_cache::{ListCache, Version};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -55,6 +60,7 @@ pub enum Deleted {
 /// Returns -1 (not found), 1 (others remain) or 0 (that was the last one).
 const DELETE_SCRIPT: &str = r"
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[2], ARGV[1])
 local cursor = '0'
 repeat
@@ -69,6 +75,7 @@ return 0
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    list: Arc<ListCache>,
 }
 
 impl Store {
@@ -81,7 +88,10 @@ impl Store {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            list: Arc::new(ListCache::default()),
+        })
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -118,19 +128,45 @@ impl Store {
     /// All devices, ordered by source and destination; unreadable entries are skipped.
     pub async fn devices(&self) -> StoreResult<Vec<EnOceanSensor>> {
         let all: Vec<(String, String)> = self.conn().hgetall(keys::DEVICES).await?;
-        let mut all: Vec<_> = all
-            .into_iter()
-            .filter_map(|(field, json)| match parse_device(&field, &json) {
-                Ok(dev) => Some((field, dev)),
-                Err(e) => {
-                    metrics::counter!("iotc_api_corrupt_records_total").increment(1);
-                    tracing::warn!(error = %e, "skipping unreadable device");
-                    None
-                }
-            })
-            .collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(all.into_iter().map(|(_, dev)| dev).collect())
+        Ok(sorted_devices(all))
+    }
+
+    /// All devices as the JSON array `GET /devices` answers, from this instance's cache while
+    /// the registry's version has not changed (docs/api.md).
+    pub async fn devices_json(&self) -> StoreResult<Bytes> {
+        let version = self.devices_version().await?;
+        self.list.get_or_build(version, || self.build_list()).await
+    }
+
+    /// The version counter and the number of devices: a writer that forgot to bump the counter
+    /// still changes the count when it adds or removes a device.
+    async fn devices_version(&self) -> StoreResult<Version> {
+        let (counter, len): (Option<u64>, u64) = redis::pipe()
+            .get(keys::DEVICES_VERSION)
+            .hlen(keys::DEVICES)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(Version {
+            counter: counter.unwrap_or(0),
+            len,
+        })
+    }
+
+    /// Reads the registry and its version in one transaction, and serialises the list.
+    async fn build_list(&self) -> StoreResult<(Version, Bytes)> {
+        let (counter, all): (Option<u64>, Vec<(String, String)>) = redis::pipe()
+            .atomic()
+            .get(keys::DEVICES_VERSION)
+            .hgetall(keys::DEVICES)
+            .query_async(&mut self.conn())
+            .await?;
+        let version = Version {
+            counter: counter.unwrap_or(0),
+            len: all.len() as u64,
+        };
+        let devices = sorted_devices(all);
+        let json = serde_json::to_vec(&devices).expect("devices serialise");
+        Ok((version, Bytes::from(json)))
     }
 
     /// Adds or replaces one (normalised) device.
@@ -140,6 +176,8 @@ impl Store {
         redis::pipe()
             .atomic()
             .hset(keys::DEVICES, &field, json)
+            .ignore()
+            .incr(keys::DEVICES_VERSION, 1)
             .ignore()
             .publish(keys::DEVICES_CHANGED, &field)
             .ignore()
@@ -154,6 +192,7 @@ impl Store {
         let field = keys::device_field(source, destination);
         let outcome: i64 = Script::new(DELETE_SCRIPT)
             .key(keys::DEVICES)
+            .key(keys::DEVICES_VERSION)
             .arg(&field)
             .arg(keys::DEVICES_CHANGED)
             .arg(format!("{source}:"))
@@ -196,6 +235,7 @@ impl Store {
         if !entries.is_empty() {
             pipe.hset_multiple(keys::DEVICES, &entries).ignore();
         }
+        pipe.incr(keys::DEVICES_VERSION, 1).ignore();
         pipe.publish(keys::DEVICES_CHANGED, "*").ignore();
         pipe.query_async::<()>(&mut self.conn()).await?;
         Ok(())
@@ -315,6 +355,23 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Parsed devices ordered by source and destination; unreadable entries are skipped.
+fn sorted_devices(all: Vec<(String, String)>) -> Vec<EnOceanSensor> {
+    let mut all: Vec<_> = all
+        .into_iter()
+        .filter_map(|(field, json)| match parse_device(&field, &json) {
+            Ok(dev) => Some((field, dev)),
+            Err(e) => {
+                metrics::counter!("iotc_api_corrupt_records_total").increment(1);
+                tracing::warn!(error = %e, "skipping unreadable device");
+                None
+            }
+        })
+        .collect();
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    all.into_iter().map(|(_, dev)| dev).collect()
 }
 
 fn field_of(dev: &EnOceanSensor) -> String {

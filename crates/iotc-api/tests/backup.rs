@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Api, Options, assert_error, device};
+use common::{Api, Options, assert_error, device, send};
 use redis::AsyncCommands;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -269,4 +269,80 @@ async fn restores_what_iotc_wrote() {
         metrics.contains("iotc_api_backup_unknown_fields_total"),
         "{metrics}"
     );
+}
+
+/// Keys left behind by restores (staging hashes).
+async fn staging_keys(api: &Api) -> Vec<String> {
+    let mut conn = api.redis.conn().await;
+    let pattern = format!("{}:restore:*", iotc_core::keys::DEVICES);
+    conn.keys(pattern).await.unwrap()
+}
+
+fn many(n: usize, base: u32) -> Vec<Value> {
+    (0..n)
+        .map(|i| device(&format!("{:08x}", base + i as u32), "A5-02-05"))
+        .collect()
+}
+
+/// A restore is read as it arrives and staged in batches: a bad device after several batches
+/// were staged, or a body over the backup limit, still changes nothing and leaves no staging.
+#[tokio::test]
+async fn streamed_restore_rejects_late_errors_atomically() {
+    let api = Api::start_with(Options {
+        max_backup_bytes: 3 * 1024 * 1024,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(api.post("/backup", &backup(many(3, 0))).await.0, 200);
+
+    // Larger than the 1 MiB limit of other bodies: backups have their own.
+    let big = many(12_000, 0x1000_0000);
+    assert!(backup(big.clone()).to_string().len() > 1024 * 1024);
+    let mut late_bad = big.clone();
+    late_bad.push(device("1000002a", "A5-02-05"));
+    let mut late_invalid = big.clone();
+    late_invalid.push(device("2000002a", "A5-02"));
+    for method in [Method::POST, Method::PATCH] {
+        let (s, b) = api
+            .send_json(method.clone(), "/backup", &backup(late_bad.clone()))
+            .await;
+        assert_error(s, &b, 400, "DUPLICATE_DEVICE", "Connections[12000]");
+        let (s, b) = api
+            .send_json(method, "/backup", &backup(late_invalid.clone()))
+            .await;
+        assert_error(s, &b, 400, "INVALID_FIELD", "Connections[12000].eep");
+    }
+    let mut truncated = backup(big.clone()).to_string();
+    truncated.truncate(truncated.len() - 10);
+    let (s, b) = send(
+        api.req(Method::POST, "/backup")
+            .header("content-type", "application/json")
+            .body(truncated),
+    )
+    .await;
+    assert_error(s, &b, 400, "MALFORMED_JSON", "EOF");
+    let (s, b) = api
+        .post("/backup", &backup(many(40_000, 0x2000_0000)))
+        .await;
+    assert_error(s, &b, 413, "BODY_TOO_LARGE", "length limit");
+    assert_eq!(
+        ids(&api.get("/backup").await.1),
+        ["00000000", "00000001", "00000002"]
+    );
+    assert_eq!(staging_keys(&api).await, Vec::<String>::new());
+
+    // The same large backup, valid: merged, then replacing.
+    let (s, _) = api
+        .send_json(Method::PATCH, "/backup", &backup(big.clone()))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        api.get("/devices").await.1.as_array().unwrap().len(),
+        12_003
+    );
+    assert_eq!(api.post("/backup", &backup(big)).await.0, 200);
+    let (_, all) = api.get("/devices").await;
+    assert_eq!(all.as_array().unwrap().len(), 12_000);
+    assert_eq!(all[0]["sourceEurid"], "10000000");
+    assert_eq!(staging_keys(&api).await, Vec::<String>::new());
 }

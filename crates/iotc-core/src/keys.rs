@@ -28,6 +28,9 @@ pub const LIVE_WATCHERS: &str = "iotc:live:watchers";
 pub const DEVICES: &str = "iotc:devices";
 /// Pub/sub channel announcing a device change; the message is the changed field or `*`.
 pub const DEVICES_CHANGED: &str = "iotc:devices:changed";
+/// Counter every change of [`DEVICES`] increments in the same transaction or script, so an API
+/// instance knows whether its cached device list is still current (docs/api.md).
+pub const DEVICES_VERSION: &str = "iotc:devices:version";
 
 /// Hash: gateway MAC → gateway JSON (registry, health, last seen).
 pub const GATEWAYS: &str = "iotc:gateways";

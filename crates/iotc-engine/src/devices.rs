@@ -1,6 +1,10 @@
 //! The in-memory copy of the onboarded devices (`keys::DEVICES`), kept current through the
 //! `keys::DEVICES_CHANGED` channel. After a (re)subscription everything is reloaded, so a
 //! change missed while Redis was away still takes effect.
+//!
+//! Compact, for registries of millions of devices: the key is the source and destination IDs in
+//! one `u64`, the value the device packed into one small block (`device_pack`); a lookup
+//! unpacks it. Loading reads the hash in pages (`HSCAN`), never the whole registry at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,20 +17,29 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use tracing::{info, warn};
 
-/// Onboarded devices by `device_field(source, destination)`.
+use crate::device_pack::{pack, unpack};
+
+/// Entries one `HSCAN` page asks for while loading.
+const PAGE: usize = 1000;
+
+type Map = HashMap<u64, Box<[u8]>>;
+
+/// Onboarded devices by source and destination.
 #[derive(Clone, Default)]
 pub struct Devices {
-    map: Arc<RwLock<HashMap<String, Arc<EnOceanSensor>>>>,
+    map: Arc<RwLock<Map>>,
 }
 
 impl Devices {
     /// The device a telegram from `sender` to `destination` belongs to: the exact pair first,
     /// then the device onboarded with the broadcast destination.
     pub fn lookup(&self, sender: &str, destination: &str) -> Option<Arc<EnOceanSensor>> {
+        let source = eurid(sender)?;
+        let exact = pair(source, eurid(destination)?);
+        let broadcast = pair(source, eurid(BROADCAST)?);
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(&keys::device_field(sender, destination))
-            .or_else(|| map.get(&keys::device_field(sender, BROADCAST)))
-            .cloned()
+        let packed = map.get(&exact).or_else(|| map.get(&broadcast))?;
+        unpack(packed).map(Arc::new)
     }
 
     pub fn len(&self) -> usize {
@@ -44,29 +57,51 @@ impl Devices {
         self.set(&field, Some(json));
     }
 
+    #[cfg(test)]
     fn replace_all(&self, entries: HashMap<String, String>) {
-        let parsed = entries
-            .into_iter()
-            .filter_map(|(field, json)| {
-                parse(&field, &json).map(|d| (field.to_ascii_lowercase(), Arc::new(d)))
-            })
-            .collect();
-        *self.map.write().unwrap_or_else(|e| e.into_inner()) = parsed;
+        let mut map = Map::new();
+        for (field, json) in entries {
+            add(&mut map, &field, &json);
+        }
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
     fn set(&self, field: &str, json: Option<String>) {
+        let Some(key) = field_key(field) else {
+            return;
+        };
+        let packed = json.and_then(|j| parse(field, &j)).map(|d| pack(&d));
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let key = field.to_ascii_lowercase();
-        match json.and_then(|j| parse(field, &j)) {
-            Some(d) => map.insert(key, Arc::new(d)),
+        match packed {
+            Some(p) => map.insert(key, p),
             None => map.remove(&key),
         };
     }
 
-    /// Reads every device from Redis.
+    /// Reads every device from Redis, a page at a time, and swaps the new copy in.
     pub async fn load_all(&self, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
-        let all: HashMap<String, String> = redis.hgetall(keys::DEVICES).await?;
-        self.replace_all(all);
+        // Sized once: growing by doubling would hold two tables at a time.
+        let len: usize = redis.hlen(keys::DEVICES).await?;
+        let mut map = Map::with_capacity(len);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(keys::DEVICES)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async(redis)
+                .await?;
+            for (field, json) in &page {
+                add(&mut map, field, json);
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        map.shrink_to_fit();
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = map;
         metrics::gauge!("iotc_engine_devices").set(self.len() as f64);
         Ok(())
     }
@@ -113,6 +148,40 @@ impl Devices {
     }
 }
 
+/// Adds one registry entry; one whose field or JSON does not parse is left out (and logged).
+fn add(map: &mut Map, field: &str, json: &str) {
+    if let (Some(key), Some(device)) = (field_key(field), parse(field, json)) {
+        map.insert(key, pack(&device));
+    }
+}
+
+/// An 8-hex-digit ID (any case) as a number.
+fn eurid(hex: &str) -> Option<u32> {
+    if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+fn pair(source: u32, destination: u32) -> u64 {
+    (u64::from(source) << 32) | u64::from(destination)
+}
+
+/// The key of a registry field `<source>:<destination>`.
+fn field_key(field: &str) -> Option<u64> {
+    let key = field
+        .split_once(':')
+        .and_then(|(s, d)| Some(pair(eurid(s)?, eurid(d)?)));
+    if key.is_none() {
+        metrics::counter!("iotc_engine_device_entries_skipped_total").increment(1);
+        warn!(
+            field,
+            "ignoring device entry whose field is not <source>:<destination>"
+        );
+    }
+    key
+}
+
 /// A device entry; a field whose JSON does not parse is left out (and logged), not fatal.
 fn parse(field: &str, json: &str) -> Option<EnOceanSensor> {
     match serde_json::from_str::<EnOceanSensor>(json) {
@@ -124,6 +193,7 @@ fn parse(field: &str, json: &str) -> Option<EnOceanSensor> {
             Some(d)
         }
         Err(e) => {
+            metrics::counter!("iotc_engine_device_entries_skipped_total").increment(1);
             warn!(field, error = %e, "ignoring device entry that does not parse");
             None
         }

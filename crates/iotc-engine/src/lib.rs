@@ -3,6 +3,7 @@
 pub mod config;
 pub mod counting;
 pub mod decode;
+pub mod device_pack;
 pub mod devices;
 pub mod egress;
 pub mod engine;
@@ -11,5 +12,6 @@ pub mod live;
 pub mod periodic;
 pub mod rlc;
 pub mod secure;
+pub mod sensor_info;
 pub mod stream;
 pub mod telemetry;

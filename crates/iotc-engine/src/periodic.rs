@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval};
 
 use crate::egress::{Egress, EgressArgs, OutMessage};
+use crate::sensor_info::InfoState;
 
 /// Messages per publish() call when reporting many devices.
 const CHUNK: usize = 500;
@@ -317,50 +318,6 @@ pub fn rss_bytes() -> u64 {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .map_or(0, |kib| kib * 1024)
-}
-
-/// What was last published as retained metadata, to publish only changes.
-#[derive(Default)]
-struct InfoState {
-    published: BTreeMap<String, String>,
-    /// Egress connection count at the last full publication.
-    connects: u64,
-}
-
-impl InfoState {
-    async fn publish_changes(
-        &mut self,
-        egress: &Egress,
-        redis: &mut ConnectionManager,
-    ) -> JobResult {
-        // A reconnect may mean a broker that lost its retained messages: send everything again.
-        if egress.connects() != self.connects {
-            self.published.clear();
-        }
-        let connects = egress.connects();
-        let now: BTreeMap<String, String> = devices(redis)
-            .await?
-            .iter()
-            .map(|(id, d)| (id.clone(), info_payload(d)))
-            .collect();
-        let topics = egress.topics();
-        let mut msgs: Vec<OutMessage> = now
-            .iter()
-            .filter(|(id, body)| self.published.get(*id) != Some(*body))
-            .map(|(id, body)| OutMessage::retained(topics.sensor_info(id), body.clone()))
-            .collect();
-        // A removed device: an empty retained message deletes the retained metadata.
-        msgs.extend(
-            self.published
-                .keys()
-                .filter(|id| !now.contains_key(*id))
-                .map(|id| OutMessage::retained(topics.sensor_info(id), Vec::new())),
-        );
-        publish_chunked(egress, msgs).await?;
-        self.published = now;
-        self.connects = connects;
-        Ok(())
-    }
 }
 
 /// Retained metadata of a device: what it is and where (never its keys).

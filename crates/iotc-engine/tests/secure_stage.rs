@@ -452,6 +452,14 @@ async fn teach_in_sets_the_key_and_starts_the_code_over() {
         msg.get_payload::<String>().unwrap(),
         keys::device_field(EURID, "ffffffff")
     );
+    // The registry's version moved, so the API's cached device lists are renewed.
+    let version: Option<u64> = redis
+        .manager()
+        .await
+        .get(keys::DEVICES_VERSION)
+        .await
+        .unwrap();
+    assert_eq!(version, Some(1));
     // The code starts over at the announced one (stored as announced - 1).
     assert_eq!(stored_code(&redis).await.as_deref(), Some("15"));
 

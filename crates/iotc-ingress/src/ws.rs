@@ -12,12 +12,18 @@ use crate::register::Macs;
 use crate::server::Peer;
 use crate::session::{Session, Verdict, close};
 
+/// Initial read buffer of one AP connection. AP messages are a few hundred bytes; the
+/// WebSocket library's default (128 KiB, allocated at once) made 1,000 idle APs cost 128 MiB.
+/// A larger message grows the buffer, up to `max_message_bytes`.
+const READ_BUFFER_BYTES: usize = 4096;
+
 pub async fn aruba_ws(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.max_message_size(app.config.max_message_bytes)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| serve_ap(socket, app, peer))
 }
 

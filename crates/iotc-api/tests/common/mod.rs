@@ -51,6 +51,7 @@ impl Redis {
 pub struct Options {
     pub only_secure: bool,
     pub max_body_bytes: usize,
+    pub max_backup_bytes: usize,
 }
 
 impl Default for Options {
@@ -58,6 +59,7 @@ impl Default for Options {
         Options {
             only_secure: false,
             max_body_bytes: 1024 * 1024,
+            max_backup_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -83,30 +85,19 @@ impl Api {
 
     pub async fn start_with(opts: Options) -> Api {
         let redis = Redis::start();
-        let state = AppState {
-            store: Store::connect(&redis.url()).unwrap(),
-            only_secure: opts.only_secure,
-            gateway_timeout_secs: 300,
-        };
-        let http = HttpSettings {
-            credentials: Credentials::new(USER, PASS),
-            max_body_bytes: opts.max_body_bytes,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app(state, http)).await.unwrap();
-        });
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let (base, server) = serve(&redis.url(), &opts).await;
         Api {
             base,
             redis,
-            http,
+            http: client(),
             server,
         }
+    }
+
+    /// A second API instance on the same Redis (what several replicas behind a proxy are).
+    pub async fn another_instance(&self) -> Instance {
+        let (base, server) = serve(&self.redis.url(), &Options::default()).await;
+        Instance { base, server }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -152,6 +143,52 @@ impl Api {
             .unwrap();
         json.map(|j| serde_json::from_str(&j).unwrap())
     }
+}
+
+/// Another API instance sharing an [`Api`]'s Redis; stopped on drop.
+pub struct Instance {
+    pub base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Instance {
+    pub async fn get(&self, http: &reqwest::Client, path: &str) -> (u16, Value) {
+        let url = format!("{}/api.beta/v1{path}", self.base);
+        send(http.get(url).basic_auth(USER, Some(PASS))).await
+    }
+}
+
+/// Serves the API in-process on a free port: its base URL and task.
+async fn serve(redis_url: &str, opts: &Options) -> (String, tokio::task::JoinHandle<()>) {
+    let state = AppState {
+        store: Store::connect(redis_url).unwrap(),
+        only_secure: opts.only_secure,
+        gateway_timeout_secs: 300,
+        max_backup_bytes: opts.max_backup_bytes,
+    };
+    let http = HttpSettings {
+        credentials: Credentials::new(USER, PASS),
+        max_body_bytes: opts.max_body_bytes,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app(state, http)).await.unwrap();
+    });
+    (base, server)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// Sends a request; the status and the JSON body (`Null` when empty).

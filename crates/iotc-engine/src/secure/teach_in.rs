@@ -31,6 +31,7 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 1
 ",
@@ -113,6 +114,7 @@ pub(super) async fn apply<C: ConnectionLike>(
             let new_json = serde_json::to_string(&new).expect("a device serialises");
             let replaced: i64 = REPLACE_DEVICE
                 .key(keys::DEVICES)
+                .key(keys::DEVICES_VERSION)
                 .arg(field)
                 .arg(&old_json)
                 .arg(&new_json)
