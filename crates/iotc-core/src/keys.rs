@@ -87,6 +87,14 @@ pub fn heartbeat(service: &str) -> String {
     format!("iotc:heartbeat:{service}")
 }
 
+/// Hash: the latest value (JSON) of every key of one device, for the state topic.
+pub fn device_state(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:state")
+}
+
+/// Hash: EURID → JSON list of the Home Assistant discovery topics published for it.
+pub const HA_DISCOVERY: &str = "iotc:ha:discovery";
+
 /// Field name of a device in [`DEVICES`].
 pub fn device_field(source: &str, destination: &str) -> String {
     format!("{source}:{destination}")
