@@ -95,7 +95,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(devices.clone().watch(client.clone(), redis.clone()));
     let ha = iotc_engine::egress::ha::Shared::new(&args.ha, &args.egress);
     if let Some(shared) = &ha {
-        let sync = iotc_engine::egress::ha::sync::run(shared.clone(), client.clone(), redis.clone(), egress.clone());
+        let sync = iotc_engine::egress::ha::sync::run(
+            shared.clone(),
+            client.clone(),
+            redis.clone(),
+            egress.clone(),
+        );
         tokio::spawn(sync);
     }
     info!(%consumer, devices = devices.len(), "engine started");

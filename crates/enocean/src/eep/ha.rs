@@ -141,10 +141,18 @@ pub const BINARY: &[(&str, &str, &[&str])] = &[
     ("occupancyState", "occupancy", &["occupied"]),
     ("roomOccupancy", "occupancy", &["occupied"]),
     ("presence", "occupancy", &["present"]),
-    ("pirStatus", "motion", &["pirOn", "on", "uncertainOfOccupancy"]),
+    (
+        "pirStatus",
+        "motion",
+        &["pirOn", "on", "uncertainOfOccupancy"],
+    ),
     ("waterSensor", "moisture", &["waterDetected", "leakage"]),
     ("smokeAlarm", "smoke", &["alarm", "smokeAlarm"]),
-    ("powerFail", "problem", &["powerFailureDetected", "powerFail"]),
+    (
+        "powerFail",
+        "problem",
+        &["powerFailureDetected", "powerFail"],
+    ),
 ];
 
 /// Keys of fields that are not entities: teach-in flags and command selectors.
@@ -383,7 +391,10 @@ mod tests {
             )
         );
         assert_eq!(by_key(&es, "humidity").device_class, Some("humidity"));
-        assert_eq!(by_key(&es, "illumination").device_class, Some("illuminance"));
+        assert_eq!(
+            by_key(&es, "illumination").device_class,
+            Some("illuminance")
+        );
         let c = by_key(&es, "contact");
         assert_eq!(c.component, Component::BinarySensor);
         assert_eq!(c.options, vec!["open"]);
@@ -408,7 +419,10 @@ mod tests {
         let co2 = entities(profile("A5-09-04"));
         assert_eq!(by_key(&co2, "co2").device_class, Some("carbon_dioxide"));
         let voc = entities(profile("A5-09-05"));
-        assert!(voc.iter().any(|e| e.unit == Some("ppb") || e.unit == Some("ppm")));
+        assert!(
+            voc.iter()
+                .any(|e| e.unit == Some("ppb") || e.unit == Some("ppm"))
+        );
     }
 
     #[test]

@@ -47,14 +47,15 @@ impl Availability {
     /// Records a telegram; `true` when the device was not known to be online (publish
     /// `online`). `stored` is what Redis kept from before a restart.
     pub fn heard(&mut self, eurid: &str, now_ms: u64, stored: Option<Rhythm>) -> bool {
-        let r = self
-            .devices
-            .entry(eurid.to_string())
-            .or_insert_with(|| stored.map(|s| Rhythm { online: false, ..s }).unwrap_or(Rhythm {
-                last_ms: now_ms,
-                interval_ms: None,
-                online: false,
-            }));
+        let r = self.devices.entry(eurid.to_string()).or_insert_with(|| {
+            stored
+                .map(|s| Rhythm { online: false, ..s })
+                .unwrap_or(Rhythm {
+                    last_ms: now_ms,
+                    interval_ms: None,
+                    online: false,
+                })
+        });
         let gap = now_ms.saturating_sub(r.last_ms);
         if gap >= MIN_INTERVAL_MS {
             r.interval_ms = Some(match r.interval_ms {
@@ -90,7 +91,9 @@ impl Availability {
     pub fn timeout(&self, interval_ms: Option<u64>) -> Duration {
         match interval_ms {
             None => self.max,
-            Some(i) => Duration::from_millis((i as f64 * self.factor) as u64).clamp(self.min, self.max),
+            Some(i) => {
+                Duration::from_millis((i as f64 * self.factor) as u64).clamp(self.min, self.max)
+            }
         }
     }
 
@@ -128,7 +131,11 @@ mod tests {
         assert_eq!(a.get("x").unwrap().interval_ms, Some(100_000));
         assert_eq!(a.timeout(Some(100_000)), Duration::from_secs(300));
         assert_eq!(a.timeout(Some(1000)), Duration::from_secs(60), "floor");
-        assert_eq!(a.timeout(Some(10_000_000)), Duration::from_secs(3600), "ceiling");
+        assert_eq!(
+            a.timeout(Some(10_000_000)),
+            Duration::from_secs(3600),
+            "ceiling"
+        );
         assert_eq!(a.timeout(None), Duration::from_secs(3600));
         // A burst does not change the rhythm.
         a.heard("x", 100_200, None);

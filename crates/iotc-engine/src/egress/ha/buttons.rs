@@ -13,10 +13,13 @@ pub struct Buttons {
 }
 
 fn text<'a>(fields: &'a [Field], key: &str) -> Option<&'a str> {
-    fields.iter().find(|f| f.key == key).and_then(|f| match &f.value {
-        Value::Text(t) => Some(t.as_ref()),
-        Value::Number(_) => None,
-    })
+    fields
+        .iter()
+        .find(|f| f.key == key)
+        .and_then(|f| match &f.value {
+            Value::Text(t) => Some(t.as_ref()),
+            Value::Number(_) => None,
+        })
 }
 
 impl Buttons {

@@ -13,7 +13,11 @@ pub struct HaArgs {
     pub ha_discovery: bool,
 
     /// Discovery prefix Home Assistant listens on.
-    #[arg(long, env = "IOTC_HA_DISCOVERY_PREFIX", default_value = "homeassistant")]
+    #[arg(
+        long,
+        env = "IOTC_HA_DISCOVERY_PREFIX",
+        default_value = "homeassistant"
+    )]
     pub ha_discovery_prefix: String,
 
     /// Publishes a retained JSON object of the latest value of every key per device.

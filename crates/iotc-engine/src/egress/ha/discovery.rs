@@ -36,10 +36,7 @@ pub fn configs(device: &EnOceanSensor, topics: &HaTopics, availability: bool) ->
         device: device_block(device, profile, &id),
         availability: availability_block(topics, &id, availability),
     };
-    let mut out: Vec<Config> = ha::entities(profile)
-        .iter()
-        .map(|e| ctx.field(e))
-        .collect();
+    let mut out: Vec<Config> = ha::entities(profile).iter().map(|e| ctx.field(e)).collect();
     out.extend(ha::buttons(profile).iter().map(|b| ctx.button(b)));
     out.extend(ctx.diagnostics());
     out.extend(actuators::configs(profile, &ctx));
@@ -173,10 +170,7 @@ pub fn value_template(e: &Entity) -> String {
             "{{{{ none if {v} is not defined else ('ON' if {v} in {} else 'OFF') }}}}",
             list(&e.options)
         ),
-        (_, Some("enum")) => format!(
-            "{{{{ {v} if {v} in {} else none }}}}",
-            list(&e.options)
-        ),
+        (_, Some("enum")) => format!("{{{{ {v} if {v} in {} else none }}}}", list(&e.options)),
         _ => number_template(&e.state_key, e.factor),
     }
 }

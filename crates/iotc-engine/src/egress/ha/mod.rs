@@ -126,7 +126,10 @@ impl Ha {
             }
         }
         for p in pending.values().filter(|p| p.online) {
-            out.push(OutMessage::mqtt_retained(topics.availability(p.eurid), "online"));
+            out.push(OutMessage::mqtt_retained(
+                topics.availability(p.eurid),
+                "online",
+            ));
         }
         out.extend(self.states(redis, &pending).await);
         out

@@ -27,7 +27,12 @@ use crate::egress::{Egress, OutMessage};
 const TICK: Duration = Duration::from_secs(1);
 
 /// Runs for ever: follows device changes, reconnects and device rhythms.
-pub async fn run(shared: Shared, client: redis::Client, redis: ConnectionManager, egress: Arc<Egress>) {
+pub async fn run(
+    shared: Shared,
+    client: redis::Client,
+    redis: ConnectionManager,
+    egress: Arc<Egress>,
+) {
     let mut sync = Sync {
         shared,
         redis,
@@ -105,7 +110,10 @@ impl Sync {
         let mut gone = Vec::new();
         for (eurid, d) in &devices {
             let before = topics_of(published.get(eurid));
-            record.push((eurid.clone(), self.device(eurid, Some(d), before, &mut msgs)));
+            record.push((
+                eurid.clone(),
+                self.device(eurid, Some(d), before, &mut msgs),
+            ));
         }
         for (eurid, topics) in &published {
             if !devices.contains_key(eurid) {
@@ -115,7 +123,11 @@ impl Sync {
         }
         self.publish(msgs).await;
         self.write_record(&record, &gone).await?;
-        info!(devices = devices.len(), removed = gone.len(), "Home Assistant view published");
+        info!(
+            devices = devices.len(),
+            removed = gone.len(),
+            "Home Assistant view published"
+        );
         Ok(())
     }
 
@@ -123,10 +135,19 @@ impl Sync {
     async fn one(&mut self, field: &str) -> redis::RedisResult<()> {
         let json: Option<String> = self.redis.hget(keys::DEVICES, field).await?;
         let device = json.and_then(|j| serde_json::from_str::<EnOceanSensor>(&j).ok());
-        let eurid = field.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let eurid = field
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let before: Option<String> = self.redis.hget(keys::HA_DISCOVERY, &eurid).await?;
         let mut msgs = Vec::new();
-        let topics = self.device(&eurid, device.as_ref(), topics_of(before.as_ref()), &mut msgs);
+        let topics = self.device(
+            &eurid,
+            device.as_ref(),
+            topics_of(before.as_ref()),
+            &mut msgs,
+        );
         self.publish(msgs).await;
         match device {
             Some(_) => self.write_record(&[(eurid, topics)], &[]).await,
@@ -159,7 +180,10 @@ impl Sync {
         msgs.extend(configs.into_iter().map(retained));
         if device.is_none() {
             msgs.push(OutMessage::mqtt_retained(topics.state(eurid), Vec::new()));
-            msgs.push(OutMessage::mqtt_retained(topics.availability(eurid), Vec::new()));
+            msgs.push(OutMessage::mqtt_retained(
+                topics.availability(eurid),
+                Vec::new(),
+            ));
             self.shared.availability().forget(eurid);
         }
         now
@@ -184,7 +208,10 @@ impl Sync {
 
     /// Reads the rhythm Redis kept for each device, so a device that stays silent after a
     /// restart still goes offline.
-    async fn seed<'a>(&mut self, eurids: impl Iterator<Item = &'a String>) -> redis::RedisResult<()> {
+    async fn seed<'a>(
+        &mut self,
+        eurids: impl Iterator<Item = &'a String>,
+    ) -> redis::RedisResult<()> {
         let eurids: Vec<&String> = eurids.collect();
         let mut pipe = redis::pipe();
         for e in &eurids {
