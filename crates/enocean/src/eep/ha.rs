@@ -164,6 +164,12 @@ pub const ROCKER_KEYS: &[&str] = &["rocker1stAction", "rocker2ndAction"];
 pub const ENERGY_BOW: &str = "energybow";
 /// The second action is valid when this field says `2ndActionValid`.
 pub const SECOND_ACTION: &str = "secondAction";
+/// Fields that only say how the buttons were pressed: part of the button events, not entities.
+pub const BUTTON_DETAILS: &[&str] = &[
+    ENERGY_BOW,
+    SECOND_ACTION,
+    "numberOfButtonsPressedSimultaneously",
+];
 /// A push button (F6-01-01): one `event` entity.
 pub const PUSH_BUTTON: &str = "pushButton";
 
@@ -240,7 +246,8 @@ fn is_numeric(f: &FieldDef) -> bool {
 pub fn entities(profile: &Profile) -> Vec<Entity> {
     let mut out: Vec<Entity> = Vec::new();
     for (units, f) in device_fields(profile) {
-        if SKIPPED.contains(&f.key) || ROCKER_KEYS.contains(&f.key) || f.key == PUSH_BUTTON {
+        let button = ROCKER_KEYS.contains(&f.key) || f.key == PUSH_BUTTON;
+        if SKIPPED.contains(&f.key) || button || BUTTON_DETAILS.contains(&f.key) {
             continue;
         }
         let per_unit = f.unit_from.is_some();
@@ -432,11 +439,11 @@ mod tests {
             vec!["buttonAI", "buttonA0", "buttonBI", "buttonB0"]
         );
         assert_eq!(buttons(profile("F6-01-01")), vec!["pushButton"]);
-        assert!(
-            !entities(profile("F6-02-01"))
-                .iter()
-                .any(|e| e.state_key.starts_with("rocker"))
-        );
+        let keys: Vec<String> = entities(profile("F6-02-01"))
+            .into_iter()
+            .map(|e| e.state_key)
+            .collect();
+        assert!(keys.is_empty(), "{keys:?}");
     }
 
     #[test]
