@@ -281,3 +281,40 @@ async fn rocker_press_and_release_are_events() {
         "only the pressed button"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_object_survives_an_engine_restart() {
+    let env = &[("IOTC_STATE_TOPIC", "true")];
+    let mut stack = Stack::start_with(env).await;
+    let sub = Subscriber::start(stack.mqtt.port, "sensor/#").await;
+    let id = "0512a001";
+    stack
+        .onboard(&json!({"sourceEurid": id, "friendlyID": "Meter", "eep": "A5-12-01"}))
+        .await;
+    let state_topic = format!("sensor/{id}/state");
+    let energy = radio::eep_frame("A5-12-01", &[("MR", 1234.0), ("DT", 0.0)], 0x0512_a001, -70);
+    send(&stack, &[&energy]).await;
+    let first = latest(&sub, &state_topic, |_| true).await.json();
+    assert_eq!(first["meterReading_kWh"], 1234.0);
+    assert!(first.get("meterReading_W").is_none());
+
+    stack.restart_engine(env).await;
+    let power = radio::eep_frame("A5-12-01", &[("MR", 500.0), ("DT", 1.0)], 0x0512_a001, -70);
+    send(&stack, &[&power]).await;
+    let after = latest(&sub, &state_topic, |m| {
+        m.json().get("meterReading_W").is_some()
+    })
+    .await
+    .json();
+    assert_eq!(after["meterReading_W"], 500.0);
+    assert_eq!(
+        after["meterReading_kWh"], 1234.0,
+        "the value from before the restart is kept"
+    );
+    // Discovery is off: no configs, and IoTC's telemetry is unchanged.
+    assert!(
+        sub.on(&format!("sensor/{id}/telemetry")).len() >= 2,
+        "telemetry published as before"
+    );
+    assert!(sub.on(&format!("sensor/{id}/availability")).is_empty());
+}

@@ -33,10 +33,10 @@ pub fn check(component: &str, cfg: &Value) -> Result<(), String> {
     {
         a["topic"].as_str().ok_or("availability without topic")?;
     }
-    if let Some(c) = str_of(cfg, "entity_category") {
-        if !has(&["config", "diagnostic"], c) {
-            return Err(format!("entity_category {c}"));
-        }
+    if let Some(c) = str_of(cfg, "entity_category")
+        && !has(&["config", "diagnostic"], c)
+    {
+        return Err(format!("entity_category {c}"));
     }
     match component {
         "sensor" => check_sensor(cfg),
@@ -77,10 +77,10 @@ fn check_class(cfg: &Value, classes: &[&str]) -> Result<(), String> {
 fn check_sensor(cfg: &Value) -> Result<(), String> {
     let unit = str_of(cfg, "unit_of_measurement");
     let state_class = str_of(cfg, "state_class");
-    if let Some(s) = state_class {
-        if !has(lists::STATE_CLASSES, s) {
-            return Err(format!("state_class {s}"));
-        }
+    if let Some(s) = state_class
+        && !has(lists::STATE_CLASSES, s)
+    {
+        return Err(format!("state_class {s}"));
     }
     let Some(class) = str_of(cfg, "device_class") else {
         return Ok(());

@@ -86,10 +86,9 @@ impl Ctx<'_> {
         if let Some(c) = e.device_class {
             m.insert("device_class".into(), c.into());
         }
-        if let Some(c) = e.state_class.filter(|_| e.component == Component::Sensor) {
-            if e.device_class != Some("enum") {
-                m.insert("state_class".into(), c.into());
-            }
+        let has_state_class = e.component == Component::Sensor && e.device_class != Some("enum");
+        if let Some(c) = e.state_class.filter(|_| has_state_class) {
+            m.insert("state_class".into(), c.into());
         }
         if let Some(u) = e.unit {
             m.insert("unit_of_measurement".into(), u.into());
