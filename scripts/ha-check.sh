@@ -71,6 +71,11 @@ onboard() {
 }
 onboard '{"sourceEurid":"05a00000","friendlyID":"Multisensor","location":"Office 265","eep":"D2-14-41"}'
 onboard '{"sourceEurid":"05a00001","friendlyID":"Hall switch","eep":"F6-02-01"}'
+# Actuators: command entities on the control topic.
+onboard '{"sourceEurid":"05b00001","friendlyID":"Plug","eep":"D2-01-12"}'
+onboard '{"sourceEurid":"05b00002","friendlyID":"Dimmer","eep":"D2-01-02"}'
+onboard '{"sourceEurid":"05b00003","friendlyID":"Blind","eep":"D2-05-00"}'
+onboard '{"sourceEurid":"05b00004","friendlyID":"Radiator","eep":"A5-20-01"}'
 
 "$bin/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" \
   --auth-url "http://127.0.0.1:$ingress_port/auth/aruba" --username ap --password ap-secret \
@@ -79,5 +84,6 @@ onboard '{"sourceEurid":"05a00001","friendlyID":"Hall switch","eep":"F6-02-01"}'
 
 "$venv/bin/python" scripts/ha_check.py run --dir "$work/ha" --hass "$venv/bin/hass" \
   --mqtt-port "$mqtt_port" --http-port "$ha_port" \
-  --device "05a00000:Multisensor" --event "Hall switch"
+  --device "05a00000:Multisensor" --event "Hall switch" \
+  --entity "Plug Output" --entity "Dimmer Output" --entity "Blind Output" --entity "Radiator Output"
 keep=${IOTC_HA_KEEP:-0}

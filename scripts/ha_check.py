@@ -133,6 +133,9 @@ def run(args):
                     last.append(f"no retained state of {eurid}")
                     continue
                 last += problems(all_states, name, state)
+            for name in args.entity:
+                if by_name(all_states, name) is None:
+                    last.append(f"no entity '{name}'")
             for name in args.event:
                 if not any(s["entity_id"].startswith("event.") and
                            s["attributes"].get("friendly_name", "").startswith(name)
@@ -140,6 +143,7 @@ def run(args):
                     last.append(f"no event entity of '{name}'")
             if not last:
                 names = [d.split(":", 1)[1] for d in args.device] + args.event + ["iotc"]
+                names += args.entity
                 found = [s["entity_id"] for s in all_states
                          if s["attributes"].get("friendly_name", "").startswith(tuple(names))]
                 print(f"Home Assistant shows {len(found)} iotc entities with iotc's states:")
@@ -214,6 +218,7 @@ def main():
     r.add_argument("--state-topic", default="sensor/<ID>/state")
     r.add_argument("--device", action="append", default=[], help="EURID:friendly name")
     r.add_argument("--event", action="append", default=[], help="friendly name of a switch")
+    r.add_argument("--entity", action="append", default=[], help="an entity's friendly name")
     r.add_argument("--timeout", type=int, default=240)
     run(p.parse_args())
 

@@ -238,6 +238,57 @@ async fn multisensor_discovery_state_availability_and_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actuators_get_command_entities_on_the_control_topic() {
+    let stack = Stack::start_with(HA_ENV).await;
+    let sub = Subscriber::start(stack.mqtt.port, "homeassistant/#").await;
+    let devices = [
+        ("d2010012", "D2-01-12", "switch"),
+        ("d2010002", "D2-01-02", "light"),
+        ("d2050000", "D2-05-00", "cover"),
+        ("a5200001", "A5-20-01", "valve"),
+    ];
+    for (id, eep, component) in devices {
+        stack
+            .onboard(&json!({"sourceEurid": id, "friendlyID": component, "eep": eep}))
+            .await;
+        let topic = format!("homeassistant/{component}/iotc_{id}/{component}/config");
+        let cfg = latest(&sub, &topic, |m| !m.payload.is_empty()).await.json();
+        assert_eq!(cfg["command_topic"], format!("sensor/{id}/set"), "{eep}");
+        for (c, object, cfg) in configs(&sub, id) {
+            if let Err(e) = ha_support::check(&c, &cfg) {
+                panic!("{eep} {c}/{object}: {e}\n{cfg:#}");
+            }
+        }
+    }
+    let switch = configs(&sub, "d2010012");
+    let s = config(&switch, "switch", "switch");
+    assert_eq!(s["payload_on"], r#"[{"key":"outputValue","value":100}]"#);
+    assert_eq!(s["payload_off"], r#"[{"key":"outputValue","value":0}]"#);
+    let on = ha_support::render(
+        s["value_template"].as_str().unwrap(),
+        &json!({"outputValue": 40}),
+    );
+    assert_eq!(on, "ON");
+    let light = configs(&sub, "d2010002");
+    let l = config(&light, "light", "light");
+    let body = ha_support::render(
+        l["brightness_command_template"].as_str().unwrap(),
+        &json!({}),
+    );
+    assert_eq!(
+        body, r#"[{"key":"outputValue","value":}]"#,
+        "value comes from HA"
+    );
+    let cover = configs(&sub, "d2050000");
+    let c = config(&cover, "cover", "cover");
+    let pos = ha_support::render(
+        c["position_template"].as_str().unwrap(),
+        &json!({"position": 30}),
+    );
+    assert_eq!(pos.trim(), "70", "EnOcean 30 % closed is HA 70 % open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rocker_press_and_release_are_events() {
     let stack = Stack::start_with(HA_ENV).await;
     let sub = Subscriber::start(stack.mqtt.port, "#").await;
