@@ -369,3 +369,25 @@ async fn state_object_survives_an_engine_restart() {
     );
     assert!(sub.on(&format!("sensor/{id}/availability")).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_is_published_again_after_the_broker_lost_it() {
+    let mut env = HA_ENV.to_vec();
+    env.push(("MQTT_RECONNECT_MAX", "1"));
+    let mut stack = Stack::start_with(&env).await;
+    let id = "0413d7a0";
+    let topic = format!("homeassistant/sensor/iotc_{id}/temperature/config");
+    {
+        let sub = Subscriber::start(stack.mqtt.port, "homeassistant/#").await;
+        stack
+            .onboard(&json!({"sourceEurid": id, "friendlyID": "Multisensor 2", "eep": "D2-14-41"}))
+            .await;
+        latest(&sub, &topic, |m| !m.payload.is_empty()).await;
+    }
+    // A broker without persistence forgets retained messages when it restarts.
+    stack.mqtt.stop();
+    stack.mqtt.start_again();
+    let sub = Subscriber::start(stack.mqtt.port, "homeassistant/#").await;
+    let cfg = latest(&sub, &topic, |m| !m.payload.is_empty()).await.json();
+    assert_eq!(cfg["device"]["name"], "Multisensor 2");
+}
