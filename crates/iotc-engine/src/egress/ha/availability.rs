@@ -45,16 +45,12 @@ impl Availability {
     }
 
     /// Records a telegram; `true` when the device was not known to be online (publish
-    /// `online`). `stored` is what Redis kept from before a restart.
-    pub fn heard(&mut self, eurid: &str, now_ms: u64, stored: Option<Rhythm>) -> bool {
-        let r = self.devices.entry(eurid.to_string()).or_insert_with(|| {
-            stored
-                .map(|s| Rhythm { online: false, ..s })
-                .unwrap_or(Rhythm {
-                    last_ms: now_ms,
-                    interval_ms: None,
-                    online: false,
-                })
+    /// `online`).
+    pub fn heard(&mut self, eurid: &str, now_ms: u64) -> bool {
+        let r = self.devices.entry(eurid.to_string()).or_insert(Rhythm {
+            last_ms: now_ms,
+            interval_ms: None,
+            online: false,
         });
         let gap = now_ms.saturating_sub(r.last_ms);
         if gap >= MIN_INTERVAL_MS {
@@ -89,12 +85,7 @@ impl Availability {
 
     /// The timeout of a device with this interval.
     pub fn timeout(&self, interval_ms: Option<u64>) -> Duration {
-        match interval_ms {
-            None => self.max,
-            Some(i) => {
-                Duration::from_millis((i as f64 * self.factor) as u64).clamp(self.min, self.max)
-            }
-        }
+        timeout(interval_ms, self.min, self.max, self.factor)
     }
 
     /// Devices that just went silent for longer than their timeout; marked offline.
@@ -102,16 +93,21 @@ impl Availability {
         let mut out = Vec::new();
         let (min, max, factor) = (self.min, self.max, self.factor);
         for (eurid, r) in self.devices.iter_mut() {
-            let timeout = match r.interval_ms {
-                None => max,
-                Some(i) => Duration::from_millis((i as f64 * factor) as u64).clamp(min, max),
-            };
-            if r.online && now_ms.saturating_sub(r.last_ms) > timeout.as_millis() as u64 {
+            let limit = timeout(r.interval_ms, min, max, factor).as_millis() as u64;
+            if r.online && now_ms.saturating_sub(r.last_ms) > limit {
                 r.online = false;
                 out.push(eurid.clone());
             }
         }
         out
+    }
+}
+
+/// `factor` × the interval between `min` and `max`; `max` while the interval is unknown.
+fn timeout(interval_ms: Option<u64>, min: Duration, max: Duration, factor: f64) -> Duration {
+    match interval_ms {
+        None => max,
+        Some(i) => Duration::from_millis((i as f64 * factor) as u64).clamp(min, max),
     }
 }
 
@@ -126,8 +122,8 @@ mod tests {
     #[test]
     fn learns_the_interval_within_bounds() {
         let mut a = av();
-        assert!(a.heard("x", 0, None), "first telegram: online");
-        assert!(!a.heard("x", 100_000, None));
+        assert!(a.heard("x", 0), "first telegram: online");
+        assert!(!a.heard("x", 100_000));
         assert_eq!(a.get("x").unwrap().interval_ms, Some(100_000));
         assert_eq!(a.timeout(Some(100_000)), Duration::from_secs(300));
         assert_eq!(a.timeout(Some(1000)), Duration::from_secs(60), "floor");
@@ -138,19 +134,19 @@ mod tests {
         );
         assert_eq!(a.timeout(None), Duration::from_secs(3600));
         // A burst does not change the rhythm.
-        a.heard("x", 100_200, None);
+        a.heard("x", 100_200);
         assert_eq!(a.get("x").unwrap().interval_ms, Some(100_000));
     }
 
     #[test]
     fn goes_offline_after_the_timeout_and_online_again() {
         let mut a = av();
-        a.heard("x", 0, None);
-        a.heard("x", 100_000, None);
+        a.heard("x", 0);
+        a.heard("x", 100_000);
         assert!(a.expired(300_000).is_empty());
         assert_eq!(a.expired(400_001), vec!["x".to_string()]);
         assert!(a.expired(500_000).is_empty(), "reported once");
-        assert!(a.heard("x", 500_000, None), "back online");
+        assert!(a.heard("x", 500_000), "back online");
     }
 
     #[test]

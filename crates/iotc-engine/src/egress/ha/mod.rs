@@ -117,7 +117,7 @@ impl Ha {
                 .insert("lastSeen".into(), (o.received_ms / 1000).into());
             if self.shared.args.availability_on() && Availability::applies(&o.device.eep) {
                 let mut av = self.shared.availability();
-                p.online |= av.heard(o.eurid, o.received_ms, None);
+                p.online |= av.heard(o.eurid, o.received_ms);
                 let r = av.get(o.eurid).expect("just heard");
                 p.updates.insert(state::LAST_MS.into(), r.last_ms.into());
                 if let Some(i) = r.interval_ms {
