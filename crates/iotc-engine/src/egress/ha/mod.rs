@@ -52,6 +52,11 @@ impl Shared {
         if !args.any() {
             return None;
         }
+        if !egress.mqtt_enabled() {
+            tracing::warn!(
+                "Home Assistant messages need the MQTT egress (IOT_ENABLE_MQTT): none are sent"
+            );
+        }
         let topics = HaTopics::new(args, &Topics::from_args(egress), &egress.mqtt_topic_prefix);
         let (min, max) = args.bounds();
         Some(Shared {
