@@ -391,3 +391,35 @@ async fn discovery_is_published_again_after_the_broker_lost_it() {
     let cfg = latest(&sub, &topic, |m| !m.payload.is_empty()).await.json();
     assert_eq!(cfg["device"]["name"], "Multisensor 2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_timeout_set_through_the_api() {
+    // Learned timeouts would be at least an hour here: only the one set by hand can expire.
+    let env = &[
+        ("IOTC_DEVICE_AVAILABILITY", "true"),
+        ("IOTC_AVAILABILITY_MIN_SECONDS", "3600"),
+        ("IOTC_AVAILABILITY_MAX_SECONDS", "7200"),
+    ];
+    let stack = Stack::start_with(env).await;
+    let sub = Subscriber::start(stack.mqtt.port, "sensor/#").await;
+    let id = "0413d7b0";
+    stack
+        .onboard(&json!({"sourceEurid": id, "friendlyID": "Multisensor 3", "eep": "D2-14-41"}))
+        .await;
+    let path = format!("/devices/availability?sourceID={id}&seconds=1");
+    api(&stack, reqwest::Method::PUT, &path, None).await;
+    let (status, set) = stack.api_get("/devices/availability").await;
+    assert_eq!(
+        (status, set),
+        (200, json!([{"sourceID": id, "seconds": 1}]))
+    );
+    let frame = radio::eep_frame("D2-14-41", &[("TMP10", 20.0)], 0x0413_d7b0, -60);
+    send(&stack, &[&frame]).await;
+    let topic = format!("sensor/{id}/availability");
+    latest(&sub, &topic, |m| m.payload == b"online").await;
+    latest(&sub, &topic, |m| m.payload == b"offline").await;
+    assert!(
+        sub.on(&format!("sensor/{id}/state")).is_empty(),
+        "availability alone publishes no state object"
+    );
+}

@@ -84,7 +84,7 @@ impl Store {
         Ok(Store { conn })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
 

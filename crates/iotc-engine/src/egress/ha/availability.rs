@@ -24,6 +24,8 @@ pub struct Rhythm {
 #[derive(Debug)]
 pub struct Availability {
     devices: HashMap<String, Rhythm>,
+    /// Timeouts set through the API, by EURID; they replace the learned ones.
+    set: HashMap<String, Duration>,
     min: Duration,
     max: Duration,
     factor: f64,
@@ -33,6 +35,7 @@ impl Availability {
     pub fn new(min: Duration, max: Duration, factor: f64) -> Availability {
         Availability {
             devices: HashMap::new(),
+            set: HashMap::new(),
             min,
             max,
             factor,
@@ -79,6 +82,11 @@ impl Availability {
         self.devices.get(eurid).copied()
     }
 
+    /// Replaces the timeouts set through the API.
+    pub fn set_timeouts(&mut self, set: HashMap<String, Duration>) {
+        self.set = set;
+    }
+
     pub fn forget(&mut self, eurid: &str) {
         self.devices.remove(eurid);
     }
@@ -93,7 +101,11 @@ impl Availability {
         let mut out = Vec::new();
         let (min, max, factor) = (self.min, self.max, self.factor);
         for (eurid, r) in self.devices.iter_mut() {
-            let limit = timeout(r.interval_ms, min, max, factor).as_millis() as u64;
+            let limit = match self.set.get(eurid) {
+                Some(t) => *t,
+                None => timeout(r.interval_ms, min, max, factor),
+            };
+            let limit = limit.as_millis() as u64;
             if r.online && now_ms.saturating_sub(r.last_ms) > limit {
                 r.online = false;
                 out.push(eurid.clone());
@@ -155,6 +167,18 @@ mod tests {
         a.seed("y", 0, Some(100_000));
         assert_eq!(a.expired(400_001), vec!["y".to_string()]);
         assert!(!Availability::applies("F6-02-01"));
+    }
+
+    #[test]
+    fn a_timeout_set_by_hand_wins() {
+        let mut a = av();
+        a.heard("z", 0);
+        a.set_timeouts(HashMap::from([("z".to_string(), Duration::from_secs(5))]));
+        assert_eq!(
+            a.expired(5_001),
+            vec!["z".to_string()],
+            "5 s, not the ceiling"
+        );
         assert!(Availability::applies("D2-14-41"));
     }
 }

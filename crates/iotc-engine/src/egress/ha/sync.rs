@@ -79,6 +79,7 @@ impl Sync {
                         info!("broker reconnected; publishing Home Assistant discovery again");
                         self.full().await?;
                     }
+                    self.timeouts().await;
                     self.offline().await;
                 }
             }
@@ -225,6 +226,25 @@ impl Sync {
             }
         }
         Ok(())
+    }
+
+    /// Reads the timeouts set through the API (a small hash; read every tick).
+    async fn timeouts(&mut self) {
+        if !self.shared.args.availability_on() {
+            return;
+        }
+        let read: redis::RedisResult<HashMap<String, u64>> =
+            self.redis.hgetall(keys::AVAILABILITY_TIMEOUTS).await;
+        match read {
+            Ok(set) => {
+                let set = set
+                    .into_iter()
+                    .map(|(e, s)| (e.to_ascii_lowercase(), Duration::from_secs(s)))
+                    .collect();
+                self.shared.availability().set_timeouts(set);
+            }
+            Err(e) => warn!(error = %e, "reading availability timeouts failed"),
+        }
     }
 
     async fn offline(&mut self) {
