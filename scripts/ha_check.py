@@ -145,7 +145,8 @@ def run(args):
                 names = [d.split(":", 1)[1] for d in args.device] + args.event + ["iotc"]
                 names += args.entity
                 found = [s["entity_id"] for s in all_states
-                         if s["attributes"].get("friendly_name", "").startswith(tuple(names))]
+                         if s["attributes"].get("friendly_name", "").startswith(tuple(names))
+                         and not s["entity_id"].startswith("zone.")]
                 print(f"Home Assistant shows {len(found)} iotc entities with iotc's states:")
                 for s in sorted(found):
                     print("  ", s)
