@@ -25,11 +25,21 @@ pub struct TimeoutQuery {
     #[serde(rename = "sourceID")]
     #[param(pattern = "^[a-fA-F0-9]{8}$", example = "a1b2c3d4")]
     pub source_id: String,
-    /// Seconds without a telegram before the device is `offline`, 1 to 604800 (setting only).
-    #[serde(default)]
+    /// Seconds without a telegram before the device is `offline`, 1 to 604800.
     // Read as text for a clear error, documented as the integer it is.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 604800)]
-    pub seconds: Option<String>,
+    #[param(value_type = u64, minimum = 1, maximum = 604800)]
+    pub seconds: String,
+}
+
+/// Which device.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query, style = Form)]
+pub struct DeviceQuery {
+    /// EnOcean ID of the device.
+    #[serde(rename = "sourceID")]
+    #[param(pattern = "^[a-fA-F0-9]{8}$", example = "a1b2c3d4")]
+    pub source_id: String,
 }
 
 /// A timeout set by hand.
@@ -41,12 +51,10 @@ pub struct AvailabilityTimeout {
 }
 
 impl TimeoutQuery {
-    fn seconds(&self) -> Result<Option<u64>, ApiError> {
-        let Some(raw) = self.seconds.as_deref() else {
-            return Ok(None);
-        };
+    fn seconds(&self) -> Result<u64, ApiError> {
+        let raw = &self.seconds;
         match raw.trim().parse::<u64>() {
-            Ok(s) if (1..=keys::AVAILABILITY_MAX_SECONDS).contains(&s) => Ok(Some(s)),
+            Ok(s) if (1..=keys::AVAILABILITY_MAX_SECONDS).contains(&s) => Ok(s),
             _ => Err(ApiError::invalid(
                 "seconds",
                 format!(
@@ -75,9 +83,7 @@ pub async fn availability_put(
     ApiQuery(q): ApiQuery<TimeoutQuery>,
 ) -> Result<Json<AvailabilityTimeout>, ApiError> {
     let source_id = validate::eurid("sourceID", &q.source_id)?;
-    let seconds = q
-        .seconds()?
-        .ok_or_else(|| ApiError::invalid("seconds", "is required"))?;
+    let seconds = q.seconds()?;
     let mut conn = state.store.conn();
     conn.hset::<_, _, _, ()>(keys::AVAILABILITY_TIMEOUTS, &source_id, seconds)
         .await
@@ -91,7 +97,7 @@ pub async fn availability_put(
     path = "/devices/availability",
     operation_id = "availability_delete",
     tag = "devices",
-    params(TimeoutQuery),
+    params(DeviceQuery),
     responses(
         (status = 200, description = "The learned timeout applies again"),
         (status = 400, response = crate::openapi::BadRequest),
@@ -99,10 +105,9 @@ pub async fn availability_put(
 )]
 pub async fn availability_delete(
     State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<TimeoutQuery>,
+    ApiQuery(q): ApiQuery<DeviceQuery>,
 ) -> Result<(), ApiError> {
     let source_id = validate::eurid("sourceID", &q.source_id)?;
-    q.seconds()?;
     let mut conn = state.store.conn();
     conn.hdel::<_, _, ()>(keys::AVAILABILITY_TIMEOUTS, &source_id)
         .await
