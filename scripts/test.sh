@@ -17,7 +17,7 @@ cargo build --workspace --locked --bins
 cargo test --workspace --locked -- --test-threads="${IOTC_TEST_THREADS:-2}"
 
 for extra in scripts/deploy-checks.sh scripts/container-check.sh scripts/api-fuzz.sh \
-    scripts/api-clients.sh scripts/swagger-screenshot.sh; do
+    scripts/api-clients.sh scripts/swagger-screenshot.sh scripts/ha-check.sh; do
   if [ -x "$extra" ]; then
     echo "== $extra"
     "$extra"

@@ -19,7 +19,9 @@ use crate::auth::{self, Credentials};
 use crate::error::ApiError;
 use crate::openapi::{self, ApiDoc, BASE_PATH};
 use crate::store::Store;
-use crate::{aps, backup, console, device_data, devices, gateways, learn, system};
+use crate::{
+    aps, availability, backup, console, device_data, devices, gateways, learn, system,
+};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -39,7 +41,7 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
 }
 
-/// The 17 operations, with paths relative to [`BASE_PATH`].
+/// The 20 operations, with paths relative to [`BASE_PATH`].
 pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(
@@ -57,6 +59,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             learn::learn_get,
             learn::learn_open,
             learn::learn_close
+        ))
+        .routes(routes!(
+            availability::availability_get,
+            availability::availability_put,
+            availability::availability_delete
         ))
         .routes(routes!(device_data::device_stats))
         .routes(routes!(device_data::device_recent_telemetry))

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod aps;
 pub mod auth;
+pub mod availability;
 pub mod backup;
 pub mod config;
 pub mod console;

@@ -63,6 +63,7 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::GET, "/gateways/metadata/health", None),
         call(M::GET, "/system/health", None),
         call(M::GET, "/devices/learn", None),
+        call(M::GET, "/devices/availability", None),
         call(M::GET, "/aps", None),
     ];
     for path in [
@@ -90,6 +91,17 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::DELETE, "/devices/learn?sourceID=a1b2c3d4", None),
         call(M::DELETE, "/devices/learn", None),
         call(M::DELETE, "/devices/learn?seconds=0", None),
+        call(
+            M::PUT,
+            "/devices/availability?sourceID=a1b2c3d4&seconds=600",
+            None,
+        ),
+        call(
+            M::PUT,
+            "/devices/availability?sourceID=a1b2c3d4&seconds=0",
+            None,
+        ),
+        call(M::DELETE, "/devices/availability?sourceID=a1b2c3d5", None),
         call(
             M::POST,
             "/aps",
@@ -235,6 +247,11 @@ async fn empty_store_answers_every_operation_without_5xx() {
     assert_eq!(status, 200, "an empty backup restores");
     let (status, _) = answer(&answers, "DELETE /devices/learn?seconds=0");
     assert_eq!(status, 400, "a value the document forbids is refused");
+    let (status, _) = answer(
+        &answers,
+        "PUT /devices/availability?sourceID=a1b2c3d4&seconds=0",
+    );
+    assert_eq!(status, 400, "a timeout of 0 is refused");
     let (status, v30) = api.get("/openapi-3.0.json").await;
     assert_eq!(
         (status, &v30["openapi"]),

@@ -98,6 +98,20 @@ pub fn heartbeat(service: &str) -> String {
     format!("iotc:heartbeat:{service}")
 }
 
+/// Hash: the latest value (JSON) of every key of one device, for the state topic.
+pub fn device_state(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:state")
+}
+
+/// Hash: EURID → JSON list of the Home Assistant discovery topics published for it.
+pub const HA_DISCOVERY: &str = "iotc:ha:discovery";
+
+/// Hash: EURID → availability timeout in seconds set through the API; it replaces the
+/// timeout the engine learns from the device's rhythm.
+pub const AVAILABILITY_TIMEOUTS: &str = "iotc:availability:timeouts";
+/// Longest availability timeout the API accepts, seconds (7 days).
+pub const AVAILABILITY_MAX_SECONDS: u64 = 604_800;
+
 /// Field name of a device in [`DEVICES`].
 pub fn device_field(source: &str, destination: &str) -> String {
     format!("{source}:{destination}")

@@ -35,6 +35,8 @@ pub struct Engine {
     pub secure: secure::Stage,
     pub egress: Arc<Egress>,
     pub shutdown: watch::Receiver<bool>,
+    /// Home Assistant state, availability and button events, when enabled.
+    pub ha: Option<crate::egress::ha::Ha>,
 }
 
 /// One telegram of an onboarded device, with what the published JSON needs.
@@ -43,6 +45,25 @@ struct Item {
     mac: String,
     received_ms: u64,
     entry_dbm: i8,
+}
+
+impl Item {
+    /// What the Home Assistant hook reads of a decoded telegram.
+    fn observation(&self) -> Option<crate::egress::ha::Observation<'_>> {
+        let (telegram, fields, signal) = match &self.dt.result {
+            DeviceResult::Data { telegram, fields } => (telegram, fields, false),
+            DeviceResult::Signal { telegram, fields } => (telegram, fields, true),
+            _ => return None,
+        };
+        Some(crate::egress::ha::Observation {
+            device: &self.dt.device,
+            eurid: &self.dt.eurid,
+            fields,
+            signal,
+            rssi: telemetry::rssi(telegram.dbm, self.entry_dbm),
+            received_ms: self.received_ms,
+        })
+    }
 }
 
 /// Everything one batch leads to.
@@ -134,7 +155,12 @@ impl Engine {
         let Some(counters) = counting.await else {
             return;
         };
-        let publication = self.publication(&batch, &counters);
+        let mut publication = self.publication(&batch, &counters);
+        if let Some(ha) = &mut self.ha {
+            let observations: Vec<_> = batch.items.iter().filter_map(Item::observation).collect();
+            let more = ha.after_batch(&self.redis, &observations).await;
+            publication.messages.extend(more);
+        }
         let mut delivery = Delivery::new(publication.messages.clone());
         if !self.retry_egress(&mut delivery).await {
             return;

@@ -93,6 +93,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(devices.clone().watch(client.clone(), redis.clone()));
+    let ha = iotc_engine::egress::ha::Shared::new(&args.ha, &args.egress);
+    if let Some(shared) = &ha {
+        let sync = iotc_engine::egress::ha::sync::run(
+            shared.clone(),
+            client.clone(),
+            redis.clone(),
+            egress.clone(),
+        );
+        tokio::spawn(sync);
+    }
     info!(%consumer, devices = devices.len(), "engine started");
 
     Engine {
@@ -102,6 +112,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         secure: iotc_engine::secure::Stage::new(secure),
         egress,
         shutdown: stop_rx,
+        ha: ha.map(iotc_engine::egress::ha::Ha::new),
     }
     .run()
     .await;

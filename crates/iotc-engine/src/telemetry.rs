@@ -72,7 +72,7 @@ fn raw(t: &Telegram, radio: Radio) -> Raw {
 }
 
 /// dBm from the frame's optional data; 0xFF there means unknown, then the gateway's value.
-fn rssi(frame_dbm: Option<i16>, entry_dbm: i8) -> i16 {
+pub fn rssi(frame_dbm: Option<i16>, entry_dbm: i8) -> i16 {
     match frame_dbm {
         Some(d) if d > -255 && d != 0 => d,
         _ => entry_dbm as i16,

@@ -19,6 +19,7 @@ mod decode;
 mod encode;
 mod error;
 mod format;
+pub mod ha;
 mod id;
 mod model;
 mod registry;

@@ -33,7 +33,8 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(messages: Vec<OutMessage>) -> Delivery {
-        let settled = vec![[false; SLOTS]; messages.len()];
+        // Slot 1 (IoT Hub) never gets MQTT-only messages.
+        let settled = messages.iter().map(|m| [false, m.mqtt_only]).collect();
         Delivery {
             messages,
             settled,

@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod config;
 pub mod delivery;
+pub mod ha;
 pub mod mqtt;
 pub mod tls;
 pub mod topics;
@@ -30,6 +31,8 @@ pub struct OutMessage {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// For the MQTT broker only (Home Assistant's messages), not for IoT Hub.
+    pub mqtt_only: bool,
 }
 
 impl OutMessage {
@@ -38,6 +41,23 @@ impl OutMessage {
             topic: topic.into(),
             payload: payload.into(),
             retain: false,
+            mqtt_only: false,
+        }
+    }
+
+    /// A message for the MQTT broker only.
+    pub fn mqtt(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> OutMessage {
+        OutMessage {
+            mqtt_only: true,
+            ..OutMessage::new(topic, payload)
+        }
+    }
+
+    /// A retained message for the MQTT broker only.
+    pub fn mqtt_retained(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> OutMessage {
+        OutMessage {
+            retain: true,
+            ..OutMessage::mqtt(topic, payload)
         }
     }
 
@@ -144,6 +164,7 @@ impl Egress {
         let azure_msgs: Vec<OutMessage> = match &self.azure {
             Some((_, topic)) => msgs
                 .iter()
+                .filter(|m| !m.mqtt_only)
                 .map(|m| OutMessage::new(topic.clone(), m.payload.clone()))
                 .collect(),
             None => Vec::new(),

@@ -1,0 +1,495 @@
+//! Home Assistant's view of the profile fields: which entity a decoded field becomes
+//! (component, `device_class`, `state_class`, unit). Data next to the profile tables, read by
+//! the engine's discovery (docs/home-assistant.md).
+//!
+//! A numeric field is mapped by its key first ([`KEYS`]: `co2`, `humidity`, `batteryState`),
+//! then by its unit ([`UNITS`]); a field whose unit has no Home Assistant class stays a plain
+//! `sensor` with its unit. An enumerated field becomes a `binary_sensor` where its key is known
+//! ([`BINARY`]) and one of its values means "on", otherwise a `sensor` with the `enum` class and
+//! its value names as options. Rocker and push buttons become `event` entities ([`buttons`]).
+//! Class, unit and state class names are Home Assistant's (see the lists in the engine's tests).
+
+use super::model::{Direction, FieldDef, Item, Profile};
+
+/// The kind of Home Assistant entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Sensor,
+    BinarySensor,
+    Event,
+}
+
+impl Component {
+    /// The name in discovery topics (`homeassistant/<component>/...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Sensor => "sensor",
+            Component::BinarySensor => "binary_sensor",
+            Component::Event => "event",
+        }
+    }
+}
+
+/// `state_class` names.
+pub const MEASUREMENT: &str = "measurement";
+pub const TOTAL_INCREASING: &str = "total_increasing";
+
+/// One entity a profile field gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    pub component: Component,
+    /// The field's key in the device's state object (see [`state_key`]).
+    pub state_key: String,
+    /// The field's name in the EEP (`Temperature`).
+    pub name: &'static str,
+    pub device_class: Option<&'static str>,
+    pub state_class: Option<&'static str>,
+    /// Home Assistant's spelling of the unit.
+    pub unit: Option<&'static str>,
+    /// The state value is multiplied by this (klx → lx).
+    pub factor: f64,
+    /// `enum` sensors: the value names; binary sensors: the names meaning "on".
+    pub options: Vec<&'static str>,
+}
+
+/// A numeric class: (EEP unit, Home Assistant unit, device_class, state_class, factor).
+type UnitClass = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    f64,
+);
+
+const M: &str = MEASUREMENT;
+const T: &str = TOTAL_INCREASING;
+
+/// Units with a Home Assistant class, as the profiles spell them.
+pub const UNITS: &[UnitClass] = &[
+    ("°C", "°C", Some("temperature"), M, 1.0),
+    ("°F", "°F", Some("temperature"), M, 1.0),
+    ("°K", "K", Some("temperature"), M, 1.0),
+    ("%RH", "%", Some("humidity"), M, 1.0),
+    ("%rH", "%", Some("humidity"), M, 1.0),
+    ("%rel", "%", Some("humidity"), M, 1.0),
+    ("lx", "lx", Some("illuminance"), M, 1.0),
+    ("klx", "lx", Some("illuminance"), M, 1000.0),
+    ("V", "V", Some("voltage"), M, 1.0),
+    ("A", "A", Some("current"), M, 1.0),
+    ("mA", "mA", Some("current"), M, 1.0),
+    ("W", "W", Some("power"), M, 1.0),
+    ("KW", "kW", Some("power"), M, 1.0),
+    ("kWh", "kWh", Some("energy"), T, 1.0),
+    ("KWh", "kWh", Some("energy"), T, 1.0),
+    ("Wh", "Wh", Some("energy"), T, 1.0),
+    ("Ws", "J", Some("energy"), T, 1.0),
+    ("hPa", "hPa", Some("pressure"), M, 1.0),
+    ("dBm", "dBm", Some("signal_strength"), M, 1.0),
+    ("dB", "dB", Some("sound_pressure"), M, 1.0),
+    ("m/s", "m/s", Some("wind_speed"), M, 1.0),
+    ("mph", "mph", Some("wind_speed"), M, 1.0),
+    ("m³", "m³", Some("volume"), T, 1.0),
+    ("m3/h", "m³/h", Some("volume_flow_rate"), M, 1.0),
+    ("liter/s", "L/min", Some("volume_flow_rate"), M, 60.0),
+    ("Liter/s", "L/min", Some("volume_flow_rate"), M, 60.0),
+    ("s", "s", Some("duration"), M, 1.0),
+    ("ms", "ms", Some("duration"), M, 1.0),
+    ("min", "min", Some("duration"), M, 1.0),
+    ("h", "h", Some("duration"), M, 1.0),
+    ("day", "d", Some("duration"), M, 1.0),
+    ("W/m2", "W/m²", Some("irradiance"), M, 1.0),
+    ("pH", "", Some("ph"), M, 1.0),
+    // Without a class: a temperature difference in K would be read as absolute by HA.
+    ("K", "K", None, M, 1.0),
+    ("%", "%", None, M, 1.0),
+    ("ppm", "ppm", None, M, 1.0),
+    ("ppb", "ppb", None, M, 1.0),
+    ("µg/m3", "µg/m³", None, M, 1.0),
+    ("Bq/m3", "Bq/m³", None, M, 1.0),
+    ("µSv/h", "µSv/h", None, M, 1.0),
+    ("g", "g", None, M, 1.0),
+];
+
+/// Key overrides for numeric fields: (key, EEP unit or "" for any, device_class, HA unit).
+/// The profiles name one substance with several keys; each spelling is listed.
+pub const KEYS: &[(&str, &str, &str, &str)] = &[
+    ("co2", "ppm", "carbon_dioxide", "ppm"),
+    ("co2Value", "ppm", "carbon_dioxide", "ppm"),
+    ("coValue", "ppm", "carbon_monoxide", "ppm"),
+    ("concentration", "ppm", "carbon_monoxide", "ppm"),
+    ("covValue", "ppb", "volatile_organic_compounds_parts", "ppb"),
+    ("particle10Value", "µg/m3", "pm10", "µg/m³"),
+    ("particles10", "µg/m3", "pm10", "µg/m³"),
+    ("particle2Value", "µg/m3", "pm25", "µg/m³"),
+    ("particles25", "µg/m3", "pm25", "µg/m³"),
+    ("particle1Value", "µg/m3", "pm1", "µg/m³"),
+    ("particles1", "µg/m3", "pm1", "µg/m³"),
+    ("humidity", "%", "humidity", "%"),
+    ("hygrometryValue", "%", "humidity", "%"),
+    ("batteryState", "%", "battery", "%"),
+    ("batteryAutonomy", "%", "battery", "%"),
+    ("energyStorage", "%", "battery", "%"),
+    ("batteryVoltage", "V", "voltage", "V"),
+];
+
+/// Enumerated fields that are two-state: (key, device_class, value names meaning "on").
+pub const BINARY: &[(&str, &str, &[&str])] = &[
+    ("contact", "window", &["open"]),
+    ("windowContact", "window", &["open", "windowOpen", "opened"]),
+    ("doorContact", "door", &["open", "doorOpen", "opened"]),
+    ("occupancy", "occupancy", &["occupied", "motionDetected"]),
+    ("occupancyState", "occupancy", &["occupied"]),
+    ("roomOccupancy", "occupancy", &["occupied"]),
+    ("presence", "occupancy", &["present"]),
+    (
+        "pirStatus",
+        "motion",
+        &["pirOn", "on", "uncertainOfOccupancy"],
+    ),
+    ("waterSensor", "moisture", &["waterDetected", "leakage"]),
+    ("smokeAlarm", "smoke", &["alarm", "smokeAlarm"]),
+    (
+        "powerFail",
+        "problem",
+        &["powerFailureDetected", "powerFail"],
+    ),
+];
+
+/// Keys of fields that are not entities: teach-in flags and command selectors.
+pub const SKIPPED: &[&str] = &["learn", "commandID", "lrnBit", "teachIn"];
+
+/// Fields of rocker switches: each value name is a button (an `event` entity).
+pub const ROCKER_KEYS: &[&str] = &["rocker1stAction", "rocker2ndAction"];
+/// The rocker's energy bow: `pressed` / `released`.
+pub const ENERGY_BOW: &str = "energybow";
+/// The second action is valid when this field says `2ndActionValid`.
+pub const SECOND_ACTION: &str = "secondAction";
+/// Fields that only say how the buttons were pressed: part of the button events, not entities.
+pub const BUTTON_DETAILS: &[&str] = &[
+    ENERGY_BOW,
+    SECOND_ACTION,
+    "numberOfButtonsPressedSimultaneously",
+];
+/// A push button (F6-01-01): one `event` entity.
+pub const PUSH_BUTTON: &str = "pushButton";
+
+/// Event types of button entities.
+pub const BUTTON_EVENTS: &[&str] = &["press", "release"];
+
+/// The key of a field in the device's state object: its key, and for fields whose unit
+/// changes with another field (meters reporting kWh or W) the unit too (`meterReading_kWh`).
+pub fn state_key(key: &str, unit: Option<&str>, per_unit: bool) -> String {
+    match unit.filter(|_| per_unit) {
+        Some(u) => format!("{key}_{}", ascii_unit(u)),
+        None => key.to_string(),
+    }
+}
+
+/// A unit as plain ASCII letters and digits (`m³` → `m3`, `µg/m3` → `ug_m3`).
+fn ascii_unit(unit: &str) -> String {
+    unit.chars()
+        .map(|c| match c {
+            '³' => '3',
+            '²' => '2',
+            'µ' => 'u',
+            '°' => 'd',
+            c if c.is_ascii_alphanumeric() => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// Whether the profile reports `key` with a unit taken from another field.
+pub fn is_per_unit(profile: &Profile, key: &str) -> bool {
+    device_fields(profile).any(|(_, f)| f.key == key && f.unit_from.is_some())
+}
+
+/// The fields a device sends, with the units of the fields they take their unit from.
+fn device_fields(profile: &Profile) -> impl Iterator<Item = (Vec<&'static str>, &FieldDef)> {
+    profile
+        .cases
+        .iter()
+        .filter(|c| c.direction != Some(Direction::ToDevice))
+        .flat_map(|c| {
+            c.fields.iter().map(move |f| {
+                let units = match f.unit_from {
+                    Some(i) => item_units(&c.fields[i]),
+                    None => linear_unit(f).into_iter().collect(),
+                };
+                (units, f)
+            })
+        })
+}
+
+fn item_units(f: &FieldDef) -> Vec<&'static str> {
+    f.items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Value { unit, .. } => *unit,
+            _ => None,
+        })
+        .collect()
+}
+
+fn linear_unit(f: &FieldDef) -> Option<&'static str> {
+    f.items.iter().find_map(|i| match i {
+        Item::Linear(l) => l.unit,
+        _ => None,
+    })
+}
+
+fn is_numeric(f: &FieldDef) -> bool {
+    f.items.iter().any(|i| matches!(i, Item::Linear(_)))
+}
+
+/// The entities of every field a device of `profile` sends, once per state key.
+pub fn entities(profile: &Profile) -> Vec<Entity> {
+    let mut out: Vec<Entity> = Vec::new();
+    for (units, f) in device_fields(profile) {
+        let button = ROCKER_KEYS.contains(&f.key) || f.key == PUSH_BUTTON;
+        if SKIPPED.contains(&f.key) || button || BUTTON_DETAILS.contains(&f.key) {
+            continue;
+        }
+        let per_unit = f.unit_from.is_some();
+        let made: Vec<Entity> = if is_numeric(f) && per_unit {
+            units.iter().map(|u| numeric(f, Some(u), true)).collect()
+        } else if is_numeric(f) {
+            vec![numeric(f, units.first().copied(), false)]
+        } else {
+            enumerated(f).into_iter().collect()
+        };
+        for e in made {
+            if !out.iter().any(|o| o.state_key == e.state_key) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// A numeric field: key override, then unit class, then a plain sensor.
+pub fn numeric(f: &FieldDef, unit: Option<&'static str>, per_unit: bool) -> Entity {
+    let state_key = state_key(f.key, unit, per_unit);
+    let mut e = Entity {
+        component: Component::Sensor,
+        state_key,
+        name: f.name,
+        device_class: None,
+        state_class: Some(MEASUREMENT),
+        unit,
+        factor: 1.0,
+        options: Vec::new(),
+    };
+    let by_key = KEYS
+        .iter()
+        .find(|(k, u, _, _)| *k == f.key && (u.is_empty() || Some(*u) == unit));
+    if let Some((_, _, class, ha_unit)) = by_key {
+        e.device_class = Some(class);
+        e.unit = Some(ha_unit);
+    } else if let Some(u) = unit {
+        if let Some((_, ha_unit, class, state, factor)) = UNITS.iter().find(|c| c.0 == u) {
+            e.device_class = *class;
+            e.unit = Some(*ha_unit).filter(|u| !u.is_empty());
+            e.state_class = Some(state);
+            e.factor = *factor;
+        } else if u == "°" && looks_like_temperature(f.key) {
+            // Some imported profiles lost the C of °C.
+            e.device_class = Some("temperature");
+            e.unit = Some("°C");
+        }
+    }
+    e
+}
+
+fn looks_like_temperature(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("temperature") || k.contains("setpoint")
+}
+
+/// An enumerated field: a binary sensor where known, else an `enum` sensor.
+pub fn enumerated(f: &FieldDef) -> Option<Entity> {
+    let names = value_names(f);
+    if names.is_empty() {
+        return None;
+    }
+    let mut e = Entity {
+        component: Component::Sensor,
+        state_key: f.key.to_string(),
+        name: f.name,
+        device_class: Some("enum"),
+        state_class: None,
+        unit: None,
+        factor: 1.0,
+        options: names.clone(),
+    };
+    if let Some((_, class, on)) = BINARY.iter().find(|(k, _, _)| *k == f.key) {
+        let on: Vec<&'static str> = names.iter().copied().filter(|n| on.contains(n)).collect();
+        if !on.is_empty() {
+            e.component = Component::BinarySensor;
+            e.device_class = Some(class);
+            e.options = on;
+        }
+    }
+    Some(e)
+}
+
+/// The names of an enumeration's values, reserved ones left out.
+fn value_names(f: &FieldDef) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for item in &f.items {
+        let name = match item {
+            Item::Value { name, .. } | Item::Range { name, .. } | Item::Mask { name, .. } => *name,
+            Item::Linear(_) => continue,
+        };
+        if !name.is_empty() && name != "reserved" && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The button names of a profile: values of its rocker fields, or `pushButton`.
+pub fn buttons(profile: &Profile) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for (_, f) in device_fields(profile) {
+        if f.key == PUSH_BUTTON && !out.contains(&PUSH_BUTTON) {
+            out.push(PUSH_BUTTON);
+        }
+        if ROCKER_KEYS.contains(&f.key) {
+            for n in value_names(f) {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eep::{self, Eep};
+
+    fn profile(id: &str) -> &'static Profile {
+        eep::profile(id.parse::<Eep>().unwrap()).unwrap()
+    }
+
+    fn by_key<'a>(es: &'a [Entity], key: &str) -> &'a Entity {
+        es.iter().find(|e| e.state_key == key).unwrap_or_else(|| {
+            panic!(
+                "no {key} in {:?}",
+                es.iter().map(|e| &e.state_key).collect::<Vec<_>>()
+            )
+        })
+    }
+
+    #[test]
+    fn multisensor_fields() {
+        let es = entities(profile("D2-14-41"));
+        let t = by_key(&es, "temperature");
+        assert_eq!(
+            (t.component, t.device_class, t.unit, t.state_class),
+            (
+                Component::Sensor,
+                Some("temperature"),
+                Some("°C"),
+                Some("measurement")
+            )
+        );
+        assert_eq!(by_key(&es, "humidity").device_class, Some("humidity"));
+        assert_eq!(
+            by_key(&es, "illumination").device_class,
+            Some("illuminance")
+        );
+        let c = by_key(&es, "contact");
+        assert_eq!(c.component, Component::BinarySensor);
+        assert_eq!(c.options, vec!["open"]);
+        let acc = by_key(&es, "accelerationStatus");
+        assert_eq!(acc.device_class, Some("enum"));
+        assert!(acc.options.contains(&"heartbeat"));
+        assert!(!acc.options.contains(&"reserved"));
+    }
+
+    #[test]
+    fn meters_get_one_entity_per_unit() {
+        let es = entities(profile("A5-12-01"));
+        let energy = by_key(&es, "meterReading_kWh");
+        assert_eq!(energy.device_class, Some("energy"));
+        assert_eq!(energy.state_class, Some("total_increasing"));
+        assert_eq!(by_key(&es, "meterReading_W").device_class, Some("power"));
+        assert!(!es.iter().any(|e| e.state_key == "learn"));
+    }
+
+    #[test]
+    fn substances_by_key() {
+        let co2 = entities(profile("A5-09-04"));
+        assert_eq!(by_key(&co2, "co2").device_class, Some("carbon_dioxide"));
+        let voc = entities(profile("A5-09-05"));
+        assert!(
+            voc.iter()
+                .any(|e| e.unit == Some("ppb") || e.unit == Some("ppm"))
+        );
+    }
+
+    #[test]
+    fn rockers_are_buttons() {
+        assert_eq!(
+            buttons(profile("F6-02-01")),
+            vec!["buttonAI", "buttonA0", "buttonBI", "buttonB0"]
+        );
+        assert_eq!(buttons(profile("F6-01-01")), vec!["pushButton"]);
+        let keys: Vec<String> = entities(profile("F6-02-01"))
+            .into_iter()
+            .map(|e| e.state_key)
+            .collect();
+        assert!(keys.is_empty(), "{keys:?}");
+    }
+
+    #[test]
+    fn window_handle_is_an_enum_with_options() {
+        let es = entities(profile("F6-10-00"));
+        assert!(
+            es.iter()
+                .any(|e| e.device_class == Some("enum") && e.options.len() >= 3),
+            "{es:?}"
+        );
+    }
+
+    /// Units that Home Assistant has a device class for, as the profiles spell them: every
+    /// field a device sends in one of these units must map to an entity with that class.
+    const CLASSED_UNITS: &[&str] = &[
+        "°C", "°F", "°K", "%RH", "%rH", "%rel", "lx", "klx", "V", "A", "mA", "W", "KW", "kWh",
+        "KWh", "Wh", "Ws", "hPa", "dBm", "dB", "m/s", "mph", "m³", "m3/h", "liter/s", "Liter/s",
+        "s", "ms", "min", "h", "day", "W/m2", "pH",
+    ];
+
+    #[test]
+    fn every_profile_field_with_a_classed_unit_is_mapped() {
+        let mut checked = 0;
+        for p in eep::profiles() {
+            let es = entities(p);
+            for (units, f) in device_fields(p) {
+                if SKIPPED.contains(&f.key) || !is_numeric(f) {
+                    continue;
+                }
+                for u in units.iter().filter(|u| CLASSED_UNITS.contains(u)) {
+                    let key = state_key(f.key, Some(u), f.unit_from.is_some());
+                    let e = es.iter().find(|e| e.state_key == key);
+                    let e = e.unwrap_or_else(|| panic!("{}: {key} has no entity", p.eep));
+                    // The first field of a key decides; a later one with another unit is the
+                    // same reading in another layout.
+                    if e.unit.is_some() {
+                        assert!(
+                            e.device_class.is_some(),
+                            "{} {key} ({u}) has no device class",
+                            p.eep
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 300, "only {checked} fields checked");
+    }
+}

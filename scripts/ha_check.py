@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Runs a real Home Assistant core against a broker iotc publishes to, and checks through
+HA's REST API (/api/states) that the discovered entities exist with the states iotc's state
+topics hold. Used by scripts/ha-check.sh, with the Python of the Home Assistant venv.
+
+  ha_check.py run --dir DIR --mqtt-port P --http-port H --device ID:NAME ...
+  ha_check.py --lists     prints the schema lists of tests/tests/ha_support/lists.rs
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+
+
+def config_files(root, mqtt_port, http_port):
+    """configuration.yaml and the MQTT config entry (the integration has no YAML for it)."""
+    os.makedirs(os.path.join(root, ".storage"), exist_ok=True)
+    with open(os.path.join(root, "configuration.yaml"), "w") as f:
+        f.write(
+            "homeassistant:\n  name: iotc-check\n  unit_system: metric\n  time_zone: UTC\n"
+            "  latitude: 0\n  longitude: 0\n  elevation: 0\n"
+            f"http:\n  server_host: 127.0.0.1\n  server_port: {http_port}\napi:\n"
+        )
+    now = datetime.now(timezone.utc).isoformat()
+    entry = {
+        "entry_id": uuid.uuid4().hex, "version": 1, "minor_version": 2, "domain": "mqtt",
+        "title": "mosquitto", "data": {"broker": "127.0.0.1", "port": mqtt_port},
+        "options": {"discovery": True, "discovery_prefix": "homeassistant"},
+        "pref_disable_new_entities": False, "pref_disable_polling": False, "source": "user",
+        "unique_id": None, "disabled_by": None, "discovery_keys": {}, "subentries": [],
+        "created_at": now, "modified_at": now,
+    }
+    store = {"version": 1, "minor_version": 5, "key": "core.config_entries",
+             "data": {"entries": [entry]}}
+    with open(os.path.join(root, ".storage", "core.config_entries"), "w") as f:
+        json.dump(store, f)
+
+
+def access_token(root, deadline):
+    """A JWT HA accepts: signed with the jwt_key of a refresh token it wrote, iss = its id."""
+    import jwt  # PyJWT, a dependency of Home Assistant
+
+    path = os.path.join(root, ".storage", "auth")
+    while time.time() < deadline:
+        try:
+            with open(path) as f:
+                tokens = json.load(f)["data"]["refresh_tokens"]
+            if tokens:
+                t = tokens[0]
+                now = int(time.time())
+                claims = {"iss": t["id"], "iat": now, "exp": now + 3600}
+                return jwt.encode(claims, t["jwt_key"], algorithm="HS256")
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(1)
+    sys.exit(f"Home Assistant wrote no refresh token to {path}")
+
+
+def states(http_port, token):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{http_port}/api/states",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def retained(mqtt_port, topic):
+    out = subprocess.run(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mqtt_port), "-t", topic, "-C", "1",
+         "-W", "10"], capture_output=True, text=True)
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def by_name(all_states, name):
+    return next((s for s in all_states if s["attributes"].get("friendly_name") == name), None)
+
+
+def problems(all_states, device, state):
+    """What does not match for one device: missing entities or states unlike iotc's."""
+    out = []
+    checks = {
+        "Temperature": state.get("temperature"),
+        "Humidity": state.get("humidity"),
+        "Illumination": state.get("illumination"),
+        "RSSI": state.get("rssi"),
+    }
+    for name, want in checks.items():
+        if want is None or not isinstance(want, (int, float)):
+            continue
+        s = by_name(all_states, f"{device} {name}")
+        if s is None:
+            out.append(f"no entity '{device} {name}'")
+        elif s["state"] in ("unavailable", "unknown") or abs(float(s["state"]) - want) > 1e-6:
+            out.append(f"'{device} {name}' is {s['state']}, iotc says {want}")
+    if "contact" in state:
+        s = by_name(all_states, f"{device} Contact")
+        want = "on" if state["contact"] == "open" else "off"
+        if s is None or s["state"] != want:
+            out.append(f"'{device} Contact' is {s and s['state']}, iotc says {state['contact']}")
+    return out
+
+
+def run(args):
+    root = args.dir
+    config_files(root, args.mqtt_port, args.http_port)
+    log = open(os.path.join(root, "hass.log"), "w")
+    hass = subprocess.Popen([args.hass, "-c", root], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + args.timeout
+    try:
+        token = access_token(root, deadline)
+        last = ["Home Assistant did not answer"]
+        while time.time() < deadline:
+            time.sleep(3)
+            if hass.poll() is not None:
+                sys.exit(f"Home Assistant exited with {hass.returncode}; see {root}/hass.log")
+            try:
+                all_states = states(args.http_port, token)
+            except OSError as e:
+                last = [f"/api/states: {e}"]
+                continue
+            last = []
+            for spec in args.device:
+                eurid, name = spec.split(":", 1)
+                state = retained(args.mqtt_port, args.state_topic.replace("<ID>", eurid))
+                if not state:
+                    last.append(f"no retained state of {eurid}")
+                    continue
+                last += problems(all_states, name, state)
+            for name in args.entity:
+                if by_name(all_states, name) is None:
+                    last.append(f"no entity '{name}'")
+            for name in args.event:
+                if not any(s["entity_id"].startswith("event.") and
+                           s["attributes"].get("friendly_name", "").startswith(name)
+                           for s in all_states):
+                    last.append(f"no event entity of '{name}'")
+            if not last:
+                names = [d.split(":", 1)[1] for d in args.device] + args.event + ["iotc"]
+                names += args.entity
+                found = [s["entity_id"] for s in all_states
+                         if s["attributes"].get("friendly_name", "").startswith(tuple(names))
+                         and not s["entity_id"].startswith("zone.")]
+                print(f"Home Assistant shows {len(found)} iotc entities with iotc's states:")
+                for s in sorted(found):
+                    print("  ", s)
+                return
+        sys.exit("Home Assistant check failed:\n  " + "\n  ".join(last))
+    finally:
+        hass.terminate()
+        try:
+            hass.wait(30)
+        except subprocess.TimeoutExpired:
+            hass.kill()
+
+
+def lists():
+    from enum import Enum
+
+    from homeassistant.components.binary_sensor import BinarySensorDeviceClass
+    from homeassistant.components.event import EventDeviceClass
+    from homeassistant.components.mqtt.abbreviations import ABBREVIATIONS, DEVICE_ABBREVIATIONS
+    from homeassistant.components.sensor.const import (
+        DEVICE_CLASS_STATE_CLASSES, DEVICE_CLASS_UNITS, SensorDeviceClass, SensorStateClass)
+
+    def units(dc):
+        out = set()
+        for u in DEVICE_CLASS_UNITS.get(dc, set()):
+            if isinstance(u, type):
+                out |= {m.value for m in u}
+            else:
+                out.add(u.value if isinstance(u, Enum) else u)
+        return sorted(out, key=lambda x: (x is None, x or ""))
+
+    def strs(items):
+        return ", ".join(f'"{s}"' for s in items)
+
+    print("/// Sensor device classes and the units each accepts (`None` = no unit).")
+    print("pub const SENSOR_UNITS: &[(&str, &[Option<&str>])] = &[")
+    for dc in SensorDeviceClass:
+        us = ", ".join("None" if u is None else f'Some("{u}")' for u in units(dc))
+        print(f'    ("{dc.value}", &[{us}]),')
+    print("];")
+    print("/// Sensor state classes.")
+    print(f"pub const STATE_CLASSES: &[&str] = &[{strs(s.value for s in SensorStateClass)}];")
+    print("/// Binary sensor device classes.")
+    print(f"pub const BINARY_SENSOR_CLASSES: &[&str] = "
+          f"&[{strs(s.value for s in BinarySensorDeviceClass)}];")
+    print("/// Event device classes.")
+    print(f"pub const EVENT_CLASSES: &[&str] = &[{strs(s.value for s in EventDeviceClass)}];")
+    print("/// Discovery keys (full names) and device keys.")
+    print(f"pub const CONFIG_KEYS: &[&str] = &[{strs(sorted(set(ABBREVIATIONS.values())))}];")
+    print(f"pub const DEVICE_KEYS: &[&str] = "
+          f"&[{strs(sorted(set(DEVICE_ABBREVIATIONS.values())))}];")
+    print("/// State classes each sensor device class accepts.")
+    print("pub const SENSOR_STATE_CLASSES: &[(&str, &[&str])] = &[")
+    for dc in SensorDeviceClass:
+        sc = sorted(s.value for s in DEVICE_CLASS_STATE_CLASSES.get(dc, set()))
+        print(f'    ("{dc.value}", &[{strs(sc)}]),')
+    print("];")
+
+
+def main():
+    if sys.argv[1:] == ["--lists"]:
+        return lists()
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--dir", required=True)
+    r.add_argument("--hass", required=True)
+    r.add_argument("--mqtt-port", type=int, required=True)
+    r.add_argument("--http-port", type=int, required=True)
+    r.add_argument("--state-topic", default="sensor/<ID>/state")
+    r.add_argument("--device", action="append", default=[], help="EURID:friendly name")
+    r.add_argument("--event", action="append", default=[], help="friendly name of a switch")
+    r.add_argument("--entity", action="append", default=[], help="an entity's friendly name")
+    r.add_argument("--timeout", type=int, default=240)
+    run(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()
