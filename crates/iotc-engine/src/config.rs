@@ -46,6 +46,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub secure: crate::secure::SecureArgs,
+
+    #[command(flatten)]
+    pub control: crate::control::ControlArgs,
 }
 
 impl Args {

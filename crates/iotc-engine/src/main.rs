@@ -93,6 +93,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(devices.clone().watch(client.clone(), redis.clone()));
+    iotc_engine::control::spawn(
+        &client,
+        redis.clone(),
+        devices.clone(),
+        egress.clone(),
+        &args,
+    )?;
     info!(%consumer, devices = devices.len(), "engine started");
 
     Engine {
