@@ -19,7 +19,7 @@ use crate::auth::{self, Credentials};
 use crate::error::ApiError;
 use crate::openapi::{self, ApiDoc, BASE_PATH};
 use crate::store::Store;
-use crate::{aps, backup, device_data, devices, gateways, learn, system};
+use crate::{aps, backup, command, device_data, devices, gateways, learn, system};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -56,6 +56,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             learn::learn_open,
             learn::learn_close
         ))
+        .routes(routes!(command::command_post))
         .routes(routes!(device_data::device_stats))
         .routes(routes!(device_data::device_recent_telemetry))
         .routes(routes!(device_data::device_recent_signals))

@@ -4,6 +4,7 @@ pub mod app;
 pub mod aps;
 pub mod auth;
 pub mod backup;
+pub mod command;
 pub mod config;
 pub mod device_data;
 pub mod devices;

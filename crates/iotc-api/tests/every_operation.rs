@@ -92,6 +92,16 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::DELETE, "/devices/learn?seconds=0", None),
         call(
             M::POST,
+            &format!("/devices/command?sourceID={KNOWN}"),
+            Some(json!([{"key": "outputValue", "value": 100}])),
+        ),
+        call(
+            M::POST,
+            "/devices/command?sourceID=fffffffe",
+            Some(json!([{"key": "outputValue", "value": 100}])),
+        ),
+        call(
+            M::POST,
             "/aps",
             Some(json!({"mac": "24:f2:7f:ca:1b:a4", "password": "Jk3x9-Qw7ZpL2mVt-long"})),
         ),

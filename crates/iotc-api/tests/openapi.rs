@@ -82,6 +82,7 @@ fn declares_iotc_operations_auth_and_responses() {
         "get /devices/learn learn_get",
         "post /devices/learn learn_open",
         "delete /devices/learn learn_close",
+        "post /devices/command device_command",
         "get /aps aps_get",
         "post /aps aps_post",
         "delete /aps aps_delete",

@@ -1,0 +1,301 @@
+//! Commands to actuators end to end (docs/control.md): MQTT and API commands reach the AP that
+//! heard the device best as the exact ESP3 frame, the AP's stick answers with a RESPONSE, and
+//! the outcome is an event; a disconnected AP is skipped; with no AP the command fails.
+
+use std::time::Duration;
+
+use enocean::esp3;
+use enocean::south::sender_for;
+use futures_util::StreamExt;
+use iotc_core::keys;
+use iotc_e2e::{Stack, Subscriber, ap, radio};
+use prost::Message as _;
+use redis::AsyncCommands;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const AP1: [u8; 6] = [0x02, 0x1a, 0x1e, 0x00, 0x00, 0x11];
+const AP2: [u8; 6] = [0x02, 0x1a, 0x1e, 0x00, 0x00, 0x12];
+const SWITCH: u32 = 0x0190_0001;
+const ID: &str = "01900001";
+const BASE: u32 = 0xFF80_0000;
+const WAIT: Duration = Duration::from_secs(15);
+/// ESP3 v1.47 2.5.8: CO_RD_IDBASE.
+const READ_BASE_ID: &str = "5500010005700838";
+
+/// The frame the stick must get for D2-01 CMD 0x1 (Actuator Set Output), built from the
+/// profile's field table: CMD bits 4-7, dim value 8-10, I/O channel 11-15, output value 17-23;
+/// then the sender (base ID + offset) and status; optional data: send (3), destination, dBm
+/// 0xFF, security 0.
+fn set_output_frame(channel: u8, value: u8) -> Vec<u8> {
+    let mut data = vec![0xD2, 0x01, channel & 0x1F, value & 0x7F];
+    data.extend_from_slice(&sender_for(BASE, SWITCH).to_be_bytes());
+    data.push(0x00);
+    let mut optional = vec![0x03];
+    optional.extend_from_slice(&SWITCH.to_be_bytes());
+    optional.extend_from_slice(&[0xFF, 0x00]);
+    esp3::encode_frame(0x01, &data, &optional)
+}
+
+/// The stick's RESPONSE: return code and data.
+fn response(code: u8, data: &[u8]) -> Vec<u8> {
+    let mut all = vec![code];
+    all.extend_from_slice(data);
+    esp3::encode_frame(0x02, &all, &[])
+}
+
+/// The switch's status telegram (D2-01 CMD 0x4) with output value `value`.
+fn status(value: f64, dbm: i16) -> Vec<u8> {
+    radio::eep_frame("D2-01-12", &[("CMD", 4.0), ("OV", value)], SWITCH, dbm)
+}
+
+/// The next southbound message on an AP's socket: (AP MAC, stick, ESP3 frame).
+async fn next_south(ws: &mut ap::Socket) -> (Vec<u8>, String, Vec<u8>) {
+    let msg = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => return b,
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a southbound message in time");
+    let sb = aruba::IotSbMessage::decode(msg.as_ref()).expect("IotSbMessage");
+    assert_eq!(sb.meta.sb_topic, Some(aruba::SbTopic::SerialDataSb as i32));
+    let data = &sb.sb_s_data[0];
+    (
+        sb.receiver.unwrap().ap_mac.unwrap(),
+        data.sb_device_id.clone().unwrap(),
+        data.sb_serial_payload.clone().unwrap(),
+    )
+}
+
+/// An AP answering the base ID request, then checking the command frame and answering OK.
+async fn answer_command(
+    ws: &mut ap::Socket,
+    token: &str,
+    mac: [u8; 6],
+    want: &[u8],
+    read_base: bool,
+) {
+    if read_base {
+        let (to, stick, frame) = next_south(ws).await;
+        assert_eq!((to.as_slice(), stick.as_str()), (&mac[..], ap::STICK));
+        assert_eq!(hex::encode(&frame), READ_BASE_ID, "CO_RD_IDBASE first");
+        ap::send(
+            ws,
+            token,
+            mac,
+            &[&response(0, &[0xFF, 0x80, 0x00, 0x00, 0x0A])],
+        )
+        .await;
+    }
+    let (to, _, frame) = next_south(ws).await;
+    assert_eq!(to.as_slice(), &mac[..], "sent through this AP");
+    assert_eq!(
+        hex::encode(&frame),
+        hex::encode(want),
+        "the exact ESP3 frame"
+    );
+    ap::send(ws, token, mac, &[&response(0, &[])]).await;
+}
+
+async fn events(sub: &Subscriber, code: &str, n: usize) -> Vec<Value> {
+    let topic = format!("sensor/{ID}/meta/event");
+    let has = |r: &iotc_e2e::Received| {
+        r.topic == topic && r.json()["meta"]["events"]["health"][0]["code"] == code
+    };
+    sub.wait_until(WAIT, |all| all.iter().filter(|r| has(r)).count() >= n)
+        .await;
+    sub.all()
+        .iter()
+        .filter(|r| has(r))
+        .map(|r| r.json())
+        .collect()
+}
+
+/// Onboards the switch and lets AP1 hear it at -75 dBm and AP2 at -52 dBm.
+async fn switch_heard_by_two(stack: &Stack, token: &str) -> (ap::Socket, ap::Socket) {
+    stack
+        .onboard(&json!({"sourceEurid": ID, "friendlyID": "Kitchen light", "eep": "D2-01-12"}))
+        .await;
+    let mut ws1 = stack.ap_socket().await;
+    let mut ws2 = stack.ap_socket().await;
+    ap::send(&mut ws1, token, AP1, &[&status(0.0, -75)]).await;
+    ap::send(&mut ws2, token, AP2, &[&status(0.0, -52)]).await;
+    let mut r = stack.redis.conn().await;
+    let heard = async {
+        loop {
+            let n: usize = r.hlen(keys::device_heard(ID)).await.unwrap();
+            let live: usize = r
+                .exists(&[
+                    keys::ap_ingress(&hex::encode(AP1)),
+                    keys::ap_ingress(&hex::encode(AP2)),
+                ])
+                .await
+                .unwrap();
+            if n == 2 && live == 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, heard)
+        .await
+        .expect("both APs heard the switch");
+    (ws1, ws2)
+}
+
+/// Publishes a command on the MQTT topic until it is in the command stream (the engine's
+/// subscription may still be on its way).
+async fn publish_command(stack: &Stack, body: &Value) {
+    let mut options = MqttOptions::new("e2e-commander", "127.0.0.1", stack.mqtt.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut el) = AsyncClient::new(options, 10);
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let mut r = stack.redis.conn().await;
+    let before: usize = r.xlen(keys::COMMAND_STREAM).await.unwrap();
+    for _ in 0..20 {
+        client
+            .publish(
+                format!("sensor/{ID}/set"),
+                QoS::AtLeastOnce,
+                false,
+                body.to_string(),
+            )
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now: usize = r.xlen(keys::COMMAND_STREAM).await.unwrap();
+            if now > before {
+                return;
+            }
+        }
+    }
+    panic!("the engine never took the MQTT command");
+}
+
+async fn post_command(stack: &Stack, body: &Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(stack.api_url(&format!("/devices/command?sourceID={ID}")))
+        .basic_auth(iotc_e2e::API_USER, Some(iotc_e2e::API_PASSWORD))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_from_mqtt_and_api_reach_the_best_ap_as_exact_frames() {
+    let stack = Stack::start().await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{ID}/#")).await;
+    let token = stack.ap_token().await;
+    let (_ws1, mut ws2) = switch_heard_by_two(&stack, &token).await;
+
+    // MQTT: AP2 heard the switch best; its stick's base ID is read first.
+    publish_command(&stack, &json!([{"key": "outputValue", "value": 100}])).await;
+    answer_command(&mut ws2, &token, AP2, &set_output_frame(0, 100), true).await;
+    let sent = events(&sub, "COMMAND_SENT", 1).await;
+    assert_eq!(sent.len(), 1, "sent event");
+    assert_eq!(sent[0]["sensor"]["id"], ID);
+
+    // The switch reports its new state as ordinary telemetry.
+    ap::send(&mut ws2, &token, AP2, &[&status(100.0, -52)]).await;
+    let on = sub
+        .wait_until(WAIT, |all| {
+            all.iter().any(|r| {
+                r.topic.ends_with("/telemetry")
+                    && r.json()["telemetry"]["data"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|d| d["key"] == "outputValue" && d["value"] == 100)
+            })
+        })
+        .await;
+    assert!(on, "status telemetry shows output 100");
+
+    // API, object form with a channel: the base ID is known now.
+    let body = json!({"values": [{"key": "outputValue", "value": 0}], "channel": 1});
+    let (status, accepted) = post_command(&stack, &body).await;
+    assert_eq!((status, &accepted["telegram"]), (200, &json!("d2010100")));
+    answer_command(&mut ws2, &token, AP2, &set_output_frame(1, 0), false).await;
+    assert_eq!(events(&sub, "COMMAND_SENT", 2).await.len(), 2);
+
+    // What the profile cannot express is refused at once.
+    let (status, err) = post_command(&stack, &json!([{"key": "colour", "value": 1}])).await;
+    assert_eq!(
+        (status, &err["code"]),
+        (400, &json!("COMMAND_NOT_EXPRESSIBLE"))
+    );
+    // On MQTT, a refusal is an event (the subscription is up: a command went through).
+    let (client, mut el) = AsyncClient::new(
+        MqttOptions::new("e2e-bad", "127.0.0.1", stack.mqtt.port),
+        10,
+    );
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let bad = json!([{"key": "outputValue", "value": 300}]).to_string();
+    client
+        .publish(format!("sensor/{ID}/set"), QoS::AtLeastOnce, false, bad)
+        .await
+        .unwrap();
+    let failed = events(&sub, "COMMAND_FAILED", 1).await;
+    assert_eq!(failed.len(), 1, "refused MQTT command: failed event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnected_ap_is_skipped_and_without_ap_the_command_fails() {
+    let stack = Stack::start().await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{ID}/#")).await;
+    let token = stack.ap_token().await;
+    let (mut ws1, ws2) = switch_heard_by_two(&stack, &token).await;
+
+    // AP2 heard the switch best but disconnects: AP1 takes the command.
+    drop(ws2);
+    let mut r = stack.redis.conn().await;
+    let gone = async {
+        while r
+            .exists::<_, bool>(keys::ap_ingress(&hex::encode(AP2)))
+            .await
+            .unwrap()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, gone)
+        .await
+        .expect("AP2 deregistered");
+    let (status, _) = post_command(&stack, &json!([{"key": "outputValue", "value": 50}])).await;
+    assert_eq!(status, 200);
+    answer_command(&mut ws1, &token, AP1, &set_output_frame(0, 50), true).await;
+    let sent = events(&sub, "COMMAND_SENT", 1).await;
+    let text = sent[0]["meta"]["events"]["health"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&hex::encode(AP1)), "{text}");
+
+    drop(ws1);
+    let gone = async {
+        while r
+            .exists::<_, bool>(keys::ap_ingress(&hex::encode(AP1)))
+            .await
+            .unwrap()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, gone)
+        .await
+        .expect("AP1 deregistered");
+    let (status, _) = post_command(&stack, &json!([{"key": "outputValue", "value": 1}])).await;
+    assert_eq!(status, 200);
+    let failed = events(&sub, "COMMAND_FAILED", 1).await;
+    assert_eq!(failed.len(), 1, "failed event without an AP");
+}
