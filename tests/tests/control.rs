@@ -215,7 +215,7 @@ async fn commands_from_mqtt_and_api_reach_the_best_ap_as_exact_frames() {
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .any(|d| d["key"] == "outputValue" && d["value"] == 100)
+                        .any(|d| d["key"] == "outputValue" && d["value"].as_f64() == Some(100.0))
             })
         })
         .await;
