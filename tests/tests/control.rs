@@ -104,7 +104,11 @@ async fn answer_command(
 }
 
 async fn events(sub: &Subscriber, code: &str, n: usize) -> Vec<Value> {
-    let topic = format!("sensor/{ID}/meta/event");
+    events_of(sub, ID, code, n).await
+}
+
+async fn events_of(sub: &Subscriber, id: &str, code: &str, n: usize) -> Vec<Value> {
+    let topic = format!("sensor/{id}/meta/event");
     let has = |r: &iotc_e2e::Received| {
         r.topic == topic && r.json()["meta"]["events"]["health"][0]["code"] == code
     };
@@ -298,4 +302,80 @@ async fn disconnected_ap_is_skipped_and_without_ap_the_command_fails() {
     assert_eq!(status, 200);
     let failed = events(&sub, "COMMAND_FAILED", 1).await;
     assert_eq!(failed.len(), 1, "failed event without an AP");
+}
+
+/// A UTE teach-in query of a D2-01-12 switch (manufacturer 0x046): bidirectional, response
+/// expected, teach-in, `channels`.
+fn ute_query(sender: u32, channels: u8) -> Vec<u8> {
+    let data = vec![0x80, channels, 0x46, 0x00, 0x12, 0x01, 0xD2];
+    radio::frame(&radio::telegram(0xD4, data, sender, 0, -60))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ute_teach_in_is_listed_outside_the_window_and_answered_and_onboarded_inside() {
+    const NEW: u32 = 0x0190_0002;
+    let id = "01900002";
+    let stack = Stack::start().await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{id}/#")).await;
+    let token = stack.ap_token().await;
+    let mut ws = stack.ap_socket().await;
+
+    // Outside a learn window: listed, not onboarded.
+    ap::send(&mut ws, &token, AP1, &[&ute_query(NEW, 0xFF)]).await;
+    let listed = async {
+        loop {
+            let (_, list) = stack.api_get("/devices/unknown").await;
+            if let Some(d) = list.as_array().and_then(|l| l.first()).cloned() {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let d = tokio::time::timeout(WAIT, listed)
+        .await
+        .expect("listed as unknown");
+    assert_eq!(
+        (
+            &d["sourceEurid"],
+            &d["eep"],
+            &d["manufacturer"],
+            &d["count"],
+            &d["gateway"]
+        ),
+        (
+            &json!(id),
+            &json!("D2-01-12"),
+            &json!(0x46),
+            &json!(1),
+            &json!(hex::encode(AP1))
+        )
+    );
+    let (status, _) = stack.api_get(&format!("/devices?sourceID={id}")).await;
+    assert_eq!(status, 404, "nothing onboarded outside the window");
+
+    // Inside the window: the stick answers with a UTE response, the device is onboarded.
+    let res = reqwest::Client::new()
+        .post(stack.api_url(&format!("/devices/learn?sourceID={id}&seconds=60")))
+        .basic_auth(iotc_e2e::API_USER, Some(iotc_e2e::API_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    ap::send(&mut ws, &token, AP1, &[&ute_query(NEW, 0x01)]).await;
+    // UTE response (EEP 2.6 UTE, CMD 0x1): DB6 = teach-in accepted | CMD 1, then the query's
+    // channels, manufacturer and EEP; addressed to the device.
+    let mut data = vec![0xD4, 0x11, 0x01, 0x46, 0x00, 0x12, 0x01, 0xD2];
+    data.extend_from_slice(&sender_for(BASE, NEW).to_be_bytes());
+    data.push(0x00);
+    let mut optional = vec![0x03];
+    optional.extend_from_slice(&NEW.to_be_bytes());
+    optional.extend_from_slice(&[0xFF, 0x00]);
+    let want = esp3::encode_frame(0x01, &data, &optional);
+    answer_command(&mut ws, &token, AP1, &want, true).await;
+    let taught = events_of(&sub, id, "DEVICE_TAUGHT_IN", 1).await;
+    assert_eq!(taught.len(), 1, "taught-in event");
+    let (status, device) = stack.api_get(&format!("/devices?sourceID={id}")).await;
+    assert_eq!((status, &device["eep"]), (200, &json!("D2-01-12")));
+    let (_, list) = stack.api_get("/devices/unknown").await;
+    assert_eq!(list, json!([]), "no longer unknown");
 }

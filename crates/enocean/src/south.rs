@@ -150,6 +150,36 @@ impl Response {
     }
 }
 
+/// UTE teach-in response results (DB6 bits 5..4 of the response, EEP 2.6 UTE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UteResult {
+    Refused = 0,
+    TeachInAccepted = 1,
+    DeletionAccepted = 2,
+    EepNotSupported = 3,
+}
+
+/// The data of a UTE teach-in response (R-ORG 0xD4, CMD 0x1) to a UTE query's data:
+/// channels, manufacturer and EEP are echoed; `None` when `query` is not a UTE query.
+pub fn ute_response(query: &[u8], result: UteResult) -> Option<Vec<u8>> {
+    let &[db6, channels, man_lsb, man_msb, typ, func, rorg] = query else {
+        return None;
+    };
+    if db6 & 0x0F != 0 {
+        return None;
+    }
+    let db6 = ((result as u8) << 4) | 0x01;
+    Some(vec![
+        db6,
+        channels,
+        man_lsb,
+        man_msb & 0x07,
+        typ,
+        func,
+        rorg,
+    ])
+}
+
 /// The sender ID for a device: the stick's base ID plus an offset from the device ID, stable
 /// for the device, so an actuator taught to it keeps recognising it (FNV-1a of the ID's four
 /// bytes, modulo 128).
@@ -215,6 +245,20 @@ mod tests {
             assert!((0xFF80_0000..0xFF80_0080).contains(&s));
             assert_eq!(s, sender_for(0xFF80_0000, device), "stable");
         }
+    }
+
+    #[test]
+    fn ute_response_echoes_the_query() {
+        // Query: bidirectional, response expected, teach-in, all channels, manufacturer 0x046,
+        // EEP D2-01-12.
+        let query = [0x80, 0xFF, 0x46, 0x00, 0x12, 0x01, 0xD2];
+        let r = ute_response(&query, UteResult::TeachInAccepted).unwrap();
+        assert_eq!(r, vec![0x11, 0xFF, 0x46, 0x00, 0x12, 0x01, 0xD2]);
+        assert_eq!(
+            ute_response(&r, UteResult::TeachInAccepted),
+            None,
+            "a response is no query"
+        );
     }
 
     fn hex(b: &[u8]) -> String {

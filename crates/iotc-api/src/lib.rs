@@ -19,4 +19,5 @@ pub mod stats;
 pub mod store;
 pub mod system;
 pub mod time;
+pub mod unknown;
 pub mod validate;

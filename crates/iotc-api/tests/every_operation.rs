@@ -63,6 +63,7 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::GET, "/gateways/metadata/health", None),
         call(M::GET, "/system/health", None),
         call(M::GET, "/devices/learn", None),
+        call(M::GET, "/devices/unknown", None),
         call(M::GET, "/aps", None),
     ];
     for path in [
@@ -228,6 +229,7 @@ async fn empty_store_answers_every_operation_without_5xx() {
         "GET /gateways/metadata/statistics/telegrams",
         "GET /gateways/metadata/health",
         "GET /devices/learn",
+        "GET /devices/unknown",
         "GET /aps",
     ] {
         assert_eq!(answer(&answers, empty), (200, &json!([])), "{empty}");

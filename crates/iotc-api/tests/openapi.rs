@@ -83,6 +83,7 @@ fn declares_iotc_operations_auth_and_responses() {
         "post /devices/learn learn_open",
         "delete /devices/learn learn_close",
         "post /devices/command device_command",
+        "get /devices/unknown devices_unknown_get",
         "get /aps aps_get",
         "post /aps aps_post",
         "delete /aps aps_delete",

@@ -132,3 +132,11 @@ pub fn ap_base_ids(mac: &str) -> String {
 pub fn command_reply(id: &str) -> String {
     format!("iotc:command:{id}:reply")
 }
+
+/// Hash: EURID → JSON of an unknown device's last teach-in (`GET /devices/unknown`), at most
+/// [`UNKNOWN_MAX`] devices; written by the engine.
+pub const UNKNOWN_DEVICES: &str = "iotc:unknown";
+/// Hash: EURID → number of teach-ins heard of that unknown device.
+pub const UNKNOWN_COUNTS: &str = "iotc:unknown:counts";
+/// Most unknown devices listed.
+pub const UNKNOWN_MAX: usize = 1000;

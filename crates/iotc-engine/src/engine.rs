@@ -193,6 +193,7 @@ impl Engine {
             }
             Outcome::Unknown { sender, first } => {
                 telegram_metric("unknown_device");
+                crate::control::learn::unknown_heard(&parsed);
                 self.not_processed();
                 if first {
                     info!(gateway = %mac, "Sensor {sender} is not learned in. Dropping.");

@@ -63,10 +63,10 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
                 break Some((close::POLICY, "no authenticated message in time"));
             }
             Some(item) = next_south(&mut south_rx) => {
-                if let Some(bytes) = session.southbound(item) {
-                    if socket.send(Message::Binary(bytes.into())).await.is_err() {
-                        break None;
-                    }
+                if let Some(bytes) = session.southbound(item)
+                    && socket.send(Message::Binary(bytes.into())).await.is_err()
+                {
+                    break None;
                 }
                 continue;
             }

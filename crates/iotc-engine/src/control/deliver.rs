@@ -211,7 +211,7 @@ impl Control {
             .ok_or_else(|| Miss::Unreachable("unreadable RESPONSE".into()))
     }
 
-    async fn candidates(&self, device: &str) -> Result<Vec<Heard>, String> {
+    pub(super) async fn candidates(&self, device: &str) -> Result<Vec<Heard>, String> {
         let mut redis = self.redis.clone();
         let all: HashMap<String, String> = redis
             .hgetall(keys::device_heard(device))

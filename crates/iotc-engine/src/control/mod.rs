@@ -5,6 +5,7 @@
 //! event on `sensor/<ID>/meta/event`. This runs apart from the telemetry pipeline.
 
 pub mod deliver;
+pub mod learn;
 pub mod mqtt_in;
 pub mod route;
 
@@ -77,6 +78,7 @@ pub fn spawn(
     if control.egress.mqtt_enabled() {
         mqtt_in::spawn(control.clone(), &args.egress, &args.control.command_topic)?;
     }
+    learn::start(control.clone());
     tokio::spawn(deliver::run(control));
     Ok(())
 }
