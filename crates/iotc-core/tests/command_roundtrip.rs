@@ -46,7 +46,7 @@ fn pick(field: &FieldDef, r: u32) -> Value {
         return json!(r as u64 % (1u64 << field.size()));
     }
     match items[r as usize % items.len()] {
-        Item::Value { name, .. } if r % 2 == 0 => json!(name),
+        Item::Value { name, .. } if r.is_multiple_of(2) => json!(name),
         Item::Value { raw, .. } => json!(raw),
         Item::Range { min, max, .. } => json!(min + (r as i64 % (max - min + 1))),
         Item::Mask { value, .. } => json!(value),
