@@ -379,3 +379,123 @@ async fn ute_teach_in_is_listed_outside_the_window_and_answered_and_onboarded_in
     let (_, list) = stack.api_get("/devices/unknown").await;
     assert_eq!(list, json!([]), "no longer unknown");
 }
+
+const VALVE: u32 = 0x0190_0003;
+const VALVE_ID: &str = "01900003";
+
+/// The valve's own telegram (A5-20-01 transmit mode) with current value `cv` %.
+fn valve_telegram(cv: f64) -> Vec<u8> {
+    radio::eep_frame("A5-20-01", &[("CV", cv)], VALVE, -60)
+}
+
+async fn api(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, stack.api_url(path))
+        .basic_auth(iotc_e2e::API_USER, Some(iotc_e2e::API_PASSWORD));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn queued(stack: &Stack) -> Vec<Value> {
+    let (status, list) = stack
+        .api_get(&format!("/devices/queue?sourceID={VALVE_ID}"))
+        .await;
+    assert_eq!(status, 200);
+    list.as_array().cloned().unwrap_or_default()
+}
+
+async fn valve_onboarded(stack: &Stack) {
+    stack
+        .onboard(&json!({"sourceEurid": VALVE_ID, "friendlyID": "Radiator", "eep": "A5-20-01"}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valve_command_waits_for_the_valve_and_goes_out_right_after_its_telegram() {
+    let stack = Stack::start().await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{VALVE_ID}/#")).await;
+    let token = stack.ap_token().await;
+    valve_onboarded(&stack).await;
+    let mut ws = stack.ap_socket().await;
+    ap::send(&mut ws, &token, AP1, &[&valve_telegram(10.0)]).await;
+    sub.wait_for(&format!("sensor/{VALVE_ID}/telemetry"), 1, WAIT)
+        .await;
+
+    let set = json!([{"key": "valvePositionOrTemperatureSetpoint", "value": 50}]);
+    let path = format!("/devices/command?sourceID={VALVE_ID}");
+    let (status, accepted) = api(&stack, reqwest::Method::POST, &path, Some(set.clone())).await;
+    assert_eq!((status, &accepted["telegram"]), (200, &json!("a532000008")));
+    let waiting = async {
+        while queued(&stack).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, waiting).await.expect("queued");
+    assert_eq!(queued(&stack).await[0]["id"], accepted["id"]);
+
+    // The valve sends: the command follows at once. Set point 50 % (SPS 0) in DB3, TMP raw
+    // 0, DB0 with the LRN bit set to "data telegram".
+    ap::send(&mut ws, &token, AP1, &[&valve_telegram(20.0)]).await;
+    let mut data = vec![0xA5, 0x32, 0x00, 0x00, 0x08];
+    data.extend_from_slice(&sender_for(BASE, VALVE).to_be_bytes());
+    data.push(0x00);
+    let mut optional = vec![0x03];
+    optional.extend_from_slice(&VALVE.to_be_bytes());
+    optional.extend_from_slice(&[0xFF, 0x00]);
+    answer_command(
+        &mut ws,
+        &token,
+        AP1,
+        &esp3::encode_frame(0x01, &data, &optional),
+        true,
+    )
+    .await;
+    assert_eq!(events_of(&sub, VALVE_ID, "COMMAND_SENT", 1).await.len(), 1);
+    assert!(
+        queued(&stack).await.is_empty(),
+        "sent commands leave the queue"
+    );
+
+    // A queued command can be dropped.
+    let (status, _) = api(&stack, reqwest::Method::POST, &path, Some(set)).await;
+    assert_eq!(status, 200);
+    let waiting = async {
+        while queued(&stack).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("queued again");
+    let queue = format!("/devices/queue?sourceID={VALVE_ID}");
+    let (status, _) = api(&stack, reqwest::Method::DELETE, &queue, None).await;
+    assert_eq!(status, 200);
+    assert!(queued(&stack).await.is_empty(), "deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_command_expires_with_an_event() {
+    let stack = Stack::start_with(&[("IOTC_COMMAND_QUEUE_TTL_S", "1")]).await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{VALVE_ID}/#")).await;
+    valve_onboarded(&stack).await;
+    let set = json!([{"key": "valvePositionOrTemperatureSetpoint", "value": 30}]);
+    let path = format!("/devices/command?sourceID={VALVE_ID}");
+    let (status, accepted) = api(&stack, reqwest::Method::POST, &path, Some(set)).await;
+    assert_eq!(status, 200);
+    let expired = events_of(&sub, VALVE_ID, "COMMAND_EXPIRED", 1).await;
+    assert_eq!(expired.len(), 1, "expired event");
+    let text = expired[0]["meta"]["events"]["health"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains(accepted["id"].as_str().unwrap()), "{text}");
+    assert!(queued(&stack).await.is_empty());
+}

@@ -14,6 +14,7 @@ pub mod gateways;
 pub mod heartbeat;
 pub mod learn;
 pub mod openapi;
+pub mod queue;
 pub mod restore;
 pub mod stats;
 pub mod store;

@@ -64,6 +64,8 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::GET, "/system/health", None),
         call(M::GET, "/devices/learn", None),
         call(M::GET, "/devices/unknown", None),
+        call(M::GET, "/devices/queue?sourceID=a1b2c3d4", None),
+        call(M::DELETE, "/devices/queue?sourceID=a1b2c3d4", None),
         call(M::GET, "/aps", None),
     ];
     for path in [

@@ -84,6 +84,8 @@ fn declares_iotc_operations_auth_and_responses() {
         "delete /devices/learn learn_close",
         "post /devices/command device_command",
         "get /devices/unknown devices_unknown_get",
+        "get /devices/queue device_queue_get",
+        "delete /devices/queue device_queue_delete",
         "get /aps aps_get",
         "post /aps aps_post",
         "delete /aps aps_delete",

@@ -140,3 +140,14 @@ pub const UNKNOWN_DEVICES: &str = "iotc:unknown";
 pub const UNKNOWN_COUNTS: &str = "iotc:unknown:counts";
 /// Most unknown devices listed.
 pub const UNKNOWN_MAX: usize = 1000;
+
+/// List (oldest first) of commands waiting for a device that listens only right after it
+/// sends; each item is a `CommandEntry` as JSON fields with its expiry (`expires` unix ms).
+pub fn device_queue(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:queue")
+}
+
+/// Set of the EURIDs with queued commands.
+pub const QUEUED_DEVICES: &str = "iotc:queued";
+/// Most commands queued per device.
+pub const QUEUE_MAX: usize = 16;

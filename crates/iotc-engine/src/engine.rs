@@ -201,6 +201,7 @@ impl Engine {
                 batch.count_gateway(&mac, stats::NOT_PROCESSED);
             }
             Outcome::Device(dt) => {
+                crate::control::queue::device_sent(&dt.eurid);
                 let ok = dt.result.is_success();
                 batch.count_gateway(&mac, if ok { stats::OK } else { stats::NOT_PROCESSED });
                 batch.items.push(Item {

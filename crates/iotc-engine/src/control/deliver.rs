@@ -8,6 +8,7 @@ use std::time::Duration;
 use enocean::south::{self, Outgoing, Response, ReturnCode};
 use iotc_core::command::{CommandEntry, new_id};
 use iotc_core::keys;
+use iotc_core::model::BROADCAST;
 use iotc_core::payload::EventCode;
 use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
@@ -81,8 +82,37 @@ pub async fn run(control: Control) {
 }
 
 impl Control {
-    /// Sends one command through the best AP, falling back to the next; publishes the outcome.
+    /// Queues a command to a device that listens only after it sends; sends any other now.
     pub async fn deliver(&self, command: &CommandEntry) {
+        let device = self.devices.lookup(&command.device, BROADCAST);
+        let wait = command.origin != "teach-in"
+            && device.is_some_and(|d| super::queue::listens_after_send(&d.eep));
+        if !wait {
+            return self.send_now(command).await;
+        }
+        match self.enqueue_for_device(command).await {
+            Ok(true) => {
+                tracing::info!(device = %command.device, id = %command.id, "command queued until the device sends")
+            }
+            Ok(false) => {
+                let message = format!(
+                    "Command {} failed: the device's queue is full ({} commands).",
+                    command.id,
+                    keys::QUEUE_MAX
+                );
+                self.event(&command.device, EventCode::CommandFailed, message)
+                    .await;
+            }
+            Err(e) => {
+                let message = format!("Command {} failed: not queued ({e}).", command.id);
+                self.event(&command.device, EventCode::CommandFailed, message)
+                    .await;
+            }
+        }
+    }
+
+    /// Sends one command through the best AP, falling back to the next; publishes the outcome.
+    pub async fn send_now(&self, command: &CommandEntry) {
         let (code, message) = match self.try_aps(command).await {
             Ok(mac) => (
                 EventCode::CommandSent,

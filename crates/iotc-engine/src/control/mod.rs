@@ -7,6 +7,7 @@
 pub mod deliver;
 pub mod learn;
 pub mod mqtt_in;
+pub mod queue;
 pub mod route;
 
 use std::sync::Arc;
@@ -39,6 +40,12 @@ pub struct ControlArgs {
     #[arg(long, env = "IOTC_COMMAND_RESPONSE_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub response_timeout_ms: u64,
+
+    /// How long a command to a device that listens only after it sends (A5-20-xx) waits for
+    /// the device's next telegram, in seconds; then it expires (`COMMAND_EXPIRED`).
+    #[arg(long, env = "IOTC_COMMAND_QUEUE_TTL_S", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub queue_ttl_s: u64,
 }
 
 /// What the control task shares.
@@ -50,6 +57,7 @@ pub struct Control {
     pub devices: Devices,
     pub egress: Arc<Egress>,
     pub response_timeout: Duration,
+    pub queue_ttl: Duration,
     pub consumer: String,
 }
 
@@ -66,19 +74,25 @@ pub fn spawn(
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(response_timeout + Duration::from_secs(5)))
         .set_max_delay(Duration::from_secs(2));
-    let blocking = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+    let blocking = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
     let control = Control {
         redis,
         blocking,
         devices,
         egress,
         response_timeout,
+        queue_ttl: Duration::from_secs(args.control.queue_ttl_s),
         consumer: args.consumer_name(),
     };
     if control.egress.mqtt_enabled() {
         mqtt_in::spawn(control.clone(), &args.egress, &args.control.command_topic)?;
     }
     learn::start(control.clone());
+    // Queued commands go out beside the delivery loop: a blocking connection of their own.
+    queue::start(Control {
+        blocking: ConnectionManager::new_lazy_with_config(client.clone(), config)?,
+        ..control.clone()
+    });
     tokio::spawn(deliver::run(control));
     Ok(())
 }
