@@ -78,13 +78,13 @@ missing=0
 for op in backup_get backup_post backup_patch device_get device_put device_post device_delete \
   device_get_metadata_statitics_telegram device_most_recent_telemetry_get \
   device_most_recent_signals_get gateway_get gateway_get_metadata_statitics_telegram \
-  gateway_get_metadata_health system_health_get learn_get learn_open learn_close device_command devices_unknown_get device_queue_get device_queue_delete aps_get aps_post \
+  gateway_get_metadata_health system_health_get learn_get learn_open learn_close device_command devices_unknown_get device_teach_in device_queue_get device_queue_delete aps_get aps_post \
   aps_delete; do
   grep -q ">$op<" "$work/dom.html" || { echo "not listed: operation $op"; missing=1; }
 done
 for path in /backup /devices /devices/metadata/statistics/telegrams /devices/telemetry/most-recent \
   /devices/signals/most-recent /gateways /gateways/metadata/statistics/telegrams \
-  /gateways/metadata/health /system/health /devices/learn /devices/command /devices/unknown /devices/queue /aps; do
+  /gateways/metadata/health /system/health /devices/learn /devices/command /devices/unknown /devices/teach-in /devices/queue /aps; do
   grep -q "data-path=\"$path\"" "$work/dom.html" || { echo "not listed: path $path"; missing=1; }
 done
 if grep -q 'Fetch error\|Failed to load API definition' "$work/dom.html"; then

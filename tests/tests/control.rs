@@ -238,6 +238,22 @@ async fn commands_from_mqtt_and_api_reach_the_best_ap_as_exact_frames() {
         (status, &err["code"]),
         (400, &json!("COMMAND_NOT_EXPRESSIBLE"))
     );
+    // A teach-in telegram for the switch in its learn mode: a broadcast UTE query
+    // (bidirectional, response expected, all channels, manufacturer multi-user 0x7FF, D2-01-12).
+    let path = format!("/devices/teach-in?sourceID={ID}");
+    let (status, accepted) = api(&stack, reqwest::Method::POST, &path, None).await;
+    assert_eq!(
+        (status, &accepted["telegram"]),
+        (200, &json!("d480ffff071201d2"))
+    );
+    let mut data = vec![0xD4, 0x80, 0xFF, 0xFF, 0x07, 0x12, 0x01, 0xD2];
+    data.extend_from_slice(&sender_for(BASE, SWITCH).to_be_bytes());
+    data.push(0x00);
+    let optional = [0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00];
+    let want = esp3::encode_frame(0x01, &data, &optional);
+    answer_command(&mut ws2, &token, AP2, &want, false).await;
+    assert_eq!(events(&sub, "COMMAND_SENT", 3).await.len(), 3);
+
     // On MQTT, a refusal is an event (the subscription is up: a command went through).
     let (client, mut el) = AsyncClient::new(
         MqttOptions::new("e2e-bad", "127.0.0.1", stack.mqtt.port),

@@ -180,6 +180,35 @@ pub fn ute_response(query: &[u8], result: UteResult) -> Option<Vec<u8>> {
     ])
 }
 
+/// Manufacturer ID "multi user": a controller of no particular maker.
+pub const MULTI_USER: u16 = 0x7FF;
+
+/// The teach-in telegram `(rorg, data, status)` a controller sends to an actuator of `eep`
+/// that is in its own learn mode: a UTE query (VLD), a 4BS teach-in with EEP, a 1BS teach-in,
+/// or a rocker press (RPS: actuators such as Eltako's learn the pressed rocker's sender).
+/// `None` for an R-ORG without a teach-in.
+pub fn teach_in_telegram(eep: crate::eep::Eep) -> Option<(u8, Vec<u8>, u8)> {
+    let (func, typ, m) = (eep.func, eep.typ, MULTI_USER);
+    Some(match eep.rorg {
+        // Bidirectional, response expected, teach-in, CMD 0; all channels.
+        0xD2 => (
+            0xD4,
+            vec![0x80, 0xFF, m as u8, (m >> 8) as u8, typ, func, 0xD2],
+            0,
+        ),
+        0xA5 => {
+            let db3 = (func << 2) | (typ >> 5);
+            let db2 = ((typ & 0x1F) << 3) | (m >> 8) as u8;
+            // DB0: LRN type "with EEP" (bit 7), LRN bit 0 (teach-in).
+            (0xA5, vec![db3, db2, m as u8, 0x80], 0)
+        }
+        0xD5 => (0xD5, vec![0x00], 0),
+        // Rocker A, button I pressed (energy bow), T21 and NU set.
+        0xF6 => (0xF6, vec![0x10], 0x30),
+        _ => return None,
+    })
+}
+
 /// The sender ID for a device: the stick's base ID plus an offset from the device ID, stable
 /// for the device, so an actuator taught to it keeps recognising it (FNV-1a of the ID's four
 /// bytes, modulo 128).
@@ -259,6 +288,28 @@ mod tests {
             None,
             "a response is no query"
         );
+    }
+
+    #[test]
+    fn teach_in_telegrams_read_back_as_teach_ins() {
+        use crate::eep::Eep;
+        use crate::teach_in::detect;
+        for eep in [Eep::new(0xA5, 0x38, 0x08), Eep::new(0xD2, 0x01, 0x12)] {
+            let (rorg, data, status) = teach_in_telegram(eep).unwrap();
+            let out = Outgoing {
+                rorg,
+                data,
+                sender: 0xFF80_0001,
+                status,
+                destination: 1,
+            };
+            let t = Telegram::from_esp3(&out.frame()).unwrap();
+            let teach = detect(&t).expect("a teach-in");
+            assert_eq!(teach.eep, Some(eep));
+            assert_eq!(teach.manufacturer, Some(MULTI_USER));
+        }
+        assert!(teach_in_telegram(Eep::new(0xF6, 2, 1)).is_some());
+        assert!(teach_in_telegram(Eep::new(0xD1, 0, 0)).is_none());
     }
 
     fn hex(b: &[u8]) -> String {

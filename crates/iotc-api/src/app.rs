@@ -19,7 +19,9 @@ use crate::auth::{self, Credentials};
 use crate::error::ApiError;
 use crate::openapi::{self, ApiDoc, BASE_PATH};
 use crate::store::Store;
-use crate::{aps, backup, command, device_data, devices, gateways, learn, queue, system, unknown};
+use crate::{
+    aps, backup, command, device_data, devices, gateways, learn, queue, system, teach, unknown,
+};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -58,6 +60,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(command::command_post))
         .routes(routes!(unknown::unknown_get))
+        .routes(routes!(teach::teach_in_post))
         .routes(routes!(queue::queue_get, queue::queue_delete))
         .routes(routes!(device_data::device_stats))
         .routes(routes!(device_data::device_recent_telemetry))

@@ -19,6 +19,7 @@ pub mod restore;
 pub mod stats;
 pub mod store;
 pub mod system;
+pub mod teach;
 pub mod time;
 pub mod unknown;
 pub mod validate;

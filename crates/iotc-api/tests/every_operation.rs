@@ -64,6 +64,12 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::GET, "/system/health", None),
         call(M::GET, "/devices/learn", None),
         call(M::GET, "/devices/unknown", None),
+        call(
+            M::POST,
+            &format!("/devices/teach-in?sourceID={KNOWN}"),
+            None,
+        ),
+        call(M::POST, "/devices/teach-in?sourceID=fffffffe", None),
         call(M::GET, "/devices/queue?sourceID=a1b2c3d4", None),
         call(M::DELETE, "/devices/queue?sourceID=a1b2c3d4", None),
         call(M::GET, "/aps", None),

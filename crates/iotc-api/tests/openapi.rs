@@ -84,6 +84,7 @@ fn declares_iotc_operations_auth_and_responses() {
         "delete /devices/learn learn_close",
         "post /devices/command device_command",
         "get /devices/unknown devices_unknown_get",
+        "post /devices/teach-in device_teach_in",
         "get /devices/queue device_queue_get",
         "delete /devices/queue device_queue_delete",
         "get /aps aps_get",
