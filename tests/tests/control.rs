@@ -515,3 +515,64 @@ async fn queued_command_expires_with_an_event() {
     assert!(text.contains(accepted["id"].as_str().unwrap()), "{text}");
     assert!(queued(&stack).await.is_empty());
 }
+
+/// `iotc simulate` plays the AP and its stick: it checks the ESP3 frames the server writes and
+/// answers with RESPONSE packets, so a command to one of its devices is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_ap_answers_the_stick_side() {
+    let sim_id = "05a00000";
+    let stack = Stack::start().await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{sim_id}/meta/event")).await;
+    let _sim = tokio::process::Command::new(iotc_e2e::bin("iotc"))
+        .arg("simulate")
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{}/aruba", stack.ingress_port),
+        ])
+        .args([
+            "--auth-url",
+            &format!("http://127.0.0.1:{}/auth/aruba", stack.ingress_port),
+        ])
+        .args(["--onboard", &stack.api_url("")])
+        .args([
+            "--gateways",
+            "2",
+            "--copies",
+            "2",
+            "--devices",
+            "1",
+            "--eep",
+            "D2-01-12",
+        ])
+        .args(["--id-base", sim_id, "--rate", "2", "--duration", "120"])
+        .env("IOT_ENDPOINT_USERNAME", iotc_e2e::AP_USER)
+        .env("IOT_ENDPOINT_PASSWORD", iotc_e2e::AP_PASSWORD)
+        .env("IOT_API_USERNAME", iotc_e2e::API_USER)
+        .env("IOT_API_PASSWORD", iotc_e2e::API_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("iotc simulate");
+    let mut r = stack.redis.conn().await;
+    let heard = async {
+        loop {
+            let n: usize = r.hlen(keys::device_heard(sim_id)).await.unwrap();
+            let (status, _) = stack.api_get(&format!("/devices?sourceID={sim_id}")).await;
+            if n > 0 && status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, heard)
+        .await
+        .expect("the simulated device is heard and onboarded");
+    let path = format!("/devices/command?sourceID={sim_id}");
+    let body = json!([{"key": "outputValue", "value": 100}]);
+    let (status, _) = api(&stack, reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 200);
+    let sent = events_of(&sub, sim_id, "COMMAND_SENT", 1).await;
+    assert_eq!(sent.len(), 1, "the simulated stick answered RET_OK");
+}
