@@ -522,7 +522,7 @@ async fn queued_command_expires_with_an_event() {
 async fn simulated_ap_answers_the_stick_side() {
     let sim_id = "05a00000";
     let stack = Stack::start().await;
-    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{sim_id}/meta/event")).await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{sim_id}/#")).await;
     let _sim = tokio::process::Command::new(iotc_e2e::bin("iotc"))
         .arg("simulate")
         .args([
@@ -575,4 +575,26 @@ async fn simulated_ap_answers_the_stick_side() {
     assert_eq!(status, 200);
     let sent = events_of(&sub, sim_id, "COMMAND_SENT", 1).await;
     assert_eq!(sent.len(), 1, "the simulated stick answered RET_OK");
+    // The simulated switch now reports its new output in a status response (CMD 0x4, the
+    // case with powerFailure).
+    let reports = sub
+        .wait_until(WAIT, |all| {
+            all.iter().any(|r| {
+                let data = r.json()["telemetry"]["data"].clone();
+                let has = |key: &str| {
+                    data.as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|d| d["key"] == key)
+                };
+                let on = data
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d["key"] == "outputValue" && d["value"].as_f64() == Some(100.0));
+                r.topic.ends_with("/telemetry") && has("powerFailure") && on
+            })
+        })
+        .await;
+    assert!(reports, "the simulated switch reports output 100");
 }

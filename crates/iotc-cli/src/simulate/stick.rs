@@ -2,9 +2,47 @@
 //! server writes (sync, lengths, both CRCs) and answers with a RESPONSE packet as a TCM 310
 //! does: the base ID for `CO_RD_IDBASE`, `RET_OK` for a radio telegram, `RET_NOT_SUPPORTED` for
 //! anything else. A broken frame gets no answer (a real stick resynchronises silently).
+//!
+//! Simulated D2-01 switches react: a D2-01 *Actuator Set Output* sent to one of them sets its
+//! output, and from then on it reports that output in a status response (CMD 0x4) as its
+//! telegrams.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use enocean::eep::{self, Direction, Eep, Input};
 use enocean::esp3::{self, PacketType};
 use enocean::south::{CO_RD_IDBASE, Response, ReturnCode};
+
+use super::devices::Content;
+
+/// Output value per simulated switch that received a command (bounded by the device count).
+static OUTPUTS: LazyLock<Mutex<HashMap<u32, u8>>> = LazyLock::new(Mutex::default);
+
+/// The status telegram of a simulated D2-01 switch whose output was set by a command.
+pub fn actuator_status(id: u32, eep: Eep) -> Option<Content> {
+    if (eep.rorg, eep.func) != (0xD2, 0x01) {
+        return None;
+    }
+    let output = *OUTPUTS.lock().unwrap_or_else(|e| e.into_inner()).get(&id)?;
+    let inputs = [("CMD", Input::Raw(4)), ("OV", Input::Raw(output.into()))];
+    let (rorg, data, status) = eep::encode_inputs(eep, &inputs, Direction::FromDevice).ok()?;
+    Some(Content { rorg, data, status })
+}
+
+/// Remembers a D2-01 Actuator Set Output (CMD 0x1) for its addressee.
+fn remember(data: &[u8], optional: &[u8]) {
+    let (Some(&0xD2), Some(cmd), Some(ov), Some(dest)) =
+        (data.first(), data.get(1), data.get(3), optional.get(1..5))
+    else {
+        return;
+    };
+    if cmd & 0x0F == 1 {
+        let dest = u32::from_be_bytes(dest.try_into().unwrap_or_default());
+        let mut outputs = OUTPUTS.lock().unwrap_or_else(|e| e.into_inner());
+        outputs.insert(dest, ov & 0x7F);
+    }
+}
 
 /// This stick's base ID, derived from the AP's MAC (a multiple of 128 in the base ID range).
 pub fn base_id(mac: [u8; 6]) -> u32 {
@@ -21,10 +59,13 @@ pub fn answer(mac: [u8; 6], frame: &[u8]) -> Option<Vec<u8>> {
             // Base ID and the remaining write cycles (0xFF: unknown).
             data: [&base_id(mac).to_be_bytes()[..], &[0xFF]].concat(),
         },
-        Some(PacketType::RadioErp1) => Response {
-            code: ReturnCode::Ok,
-            data: Vec::new(),
-        },
+        Some(PacketType::RadioErp1) => {
+            remember(&packet.data, &packet.optional);
+            Response {
+                code: ReturnCode::Ok,
+                data: Vec::new(),
+            }
+        }
         _ => Response {
             code: ReturnCode::NotSupported,
             data: Vec::new(),
