@@ -598,3 +598,25 @@ async fn simulated_ap_answers_the_stick_side() {
         .await;
     assert!(reports, "the simulated switch reports output 100");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_stick_moves_the_command_to_the_next_ap() {
+    let stack = Stack::start_with(&[("IOTC_COMMAND_RESPONSE_TIMEOUT_MS", "500")]).await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{ID}/#")).await;
+    let token = stack.ap_token().await;
+    let (mut ws1, mut ws2) = switch_heard_by_two(&stack, &token).await;
+    let (status, _) = post_command(&stack, &json!([{"key": "outputValue", "value": 7}])).await;
+    assert_eq!(status, 200);
+    // AP2 (best signal) gets the base ID request and never answers.
+    let (to, _, frame) = next_south(&mut ws2).await;
+    assert_eq!(
+        (to.as_slice(), hex::encode(frame).as_str()),
+        (&AP2[..], READ_BASE_ID)
+    );
+    answer_command(&mut ws1, &token, AP1, &set_output_frame(0, 7), true).await;
+    let sent = events(&sub, "COMMAND_SENT", 1).await;
+    let text = sent[0]["meta"]["events"]["health"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains(&hex::encode(AP1)), "{text}");
+}
