@@ -394,6 +394,30 @@ async fn ute_teach_in_is_listed_outside_the_window_and_answered_and_onboarded_in
     assert_eq!((status, &device["eep"]), (200, &json!("D2-01-12")));
     let (_, list) = stack.api_get("/devices/unknown").await;
     assert_eq!(list, json!([]), "no longer unknown");
+
+    // A 4BS teach-in with EEP (A5-02-05, manufacturer 0x046) in the window for all devices.
+    let res = reqwest::Client::new()
+        .post(stack.api_url("/devices/learn?seconds=60"))
+        .basic_auth(iotc_e2e::API_USER, Some(iotc_e2e::API_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let teach = radio::telegram(0xA5, vec![0x08, 0x28, 0x46, 0x80], 0x0190_0004, 0, -60);
+    ap::send(&mut ws, &token, AP1, &[&radio::frame(&teach)]).await;
+    let onboarded = async {
+        loop {
+            let (status, device) = stack.api_get("/devices?sourceID=01900004").await;
+            if status == 200 {
+                return device;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let device = tokio::time::timeout(WAIT, onboarded)
+        .await
+        .expect("4BS teach-in onboarded");
+    assert_eq!(device["eep"], "A5-02-05");
 }
 
 const VALVE: u32 = 0x0190_0003;
