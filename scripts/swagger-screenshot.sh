@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders the Swagger UI that iotc-api serves in headless Chromium, with no network but the
-# loopback: takes a screenshot and checks from the rendered DOM that all 23 operations are listed.
+# loopback: takes a screenshot and checks from the rendered DOM that all 28 operations are listed.
 # The browser reaches the API through a small local proxy that adds the Basic auth header, like
 # a browser after its login prompt (a URL with user:password@ would make the page's own fetch
 # of the document fail).
@@ -79,12 +79,14 @@ for op in backup_get backup_post backup_patch device_get device_put device_post 
   device_get_metadata_statitics_telegram device_most_recent_telemetry_get \
   device_most_recent_signals_get gateway_get gateway_get_metadata_statitics_telegram \
   gateway_get_metadata_health system_health_get learn_get learn_open learn_close \
-  availability_get availability_put availability_delete aps_get aps_post aps_delete; do
+  availability_get availability_put availability_delete device_command devices_unknown_get \
+  device_teach_in device_queue_get device_queue_delete aps_get aps_post aps_delete; do
   grep -q ">$op<" "$work/dom.html" || { echo "not listed: operation $op"; missing=1; }
 done
 for path in /backup /devices /devices/metadata/statistics/telegrams /devices/telemetry/most-recent \
   /devices/signals/most-recent /gateways /gateways/metadata/statistics/telegrams \
-  /gateways/metadata/health /system/health /devices/learn /devices/availability /aps; do
+  /gateways/metadata/health /system/health /devices/learn /devices/availability /devices/command \
+  /devices/unknown /devices/teach-in /devices/queue /aps; do
   grep -q "data-path=\"$path\"" "$work/dom.html" || { echo "not listed: path $path"; missing=1; }
 done
 if grep -q 'Fetch error\|Failed to load API definition' "$work/dom.html"; then
@@ -96,4 +98,4 @@ if [ "$missing" -ne 0 ]; then
   cp "$work/dom.html" target/swagger-ui-dom.html
   exit 1
 fi
-echo "swagger-screenshot: 23 operations rendered; screenshot $out"
+echo "swagger-screenshot: 28 operations rendered; screenshot $out"

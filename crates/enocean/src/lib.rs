@@ -15,6 +15,7 @@ pub mod esp3;
 pub mod field;
 pub mod secure;
 pub mod signal;
+pub mod south;
 pub mod teach_in;
 pub mod telegram;
 

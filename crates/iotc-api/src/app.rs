@@ -20,7 +20,8 @@ use crate::error::ApiError;
 use crate::openapi::{self, ApiDoc, BASE_PATH};
 use crate::store::Store;
 use crate::{
-    aps, availability, backup, console, device_data, devices, gateways, learn, system,
+    aps, availability, backup, command, console, device_data, devices, gateways, learn, queue,
+    system, teach, unknown,
 };
 
 /// What every handler gets.
@@ -65,6 +66,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             availability::availability_put,
             availability::availability_delete
         ))
+        .routes(routes!(command::command_post))
+        .routes(routes!(unknown::unknown_get))
+        .routes(routes!(teach::teach_in_post))
+        .routes(routes!(queue::queue_get, queue::queue_delete))
         .routes(routes!(device_data::device_stats))
         .routes(routes!(device_data::device_recent_telemetry))
         .routes(routes!(device_data::device_recent_signals))

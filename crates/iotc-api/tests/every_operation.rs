@@ -64,6 +64,15 @@ fn table(backup: &Value) -> Vec<Call> {
         call(M::GET, "/system/health", None),
         call(M::GET, "/devices/learn", None),
         call(M::GET, "/devices/availability", None),
+        call(M::GET, "/devices/unknown", None),
+        call(
+            M::POST,
+            &format!("/devices/teach-in?sourceID={KNOWN}"),
+            None,
+        ),
+        call(M::POST, "/devices/teach-in?sourceID=fffffffe", None),
+        call(M::GET, "/devices/queue?sourceID=a1b2c3d4", None),
+        call(M::DELETE, "/devices/queue?sourceID=a1b2c3d4", None),
         call(M::GET, "/aps", None),
     ];
     for path in [
@@ -102,6 +111,16 @@ fn table(backup: &Value) -> Vec<Call> {
             None,
         ),
         call(M::DELETE, "/devices/availability?sourceID=a1b2c3d5", None),
+        call(
+            M::POST,
+            &format!("/devices/command?sourceID={KNOWN}"),
+            Some(json!([{"key": "outputValue", "value": 100}])),
+        ),
+        call(
+            M::POST,
+            "/devices/command?sourceID=fffffffe",
+            Some(json!([{"key": "outputValue", "value": 100}])),
+        ),
         call(
             M::POST,
             "/aps",
@@ -230,6 +249,7 @@ async fn empty_store_answers_every_operation_without_5xx() {
         "GET /gateways/metadata/statistics/telegrams",
         "GET /gateways/metadata/health",
         "GET /devices/learn",
+        "GET /devices/unknown",
         "GET /aps",
     ] {
         assert_eq!(answer(&answers, empty), (200, &json!([])), "{empty}");

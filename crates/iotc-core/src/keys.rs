@@ -124,3 +124,55 @@ pub mod stats {
     pub const NOT_PROCESSED: &str = "notProcessed";
     pub const LAST_SEEN: &str = "lastSeen";
 }
+
+/// Commands to actuators (docs/control.md): written by the API and the engine's MQTT command
+/// subscriber, read by the engines' control group.
+pub const COMMAND_STREAM: &str = "iotc:commands";
+/// Consumer group of the engines' control tasks on [`COMMAND_STREAM`].
+pub const CONTROL_GROUP: &str = "control";
+/// Approximate bound of [`COMMAND_STREAM`] and of each southbound stream (entries).
+pub const COMMAND_MAXLEN: usize = 10_000;
+
+/// Southbound messages for the APs connected to one ingress instance.
+pub fn south_stream(instance: &str) -> String {
+    format!("iotc:south:{instance}")
+}
+
+/// The ingress instance holding an AP's WebSocket; set with a TTL while connected.
+pub fn ap_ingress(mac: &str) -> String {
+    format!("iotc:ap:{mac}:ingress")
+}
+
+/// Hash: AP MAC → `<unix ms>,<dBm>,<stick>` of the device's last reception by that AP.
+pub fn device_heard(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:heard")
+}
+
+/// Hash: stick identifier → base ID (8 hex), the sticks of one AP.
+pub fn ap_base_ids(mac: &str) -> String {
+    format!("iotc:ap:{mac}:base-ids")
+}
+
+/// List receiving the stick's RESPONSE to one southbound message (hex frame, or `error:..`).
+pub fn command_reply(id: &str) -> String {
+    format!("iotc:command:{id}:reply")
+}
+
+/// Hash: EURID → JSON of an unknown device's last teach-in (`GET /devices/unknown`), at most
+/// [`UNKNOWN_MAX`] devices; written by the engine.
+pub const UNKNOWN_DEVICES: &str = "iotc:unknown";
+/// Hash: EURID → number of teach-ins heard of that unknown device.
+pub const UNKNOWN_COUNTS: &str = "iotc:unknown:counts";
+/// Most unknown devices listed.
+pub const UNKNOWN_MAX: usize = 1000;
+
+/// List (oldest first) of commands waiting for a device that listens only right after it
+/// sends; each item is a `CommandEntry` as JSON fields with its expiry (`expires` unix ms).
+pub fn device_queue(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:queue")
+}
+
+/// Set of the EURIDs with queued commands.
+pub const QUEUED_DEVICES: &str = "iotc:queued";
+/// Most commands queued per device.
+pub const QUEUE_MAX: usize = 16;

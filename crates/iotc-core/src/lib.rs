@@ -4,6 +4,7 @@
 pub mod aps;
 pub mod backoff;
 pub mod bus;
+pub mod command;
 pub mod health;
 pub mod keys;
 pub mod model;

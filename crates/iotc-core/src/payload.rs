@@ -115,6 +115,11 @@ pub enum EventCode {
     EepNotFoundError,
     /// A radio teach-in tried to set a device's key outside its learn window (our own code).
     SecureTeachInRefused,
+    /// Our own codes for commands to actuators (docs/control.md), in the health array.
+    CommandSent,
+    CommandFailed,
+    CommandExpired,
+    DeviceTaughtIn,
 }
 
 impl EventCode {
@@ -127,6 +132,10 @@ impl EventCode {
             EventCode::EepDecodeError => "EEP_DECODE_ERROR",
             EventCode::EepNotFoundError => "EEP_NOT_FOUND_ERROR",
             EventCode::SecureTeachInRefused => "SECURE_TEACH_IN_REFUSED",
+            EventCode::CommandSent => "COMMAND_SENT",
+            EventCode::CommandFailed => "COMMAND_FAILED",
+            EventCode::CommandExpired => "COMMAND_EXPIRED",
+            EventCode::DeviceTaughtIn => "DEVICE_TAUGHT_IN",
         }
     }
 
@@ -136,7 +145,11 @@ impl EventCode {
             | EventCode::RlcReplay
             | EventCode::DeviceSendNowUnsecure
             | EventCode::SecureTeachInRefused => EventKind::Security,
-            EventCode::FirstTimeSend => EventKind::Health,
+            EventCode::FirstTimeSend
+            | EventCode::CommandSent
+            | EventCode::CommandFailed
+            | EventCode::CommandExpired
+            | EventCode::DeviceTaughtIn => EventKind::Health,
             EventCode::EepDecodeError | EventCode::EepNotFoundError => EventKind::Transcoding,
         }
     }

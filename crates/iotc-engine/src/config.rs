@@ -49,6 +49,7 @@ pub struct Args {
 
     #[command(flatten)]
     pub ha: crate::egress::ha::HaArgs,
+    pub control: crate::control::ControlArgs,
 }
 
 impl Args {

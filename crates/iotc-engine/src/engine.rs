@@ -224,6 +224,7 @@ impl Engine {
             }
             Outcome::Unknown { sender, first } => {
                 telegram_metric("unknown_device");
+                crate::control::learn::unknown_heard(&parsed);
                 self.not_processed();
                 if first {
                     info!(gateway = %mac, "Sensor {sender} is not learned in. Dropping.");
@@ -231,6 +232,7 @@ impl Engine {
                 batch.count_gateway(&mac, stats::NOT_PROCESSED);
             }
             Outcome::Device(dt) => {
+                crate::control::queue::device_sent(&dt.eurid);
                 let ok = dt.result.is_success();
                 batch.count_gateway(&mac, if ok { stats::OK } else { stats::NOT_PROCESSED });
                 batch.items.push(Item {

@@ -1,6 +1,7 @@
 //! iotc-engine as a library, so that integration tests reach its modules.
 
 pub mod config;
+pub mod control;
 pub mod counting;
 pub mod decode;
 pub mod device_pack;

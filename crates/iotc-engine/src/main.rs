@@ -103,6 +103,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         tokio::spawn(sync);
     }
+    iotc_engine::control::spawn(
+        &client,
+        redis.clone(),
+        devices.clone(),
+        egress.clone(),
+        &args,
+    )?;
     info!(%consumer, devices = devices.len(), "engine started");
 
     Engine {

@@ -137,6 +137,11 @@ pub struct Settings {
     #[arg(long, env = "IOTC_INGRESS_MAX_MESSAGE_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(256..=64 << 20))]
     pub max_message_bytes: u64,
+
+    /// This instance's name for southbound messages (docs/control.md): commands for the APs
+    /// connected here arrive on `iotc:south:<name>`. Random at each start when not set.
+    #[arg(long, env = "IOTC_INGRESS_INSTANCE")]
+    pub instance: Option<String>,
 }
 
 /// How the APs prove who they are.
@@ -174,6 +179,7 @@ pub struct Config {
     pub ap_register: bool,
     pub backpressure_wait: Duration,
     pub limits: Limits,
+    pub instance: String,
 }
 
 /// What one AP connection may hold.
@@ -285,6 +291,8 @@ impl Settings {
                 max_sticks: self.max_sticks as usize,
                 max_frame_bytes: self.max_frame_bytes as usize,
             },
+            instance: non_empty(self.instance)
+                .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>())),
         })
     }
 }

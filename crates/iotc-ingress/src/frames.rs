@@ -17,7 +17,11 @@ pub enum Item {
         dedup_key: [u8; 16],
         /// Signal strength in dBm, 0 when unknown.
         dbm: i8,
+        /// The sender's ID.
+        sender: u32,
     },
+    /// A RESPONSE packet: the stick's answer to a southbound packet (its data).
+    Response { data: Vec<u8> },
     /// A valid frame of a packet type that is not forwarded (e.g. RESPONSE).
     Other { packet_type: u8 },
     /// Bytes that are not a valid frame, or a radio frame that is not a valid telegram.
@@ -130,10 +134,14 @@ fn classify(frame: &esp3::Frame<'_>) -> Item {
                 frame: esp3::encode_frame(frame.packet_type, frame.data, frame.optional),
                 dedup_key: t.dedup_key(),
                 dbm: t.dbm.map_or(0, |d| d.clamp(i8::MIN as i16, 0) as i8),
+                sender: t.sender,
             },
             Err(_) => Item::Broken {
                 reason: "bad_telegram",
             },
+        },
+        Some(PacketType::Response) => Item::Response {
+            data: frame.data.to_vec(),
         },
         _ => Item::Other {
             packet_type: frame.packet_type,
@@ -181,7 +189,9 @@ mod tests {
         let mut parsers = StickParsers::default();
         assert_eq!(
             parsers.feed(MAC, "u", &bytes(RESPONSE)),
-            vec![Item::Other { packet_type: 2 }]
+            vec![Item::Response {
+                data: bytes(RESPONSE)[6..6 + 0x21].to_vec()
+            }]
         );
         let mut bad = bytes(RPS);
         let last = bad.len() - 1;

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod register;
 pub mod server;
 pub mod session;
+pub mod south;
 pub mod status;
 pub mod store;
 pub mod tls;
@@ -28,6 +29,8 @@ pub struct App {
     pub tokens: TokenStore,
     /// The AP register, when enforced (`IOTC_AP_REGISTER`).
     pub register: Option<register::Register>,
+    /// Southbound messages (commands) for the APs connected here.
+    pub south: std::sync::Arc<south::South>,
     /// Losses and backpressure, for the heartbeat.
     pub status: std::sync::Arc<status::Status>,
     /// Turns true when the process shuts down; AP connections then close with 1001.

@@ -60,8 +60,8 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         .set_response_timeout(Some(Duration::from_secs(5)))
         .set_number_of_retries(3)
         .set_max_delay(Duration::from_secs(2));
-    let redis =
-        ConnectionManager::new_lazy_with_config(client, manager_config).context("REDIS_URL")?;
+    let redis = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        .context("REDIS_URL")?;
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("IOTC_INGRESS_PORT: cannot listen on {}", config.listen))?;
@@ -74,6 +74,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
             config.gateway_event_stream_maxlen,
         ),
         register: config.ap_register.then(|| Register::start(redis.clone())),
+        south: iotc_ingress::south::South::start(&client, redis.clone(), &config.instance)?,
         tokens: TokenStore::new(
             redis,
             config.token_lifetime,

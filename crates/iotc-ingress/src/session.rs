@@ -1,6 +1,7 @@
 //! One AP connection's message handling, apart from the WebSocket itself: decode, check the
 //! token, then serial data to the telegram stream and health to the gateway registry.
 
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +67,14 @@ pub struct Session {
     certificate: Option<String>,
     /// A message with a valid token arrived on this connection.
     authenticated: bool,
+    /// The AP's MAC (hex) once a message named it.
+    mac: Option<String>,
+    /// Per stick, the replies waiting for a RESPONSE, oldest first, with their deadline.
+    pending: HashMap<String, VecDeque<(String, Instant)>>,
 }
+
+/// How long a southbound packet waits for its RESPONSE; later ones answer the next packet.
+pub const RESPONSE_WAIT: Duration = Duration::from_secs(5);
 
 impl Session {
     pub fn new(app: Arc<App>, peer: String) -> Self {
@@ -79,6 +87,8 @@ impl Session {
             ap: None,
             certificate: None,
             authenticated: false,
+            mac: None,
+            pending: HashMap::new(),
         }
     }
 
@@ -120,6 +130,9 @@ impl Session {
         };
         if let Some(refusal) = self.check_ap(&msg) {
             return refusal;
+        }
+        if self.mac.is_none() {
+            self.mac = Some(hex::encode(mac));
         }
         match self.process(&msg, mac).await {
             Ok(()) => Verdict::Continue,
@@ -231,6 +244,7 @@ impl Session {
             seen = true;
         }
         let mut broken = 0u64;
+        let mut heard = Vec::new();
         for data in &msg.nb_s_data {
             let payload = data.nb_serial_payload.as_deref().unwrap_or_default();
             let device = data.nb_device_id.as_deref().unwrap_or_default();
@@ -246,7 +260,11 @@ impl Session {
                         frame,
                         dedup_key,
                         dbm,
+                        sender,
                     } => {
+                        let ms = unix_millis();
+                        let eurid = format!("{sender:08x}");
+                        heard.push((eurid, mac_hex.clone(), ms, dbm, device.to_string()));
                         let entry = TelegramEntry {
                             gateway_mac: mac,
                             received_ms: unix_millis(),
@@ -267,6 +285,7 @@ impl Session {
                         tracing::warn!(peer = %self.peer, mac = %mac_hex, stick = device,
                             "USB stick beyond IOTC_INGRESS_MAX_STICKS on this connection; data dropped");
                     }
+                    Item::Response { data } => self.answer(device, &data).await,
                     Item::Other { packet_type } => {
                         let label = format!("{packet_type:#04x}");
                         metrics::counter!("iotc_ingress_packets_ignored_total", "packet_type" => label).increment(1);
@@ -280,11 +299,51 @@ impl Session {
                 }
             }
         }
+        self.app.south.heard(&heard).await;
         if broken > 0 || !seen {
             let store = &self.app.store;
             self.retry(|| store.touch(&gw, broken, now)).await?;
         }
         Ok(())
+    }
+
+    /// The AP's MAC (hex), once known.
+    pub fn mac(&self) -> Option<&str> {
+        self.mac.as_deref()
+    }
+
+    /// The WebSocket message carrying a southbound packet to a stick; its RESPONSE will
+    /// answer `item.reply` (packets of one stick are answered in order).
+    pub fn southbound(&mut self, item: crate::south::SouthItem) -> Option<Vec<u8>> {
+        let mac: [u8; 6] = hex::decode(self.mac.as_deref()?).ok()?.try_into().ok()?;
+        let msg = aruba::IotSbMessage::serial_data(None, mac, &item.stick, &item.frame);
+        if !item.reply.is_empty() {
+            let queue = self.pending.entry(item.stick).or_default();
+            if queue.len() >= crate::south::PER_AP_QUEUE {
+                queue.pop_front();
+            }
+            queue.push_back((item.reply, Instant::now() + RESPONSE_WAIT));
+        }
+        metrics::counter!("iotc_ingress_south_total", "outcome" => "sent").increment(1);
+        Some(msg.encode_to_vec())
+    }
+
+    /// A stick's RESPONSE: handed to the oldest packet of that stick still waiting.
+    async fn answer(&mut self, stick: &str, data: &[u8]) {
+        let now = Instant::now();
+        let reply = self.pending.get_mut(stick).and_then(|queue| {
+            while queue.front().is_some_and(|(_, deadline)| *deadline < now) {
+                queue.pop_front();
+            }
+            queue.pop_front().map(|(reply, _)| reply)
+        });
+        let Some(reply) = reply else {
+            metrics::counter!("iotc_ingress_responses_total", "outcome" => "unmatched")
+                .increment(1);
+            return;
+        };
+        metrics::counter!("iotc_ingress_responses_total", "outcome" => "matched").increment(1);
+        self.app.south.reply(&reply, &hex::encode(data)).await;
     }
 
     /// Counts the telegrams of a message that were not stored: `lost` when Redis failed

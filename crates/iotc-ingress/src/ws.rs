@@ -49,6 +49,8 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
     let mut shutdown = app.shutdown.clone();
     let idle = app.config.idle_timeout;
     let mut register = app.register.as_ref().map(|r| r.watch());
+    let south = app.south.clone();
+    let mut south_rx: Option<tokio::sync::mpsc::Receiver<crate::south::SouthItem>> = None;
     let mut session = Session::new(app, peer.clone());
     session.set_certificate(certificate);
     let end = loop {
@@ -66,6 +68,14 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
                 tracing::warn!(%peer, "Disconnecting AP with code 1008: no authenticated message before the deadline");
                 break Some((close::POLICY, "no authenticated message in time"));
             }
+            Some(item) = next_south(&mut south_rx) => {
+                if let Some(bytes) = session.southbound(item)
+                    && socket.send(Message::Binary(bytes.into())).await.is_err()
+                {
+                    break None;
+                }
+                continue;
+            }
             next = tokio::time::timeout(idle, socket.recv()) => next,
         };
         let message = match next {
@@ -82,6 +92,9 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
                 if let Verdict::Close { code, reason } = session.on_binary(&bytes).await {
                     break Some((code, reason));
                 }
+                if let (None, Some(mac)) = (&south_rx, session.mac()) {
+                    south_rx = Some(south.attach(mac));
+                }
             }
             Message::Text(_) => metrics::counter!("iotc_ingress_text_frames_total").increment(1),
             _ => {}
@@ -94,6 +107,20 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
         };
         let _ = socket.send(Message::Close(Some(frame))).await;
     }
+    drop(south_rx);
+    if let Some(mac) = session.mac() {
+        south.detach(mac);
+    }
     metrics::gauge!("iotc_ingress_ws_connections").decrement(1.0);
     tracing::info!(%peer, "Disconnecting client on WS handler");
+}
+
+/// The next southbound message for this connection; never before its AP is known.
+async fn next_south(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<crate::south::SouthItem>>,
+) -> Option<crate::south::SouthItem> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }

@@ -395,7 +395,8 @@ async fn broken_frame_is_counted_and_the_connection_goes_on() {
         1.0
     );
 
-    // A RESPONSE packet is not a telegram: counted apart, not forwarded, not an error.
+    // A RESPONSE packet is not a telegram: counted apart (answering no southbound packet),
+    // not forwarded, not an error.
     let response =
         bytes("55002100022600010208000103040004129f1e454f010354434d3531355500000000000000000039");
     send(&mut ws, serial(STATIC_TOKEN, MAC_A, &response)).await;
@@ -410,7 +411,7 @@ async fn broken_frame_is_counted_and_the_connection_goes_on() {
     assert_eq!(
         metric(
             &ingress,
-            "iotc_ingress_packets_ignored_total{packet_type=\"0x02\"}"
+            "iotc_ingress_responses_total{outcome=\"unmatched\"}"
         )
         .await,
         1.0

@@ -39,6 +39,9 @@ pub struct GatewayStats {
     pub failed: AtomicU64,
     /// Connections the ingress closed with 1013 (try again later: its stream was full).
     pub pushed_back: AtomicU64,
+    /// Southbound ESP3 frames received, and those that were broken (no answer).
+    pub south: AtomicU64,
+    pub south_invalid: AtomicU64,
 }
 
 pub struct Gateway {
@@ -118,12 +121,47 @@ pub async fn run(
                     eprintln!("gateway {}: server closed the connection ({code:?}); reconnecting", hex::encode(mac));
                     session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
                 }
+                Some(Ok(Message::Binary(bytes))) => {
+                    if answer_south(&mut session, mac, &usb, &bytes, &stats).await.is_err() {
+                        session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
+                    }
+                }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?,
             },
         }
     }
     let _ = session.ws.close(None).await;
+    Ok(())
+}
+
+/// Plays the stick for a southbound message: each ESP3 frame for this AP's stick is checked
+/// and answered with a RESPONSE northbound.
+async fn answer_south(
+    session: &mut Session,
+    mac: [u8; 6],
+    usb: &str,
+    bytes: &[u8],
+    stats: &GatewayStats,
+) -> anyhow::Result<()> {
+    let Ok(msg) = aruba::IotSbMessage::decode(bytes) else {
+        stats.south_invalid.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    };
+    for data in &msg.sb_s_data {
+        stats.south.fetch_add(1, Ordering::Relaxed);
+        let payload = data.sb_serial_payload.as_deref().unwrap_or_default();
+        let Some(response) = super::stick::answer(mac, payload) else {
+            stats.south_invalid.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let reply = Telemetry::serial_data(&session.token, reporter(mac), usb, &[&response]);
+        session
+            .ws
+            .send(Message::Binary(reply.encode_to_vec().into()))
+            .await?;
+        stats.messages.fetch_add(1, Ordering::Relaxed);
+    }
     Ok(())
 }
 

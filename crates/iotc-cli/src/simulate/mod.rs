@@ -10,6 +10,7 @@ mod gateway;
 mod mqtt;
 mod onboard;
 mod secure;
+mod stick;
 mod tls;
 
 use std::path::PathBuf;

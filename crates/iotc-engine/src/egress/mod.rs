@@ -267,7 +267,7 @@ impl Egress {
     }
 }
 
-fn mqtt_spec(args: &EgressArgs, topics: &Topics) -> Result<LinkSpec, EgressError> {
+pub(crate) fn mqtt_spec(args: &EgressArgs, topics: &Topics) -> Result<LinkSpec, EgressError> {
     let raw = args.mqtt_connstring.as_deref().unwrap_or_default();
     let addr = BrokerAddr::parse(raw, args.mqtt_use_tls)?;
     let tls = if addr.is_tls() {

@@ -592,7 +592,7 @@ impl Generation {
     }
 }
 
-fn transport(spec: &LinkSpec) -> Result<Transport, EgressError> {
+pub(crate) fn transport(spec: &LinkSpec) -> Result<Transport, EgressError> {
     let tls = || {
         spec.tls
             .clone()
