@@ -49,6 +49,8 @@ pub struct Args {
 
     #[command(flatten)]
     pub ha: crate::egress::ha::HaArgs,
+
+    #[command(flatten)]
     pub control: crate::control::ControlArgs,
 }
 
