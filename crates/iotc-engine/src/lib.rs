@@ -8,6 +8,7 @@ pub mod egress;
 pub mod engine;
 pub mod heartbeat;
 pub mod periodic;
+pub mod pipeline;
 pub mod rlc;
 pub mod secure;
 pub mod stream;
