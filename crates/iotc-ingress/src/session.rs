@@ -66,6 +66,9 @@ pub struct Session {
     certificate: Option<String>,
     /// A message with a valid token arrived on this connection.
     authenticated: bool,
+    /// Unix second of this connection's last gateway `lastSeen` write: telegrams write it
+    /// at most once a second (the field has one-second resolution).
+    touched_at: u64,
 }
 
 impl Session {
@@ -79,6 +82,7 @@ impl Session {
             ap: None,
             certificate: None,
             authenticated: false,
+            touched_at: 0,
         }
     }
 
@@ -219,11 +223,18 @@ impl Session {
     async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Stop> {
         let now = unix_seconds();
         let mac_hex = hex::encode(mac);
-        let first_sight = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
-        let first_sight = serde_json::to_string(&first_sight).unwrap_or_default();
-        let gw = GatewayRef {
+        // The registry record is built only when it may be written.
+        let touch = now > self.touched_at;
+        let first_sight = if touch {
+            let record = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
+            serde_json::to_string(&record).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut gw = GatewayRef {
             mac: &mac_hex,
             first_sight: &first_sight,
+            touch,
         };
         let mut seen = false;
         if let Some(health) = &msg.ap_health {
@@ -261,6 +272,10 @@ impl Session {
                         }
                         done += 1;
                         seen = true;
+                        if gw.touch {
+                            self.touched_at = now;
+                            gw.touch = false;
+                        }
                     }
                     Item::StickRefused => {
                         metrics::counter!("iotc_ingress_sticks_refused_total").increment(1);
@@ -281,6 +296,12 @@ impl Session {
             }
         }
         if broken > 0 || !seen {
+            let record = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
+            let first_sight = serde_json::to_string(&record).unwrap_or_default();
+            let gw = GatewayRef {
+                first_sight: &first_sight,
+                ..gw
+            };
             let store = &self.app.store;
             self.retry(|| store.touch(&gw, broken, now)).await?;
         }
