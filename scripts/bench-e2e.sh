@@ -79,14 +79,21 @@ wait_http "http://127.0.0.1:$engine_port/readyz"
 echo "== $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== offered $rate telegrams/s for ${seconds}s, $devices devices, $gateways APs, $shared heard by two, QoS $qos"
 if [ -n "${IOTC_BENCH_PERF:-}" ]; then
-  (sleep 4; perf record -F 499 -g -o "$work/perf.data" -p "${pids[engine]},${pids[ingress]}" \
-     -- sleep "$IOTC_BENCH_PERF" >/dev/null 2>&1) &
+  # The whole machine (other users' processes included), by process and by symbol.
+  (sleep 4; perf record -a -F 499 -o "$work/perf.data" -- sleep "$IOTC_BENCH_PERF" >/dev/null 2>&1) &
   perf_pid=$!
 fi
+# Every second: entries appended and not yet read by the engine (its backlog).
+(while sleep 1; do
+   redis-cli -p "$redis_port" xinfo groups iotc:telegrams 2>/dev/null | sed -n '/^lag$/{n;p}'
+ done >"$work/lag.log") &
+lag_pid=$!
 "$rel/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token \
   --onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret \
   --expect-mqtt "127.0.0.1:$mqtt_port" --gateways "$gateways" --devices "$devices" \
   --rate "$rate" --duration "$seconds" --shared "$shared" --drain-timeout 120
+kill "$lag_pid" 2>/dev/null || true
+echo "== engine backlog (entries not yet read), per second: $(tr '\n' ' ' <"$work/lag.log" | cut -c1-300)"
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 sleep 1 # the last batch's acknowledgement follows its publication
 echo "== left in the stream: $(redis-cli -p "$redis_port" xpending iotc:telegrams engine | head -1) pending," \
@@ -98,7 +105,13 @@ done
 if [ -n "${IOTC_BENCH_PERF:-}" ]; then
   wait "$perf_pid" || true
   out=${IOTC_BENCH_PERF_OUT:-perf-report.txt}
-  perf report -i "$work/perf.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null \
-    | grep -v '^$' | head -120 >"$out"
+  cp "$work/perf.data" "${out%.txt}.data"
+  {
+    echo "# share of samples by executable"
+    perf report -i "$work/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -25
+    echo "# top symbols"
+    perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//; s/ *$//' | head -80
+  } >"$out"
   echo "== profile: $out"
 fi
