@@ -127,7 +127,7 @@ async fn a_batch_held_up_by_the_broker_is_not_claimed_back() {
     let topic = "sensor/019500ee/telemetry";
     let sub = Subscriber::start_persistent(mqtt.port, topic).await;
     let settings = [
-        ("IOTC_ENGINE_CLAIM_IDLE_MS", "300"),
+        ("IOTC_ENGINE_CLAIM_IDLE_MS", "1000"),
         ("IOTC_ENGINE_BATCH", "10"),
         ("MQTT_PUBLISH_TIMEOUT", "1"),
     ];
@@ -142,8 +142,8 @@ async fn a_batch_held_up_by_the_broker_is_not_claimed_back() {
         .map(|n| stream::entry(MAC, t0 + u64::from(n), numbered_frame(sensor, n)))
         .collect();
     stream::add(&mut r, &entries).await;
-    // Ten times the claim idle time: claims ran while the batches waited.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Four times the claim idle time: claims ran while the batches waited.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(pending(&mut r).await > 0, "acknowledged without a broker");
     mqtt.start_again();
     let all = sub.wait_for(topic, N as usize + 1, WAIT).await;
