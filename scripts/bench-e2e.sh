@@ -13,6 +13,8 @@
 #   IOTC_BENCH_BATCH      IOTC_ENGINE_BATCH (default: the engine's)
 #   IOTC_BENCH_API        iotc-api binary used to onboard the devices (default: release build)
 #   IOTC_BENCH_NO_BUILD=1 use the binaries in target/release as they are
+#   IOTC_BENCH_BINS       folder of the iotc-engine and iotc-ingress to measure (default
+#                         target/release; e.g. older builds for a before/after comparison)
 #   IOTC_BENCH_PERF=SECS  record a CPU profile of the engine and ingress (perf) for SECS s
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,7 @@ shared=${IOTC_BENCH_SHARED:-0.2}
 qos=${IOTC_BENCH_QOS:-1}
 rel=${CARGO_TARGET_DIR:-target}/release
 api_bin=${IOTC_BENCH_API:-$rel/iotc-api}
+bins=${IOTC_BENCH_BINS:-$rel}
 command -v redis-server >/dev/null && command -v mosquitto >/dev/null || scripts/install-deps.sh
 if [ -z "${IOTC_BENCH_NO_BUILD:-}" ]; then
   pkgs=(-p iotc-engine -p iotc-ingress -p iotc-cli)
@@ -67,11 +70,11 @@ IOTC_API_PORT=$api_port IOTC_API_BIND=127.0.0.1 \
   BASIC_AUTH_USERNAME=bench BASIC_AUTH_PASSWORD=bench-secret "$api_bin" >"$work/api.log" 2>&1 &
 pids[api]=$!
 IOTC_INGRESS_PORT=$ingress_port IOTC_INGRESS_BIND=127.0.0.1 \
-  IOT_GATEWAY_TOKEN=bench-token "$rel/iotc-ingress" >"$work/ingress.log" 2>&1 &
+  IOT_GATEWAY_TOKEN=bench-token "$bins/iotc-ingress" >"$work/ingress.log" 2>&1 &
 pids[ingress]=$!
 MQTT_CONNSTRING=mqtt://127.0.0.1:$mqtt_port IOT_ENABLE_MQTT=1 MQTT_QOS=$qos \
   IOTC_ENGINE_HTTP_PORT=$engine_port IOTC_ENGINE_CONSUMER=bench \
-  ${IOTC_BENCH_BATCH:+IOTC_ENGINE_BATCH=$IOTC_BENCH_BATCH} "$rel/iotc-engine" >"$work/engine.log" 2>&1 &
+  env ${IOTC_BENCH_BATCH:+IOTC_ENGINE_BATCH=$IOTC_BENCH_BATCH} "$bins/iotc-engine" >"$work/engine.log" 2>&1 &
 pids[engine]=$!
 wait_http "http://127.0.0.1:$api_port/readyz"
 wait_http "http://127.0.0.1:$engine_port/readyz"
