@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use iotc_core::keys;
-use iotc_e2e::{EngineProc, Mosquitto, Redis, Received, Subscriber, radio, stream, temp_dir};
+use iotc_e2e::{EngineProc, Mosquitto, Received, Redis, Subscriber, radio, stream, temp_dir};
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -15,13 +15,22 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn onboard(r: &mut redis::aio::MultiplexedConnection, eurid: &str) {
     let device = json!({"sourceEurid": eurid, "friendlyID": eurid, "eep": "A5-02-05"});
     let field = keys::device_field(eurid, "ffffffff");
-    let () = r.hset(keys::DEVICES, field, device.to_string()).await.unwrap();
+    let () = r
+        .hset(keys::DEVICES, field, device.to_string())
+        .await
+        .unwrap();
 }
 
 /// 4BS data whose DB3/DB2 carry `n` (unused by A5-02-05), so every telegram is unique.
 fn numbered_frame(sender: u32, n: u16) -> Vec<u8> {
     let [hi, lo] = n.to_be_bytes();
-    radio::frame(&radio::telegram(0xA5, vec![hi, lo, 0x80, 0x08], sender, 0, -60))
+    radio::frame(&radio::telegram(
+        0xA5,
+        vec![hi, lo, 0x80, 0x08],
+        sender,
+        0,
+        -60,
+    ))
 }
 
 /// The number a telemetry message carries (see `numbered_frame`).
@@ -87,7 +96,9 @@ async fn batches_in_flight_keep_each_device_in_order_and_announce_it_once() {
     stream::add(&mut r, &entries).await;
     let telemetry = |m: &Received| m.topic.ends_with("/telemetry");
     let all = sub
-        .wait_until(WAIT, |m| m.iter().filter(|m| telemetry(m)).count() >= N as usize)
+        .wait_until(WAIT, |m| {
+            m.iter().filter(|m| telemetry(m)).count() >= N as usize
+        })
         .await;
     assert!(all, "not every telegram was published");
     wait_acknowledged(&mut r).await;
@@ -97,9 +108,17 @@ async fn batches_in_flight_keep_each_device_in_order_and_announce_it_once() {
         let eurid = format!("{:08x}", 0x0195_0000 + d);
         let on = sub.on(&format!("sensor/{eurid}/telemetry"));
         let expected: Vec<u16> = (0..N).filter(|n| u32::from(*n) % DEVICES == d).collect();
-        assert_eq!(numbers(&on), expected, "{eurid}: published out of order or twice");
+        assert_eq!(
+            numbers(&on),
+            expected,
+            "{eurid}: published out of order or twice"
+        );
         let events = format!("sensor/{eurid}/meta/event");
-        assert_eq!(first_time_events(&got, &events), 1, "{eurid}: FIRST_TIME_SEND");
+        assert_eq!(
+            first_time_events(&got, &events),
+            1,
+            "{eurid}: FIRST_TIME_SEND"
+        );
         // The most recent list holds the last five, newest first.
         let recent: Vec<String> = r
             .lrange(keys::device_recent_telemetry(&eurid), 0, -1)
@@ -147,10 +166,18 @@ async fn a_batch_held_up_by_the_broker_is_not_claimed_back() {
     assert!(pending(&mut r).await > 0, "acknowledged without a broker");
     mqtt.start_again();
     let all = sub.wait_for(topic, N as usize + 1, WAIT).await;
-    assert_eq!(all.len(), N as usize + 1, "not every telegram was published");
+    assert_eq!(
+        all.len(),
+        N as usize + 1,
+        "not every telegram was published"
+    );
     wait_acknowledged(&mut r).await;
     // Let a second copy arrive if one was on its way.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let got = numbers(&sub.on(topic));
-    assert_eq!(got, (0..=N).collect::<Vec<u16>>(), "published twice or out of order");
+    assert_eq!(
+        got,
+        (0..=N).collect::<Vec<u16>>(),
+        "published twice or out of order"
+    );
 }

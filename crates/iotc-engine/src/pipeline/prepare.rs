@@ -118,9 +118,12 @@ impl Prepare {
         // Markers committed up to now are visible to the counting script below.
         self.take_committed();
         let b = &batch;
-        let counters = retry::redis(&self.redis, &mut self.shutdown, "counting", |mut r| {
-            async move { count(&mut r, b).await }
-        })
+        let counters = retry::redis(
+            &self.redis,
+            &mut self.shutdown,
+            "counting",
+            |mut r| async move { count(&mut r, b).await },
+        )
         .await?;
         let publication = self.assemble(&batch, &counters);
         self.in_flight.extend(batch.acks.ids().cloned());
