@@ -11,6 +11,7 @@ pub mod engine;
 pub mod heartbeat;
 pub mod live;
 pub mod periodic;
+pub mod pipeline;
 pub mod rlc;
 pub mod secure;
 pub mod sensor_info;

@@ -107,6 +107,11 @@ impl Reader {
         Ok(())
     }
 
+    /// Whether the next [`Reader::next_batch`] runs a claim (and so needs the held ids).
+    pub fn claim_due(&self) -> bool {
+        Instant::now() >= self.next_claim
+    }
+
     /// The next batch: claimed entries when a claim is due, else own pending entries, else
     /// new ones (waiting up to `block_ms`). `held` are ids this engine keeps pending on
     /// purpose (parts of an open chain); claiming does not hand them out twice.

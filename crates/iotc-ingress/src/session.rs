@@ -71,6 +71,9 @@ pub struct Session {
     mac: Option<String>,
     /// Per stick, the replies waiting for a RESPONSE, oldest first, with their deadline.
     pending: HashMap<String, VecDeque<(String, Instant)>>,
+    /// Unix second of this connection's last gateway `lastSeen` write: telegrams write it
+    /// at most once a second (the field has one-second resolution).
+    touched_at: u64,
 }
 
 /// How long a southbound packet waits for its RESPONSE; later ones answer the next packet.
@@ -89,6 +92,7 @@ impl Session {
             authenticated: false,
             mac: None,
             pending: HashMap::new(),
+            touched_at: 0,
         }
     }
 
@@ -232,11 +236,18 @@ impl Session {
     async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Stop> {
         let now = unix_seconds();
         let mac_hex = hex::encode(mac);
-        let first_sight = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
-        let first_sight = serde_json::to_string(&first_sight).unwrap_or_default();
-        let gw = GatewayRef {
+        // The registry record is built only when it may be written.
+        let touch = now > self.touched_at;
+        let first_sight = if touch {
+            let record = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
+            serde_json::to_string(&record).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut gw = GatewayRef {
             mac: &mac_hex,
             first_sight: &first_sight,
+            touch,
         };
         let mut seen = false;
         if let Some(health) = &msg.ap_health {
@@ -279,6 +290,10 @@ impl Session {
                         }
                         done += 1;
                         seen = true;
+                        if gw.touch {
+                            self.touched_at = now;
+                            gw.touch = false;
+                        }
                     }
                     Item::StickRefused => {
                         metrics::counter!("iotc_ingress_sticks_refused_total").increment(1);
@@ -301,6 +316,12 @@ impl Session {
         }
         self.app.south.heard(&heard).await;
         if broken > 0 || !seen {
+            let record = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
+            let first_sight = serde_json::to_string(&record).unwrap_or_default();
+            let gw = GatewayRef {
+                first_sight: &first_sight,
+                ..gw
+            };
             let store = &self.app.store;
             self.retry(|| store.touch(&gw, broken, now)).await?;
         }

@@ -67,7 +67,8 @@ end
 "#;
 
 /// KEYS: dedup key, telegram stream, gateway stats, gateway registry.
-/// ARGV: window ms, stream bound, entry, unix seconds, gateway MAC, first-sight record.
+/// ARGV: window ms, stream bound, entry, unix seconds, gateway MAC, first-sight record,
+/// 1 to write the gateway's `lastSeen` (at most once a second per connection).
 /// Returns the new stream entry ID, 0 for a duplicate, -1 when the stream is full of entries
 /// not yet acknowledged (nothing is written then: the caller retries or refuses).
 ///
@@ -88,8 +89,10 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   end
 end
 redis.call('HINCRBY', KEYS[3], 'totalTelegramCount', 1)
-redis.call('HSET', KEYS[3], 'lastSeen', ARGV[4])
-touch(KEYS[4], ARGV[5], ARGV[4], ARGV[6])
+if ARGV[7] == '1' then
+  redis.call('HSET', KEYS[3], 'lastSeen', ARGV[4])
+  touch(KEYS[4], ARGV[5], ARGV[4], ARGV[6])
+end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return redis.call('XADD', KEYS[2], '*', 't', ARGV[3])
 end
@@ -147,6 +150,9 @@ pub struct GatewayRef<'a> {
     pub mac: &'a str,
     /// Registry record JSON to create if the gateway is not registered yet.
     pub first_sight: &'a str,
+    /// Telegrams: write `lastSeen` and the registry record (the connection's first telegram
+    /// of this second). Other writes always do.
+    pub touch: bool,
 }
 
 #[derive(Clone)]
@@ -198,6 +204,7 @@ impl Store {
             .arg(now)
             .arg(gateway.mac)
             .arg(gateway.first_sight)
+            .arg(if gateway.touch { "1" } else { "0" })
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(match reply {

@@ -291,6 +291,47 @@ async fn telegram_with_issued_token_reaches_the_stream() {
     );
 }
 
+/// HSET calls Redis has run so far (scripts included), from INFO commandstats.
+fn hset_calls(redis: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_hset:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_last_seen_is_written_at_most_once_a_second() {
+    let redis = RedisServer::start();
+    let ingress = Ingress::start(&redis.url(), &[]);
+    let mut ws = connect(&ingress, "/aruba").await;
+    let started = std::time::Instant::now();
+    let before = hset_calls(&redis);
+    const N: u8 = 200;
+    for i in 0..N {
+        // RPS telegrams of one sender with distinct data: every one is new.
+        let frame = with_crc(&format!("55000707017af6{i:02x}feee14ab2000ffffffff4700"));
+        send(&mut ws, serial(STATIC_TOKEN, MAC_A, &frame)).await;
+    }
+    wait_stat(&redis, "904c81cf3886", keys::stats::TOTAL, i64::from(N));
+    let writes = hset_calls(&redis) - before;
+    // Each second at most the stats field and the registry record; 2 per telegram before.
+    // The run spans at most this many distinct unix seconds.
+    let seconds = started.elapsed().as_secs() + 2;
+    assert!(
+        writes <= 2 * seconds,
+        "{writes} HSET calls for {N} telegrams in {seconds} s"
+    );
+    assert_eq!(entries(&redis).len(), usize::from(N));
+    assert!(gateway_stat(&redis, "904c81cf3886", "lastSeen") > 0);
+    let record: String = redis.conn().hget(keys::GATEWAYS, "904c81cf3886").unwrap();
+    let record: iotc_core::model::GatewayRecord = serde_json::from_str(&record).unwrap();
+    assert!(record.last_seen > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_telegram_from_two_gateways_is_forwarded_once() {
     let redis = RedisServer::start();

@@ -291,6 +291,9 @@ struct Fleet {
     ready: mpsc::Receiver<()>,
 }
 
+/// Frames waiting for one simulated AP's connection.
+const AP_QUEUE: usize = 64;
+
 /// Starts the APs.
 fn start_gateways(args: &Args, endpoint: &Endpoint) -> Fleet {
     let mut gateways = Vec::new();
@@ -302,7 +305,10 @@ fn start_gateways(args: &Args, endpoint: &Endpoint) -> Fleet {
         let [hi, lo] = (i + 1).to_be_bytes();
         let mac = [0x02, 0x1c, 0x00, 0x00, hi, lo];
         let stats = Arc::new(GatewayStats::default());
-        let (tx, rx) = mpsc::channel(4096);
+        // Short, so that no AP runs far behind the others inside the simulator: real APs
+        // forward a transmission as they hear it, and copies queued apart for longer than
+        // the ingress's de-duplication window (500 ms) would be published twice.
+        let (tx, rx) = mpsc::channel(AP_QUEUE);
         tasks.push(tokio::spawn(gateway::run(
             mac,
             endpoint.clone(),

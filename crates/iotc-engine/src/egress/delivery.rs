@@ -50,6 +50,11 @@ impl Delivery {
         self.messages.is_empty()
     }
 
+    /// The messages, in the order they were given.
+    pub fn messages(&self) -> &[OutMessage] {
+        &self.messages
+    }
+
     /// Messages refused for good so far.
     pub fn dead_letters(&self) -> &[DeadLetter] {
         &self.dead

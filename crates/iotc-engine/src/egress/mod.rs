@@ -9,6 +9,7 @@ pub mod mqtt;
 pub mod tls;
 pub mod topics;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,9 +230,10 @@ impl Egress {
         let mut jobs = Vec::new();
         for (slot, link, topic) in self.slots() {
             for (i, msg) in delivery.unsettled(slot) {
+                // Only IoT Hub's fixed topic needs a copy; MQTT publishes the message as is.
                 let msg = match topic {
-                    Some(t) => OutMessage::new(t.clone(), msg.payload.clone()),
-                    None => msg.clone(),
+                    Some(t) => Cow::Owned(OutMessage::new(t.clone(), msg.payload.clone())),
+                    None => Cow::Borrowed(msg),
                 };
                 jobs.push(async move { (slot, i, link.publish(&msg, deadline).await) });
             }

@@ -1,0 +1,133 @@
+//! The messages of a counted batch. [`Assembler::telegram`] is the one place where the
+//! messages of one telegram are put together (telemetry, events): hooks that publish more
+//! per telegram belong there.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use iotc_core::keys;
+use iotc_core::payload::{EventCode, SensorEvent, SensorInfo};
+use tracing::{info, warn};
+
+use super::batch::Item;
+use crate::decode::DeviceResult;
+use crate::egress::{Egress, OutMessage};
+use crate::telemetry;
+
+/// Messages of one batch and what they leave to store.
+#[derive(Default)]
+pub struct Publication {
+    pub messages: Vec<OutMessage>,
+    /// (most-recent list key, index into `messages`).
+    pub recent: Vec<(String, usize)>,
+    pub first_seen: Vec<String>,
+}
+
+/// Builds a batch's messages from its items and their fresh counters.
+pub struct Assembler<'a> {
+    pub egress: &'a Egress,
+    /// Devices whose FIRST_TIME_SEND is already on its way (an earlier batch not yet
+    /// committed, or earlier in this batch): not sent twice.
+    pub first_pending: &'a mut HashSet<String>,
+    pub now_s: u64,
+    pub out: Publication,
+}
+
+/// The device counters of one item as the counting script returned them.
+pub struct ItemCounts {
+    pub counts: telemetry::Counts,
+    /// The device's first-time marker existed.
+    pub seen: bool,
+}
+
+impl ItemCounts {
+    /// Four numbers per item: total, successful, not processed, seen (0/1).
+    pub fn from_script(c: &[i64]) -> ItemCounts {
+        ItemCounts {
+            counts: telemetry::Counts {
+                total: c[0] as u64,
+                ok: c[1] as u64,
+                not_processed: c[2] as u64,
+            },
+            seen: c[3] != 0,
+        }
+    }
+}
+
+impl Assembler<'_> {
+    /// Everything one telegram of an onboarded device publishes.
+    pub fn telegram(&mut self, item: &Item, c: ItemCounts) {
+        let dt = &item.dt;
+        let sensor = SensorInfo::from(dt.device.as_ref());
+        if !c.seen && self.first_pending.insert(dt.eurid.clone()) {
+            self.first_time(&dt.eurid, sensor.clone());
+        }
+        match &dt.result {
+            DeviceResult::Data { telegram, fields } | DeviceResult::Signal { telegram, fields } => {
+                self.egress
+                    .counters()
+                    .processed
+                    .fetch_add(1, Ordering::Relaxed);
+                let signal = matches!(dt.result, DeviceResult::Signal { .. });
+                telegram_metric(if signal { "signal" } else { "data" });
+                let radio = telemetry::Radio {
+                    received_ms: item.received_ms,
+                    entry_dbm: item.entry_dbm,
+                };
+                let json = telemetry::build(sensor, telegram, fields, signal, c.counts, radio);
+                let topic = self.egress.topics().sensor_telemetry(&dt.eurid);
+                let list = if signal {
+                    keys::device_recent_signal(&dt.eurid)
+                } else {
+                    keys::device_recent_telemetry(&dt.eurid)
+                };
+                self.out.recent.push((list, self.out.messages.len()));
+                self.out.messages.push(OutMessage::new(topic, json));
+            }
+            DeviceResult::Secure(_) => {
+                // Settled before; counted like any telegram not processed.
+                self.not_processed("not_processed");
+            }
+            DeviceResult::TeachIn(t) => {
+                self.not_processed("teach_in");
+                info!(eurid = %dt.eurid, gateway = %item.mac, kind = ?t.kind,
+                      eep = ?t.eep.map(|e| e.to_string()), "teach-in telegram; not published");
+            }
+            DeviceResult::Failed { reason, event } => {
+                self.not_processed("not_processed");
+                warn!(eurid = %dt.eurid, %reason, "telegram not processed");
+                if let Some((code, message)) = event {
+                    let ev = SensorEvent::new(sensor, *code, message.clone(), self.now_s);
+                    self.event(&dt.eurid, &ev);
+                }
+            }
+        }
+    }
+
+    fn first_time(&mut self, eurid: &str, sensor: SensorInfo) {
+        info!(%eurid, "first telegram of device");
+        let msg = format!("First time send of device with id={eurid}.");
+        let ev = SensorEvent::new(sensor, EventCode::FirstTimeSend, msg, self.now_s);
+        self.event(eurid, &ev);
+        self.out.first_seen.push(eurid.to_string());
+    }
+
+    fn event(&mut self, eurid: &str, ev: &SensorEvent) {
+        let json = serde_json::to_vec(ev).expect("event serializes");
+        metrics::counter!("iotc_engine_events_total").increment(1);
+        let topic = self.egress.topics().sensor_event(eurid);
+        self.out.messages.push(OutMessage::new(topic, json));
+    }
+
+    fn not_processed(&self, outcome: &'static str) {
+        telegram_metric(outcome);
+        self.egress
+            .counters()
+            .not_processed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub fn telegram_metric(outcome: &'static str) {
+    metrics::counter!("iotc_engine_telegrams_total", "outcome" => outcome).increment(1);
+}

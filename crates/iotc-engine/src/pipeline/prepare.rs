@@ -1,0 +1,298 @@
+//! The first stage: read a batch, decode it, verify secure telegrams, count it in Redis and
+//! assemble its messages. Decoding state (chains, rolling codes) lives here, in one task, so
+//! telegrams are handled in stream order.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use iotc_core::backoff::Backoff;
+use iotc_core::bus::TelegramEntry;
+use iotc_core::keys::stats;
+use iotc_core::ops::{unix_millis, unix_seconds};
+use iotc_core::payload::GatewayEvent;
+use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::assemble::{Assembler, ItemCounts, Publication, telegram_metric};
+use super::batch::{AfterPublish, Batch, Committed, Item, Prepared};
+use super::retry;
+use crate::counting;
+use crate::decode::{Decoder, DeviceResult, DeviceTelegram, Outcome};
+use crate::egress::{Egress, OutMessage};
+use crate::secure;
+use crate::stream::{Entry, Reader, Source};
+
+pub struct Prepare {
+    pub redis: ConnectionManager,
+    pub reader: Reader,
+    pub decoder: Decoder,
+    pub secure: secure::Stage,
+    pub egress: Arc<Egress>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Home Assistant state, availability and button events, when enabled.
+    pub ha: Option<crate::egress::ha::Ha>,
+    /// Batches on their way to the publish stage.
+    pub out: mpsc::Sender<Prepared>,
+    /// What the commit stage has acknowledged since.
+    pub committed: mpsc::UnboundedReceiver<Committed>,
+    /// Entries read and not yet acknowledged (never claimed back from ourselves).
+    pub in_flight: HashSet<String>,
+    /// Devices whose FIRST_TIME_SEND is published but not yet marked in Redis.
+    pub first_pending: HashSet<String>,
+}
+
+impl Prepare {
+    /// Runs until shutdown is requested; dropping `out` then ends the later stages.
+    pub async fn run(mut self) {
+        let mut backoff = Backoff::default();
+        while !*self.shutdown.borrow() {
+            self.take_committed();
+            let held = if self.reader.claim_due() {
+                self.held()
+            } else {
+                HashSet::new()
+            };
+            let read = tokio::select! {
+                r = self.reader.next_batch(&held) => r,
+                _ = self.shutdown.changed() => break,
+            };
+            match read {
+                Ok(entries) => {
+                    backoff.reset();
+                    let Some(prepared) = self.prepare(entries).await else {
+                        continue;
+                    };
+                    let sent = tokio::select! {
+                        r = self.out.send(prepared) => r.is_ok(),
+                        _ = self.shutdown.changed() => false,
+                    };
+                    if !sent {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("iotc_engine_redis_errors_total").increment(1);
+                    warn!(error = %e, "reading the streams failed; retrying");
+                    retry::pause(&mut self.shutdown, backoff.next_pause()).await;
+                }
+            }
+        }
+        info!("engine stopped");
+    }
+
+    /// Ids a claim must not hand out again: open chain parts and batches in flight.
+    fn held(&self) -> HashSet<String> {
+        let mut held = self.decoder.held_ids();
+        held.extend(self.in_flight.iter().cloned());
+        held
+    }
+
+    /// Forgets what the commit stage has acknowledged and marked.
+    fn take_committed(&mut self) {
+        while let Ok(c) = self.committed.try_recv() {
+            for id in c.acks.ids() {
+                self.in_flight.remove(id);
+            }
+            for eurid in &c.first_seen {
+                self.first_pending.remove(eurid);
+            }
+        }
+    }
+
+    /// One read's entries as a counted batch with its messages; `None` when there is
+    /// nothing to publish or acknowledge, or on shutdown.
+    async fn prepare(&mut self, entries: Vec<Entry>) -> Option<Prepared> {
+        let read_at = Instant::now();
+        let mut batch = Batch::default();
+        for entry in entries {
+            match entry.source {
+                Source::Telegrams => self.add_telegram(entry, &mut batch).await,
+                Source::GatewayEvents => self.add_gateway_event(entry, &mut batch),
+            }
+        }
+        self.add_abandoned_chains(&mut batch);
+        if batch.is_empty() {
+            return None;
+        }
+        // Markers committed up to now are visible to the counting script below.
+        self.take_committed();
+        let b = &batch;
+        let counters = retry::redis(
+            &self.redis,
+            &mut self.shutdown,
+            "counting",
+            |mut r| async move { count(&mut r, b).await },
+        )
+        .await?;
+        let mut publication = self.assemble(&batch, &counters);
+        if let Some(ha) = &mut self.ha {
+            let observations: Vec<_> = batch.items.iter().filter_map(Item::observation).collect();
+            let more = ha.after_batch(&self.redis, &observations).await;
+            publication.messages.extend(more);
+        }
+        let heard = batch
+            .items
+            .iter()
+            .map(|i| (i.dt.eurid.clone(), i.mac.clone()))
+            .collect();
+        self.in_flight.extend(batch.acks.ids().cloned());
+        Some(Prepared {
+            messages: publication.messages,
+            after: AfterPublish {
+                recent: publication.recent,
+                first_seen: publication.first_seen,
+                heard,
+                acks: batch.acks,
+                read_at,
+            },
+        })
+    }
+
+    fn assemble(&mut self, batch: &Batch, counters: &[i64]) -> Publication {
+        let mut assembler = Assembler {
+            egress: &self.egress,
+            first_pending: &mut self.first_pending,
+            now_s: unix_seconds(),
+            out: Publication::default(),
+        };
+        for (item, c) in batch.items.iter().zip(counters.chunks_exact(4)) {
+            assembler.telegram(item, ItemCounts::from_script(c));
+        }
+        let mut out = assembler.out;
+        out.messages.extend(batch.gateway_events.iter().cloned());
+        out
+    }
+
+    async fn add_telegram(&mut self, entry: Entry, batch: &mut Batch) {
+        let Some(payload) = entry.payload else {
+            telegram_metric("gone");
+            batch.acks.telegrams.push(entry.id);
+            return;
+        };
+        let parsed = match TelegramEntry::decode(&payload) {
+            Ok(p) => p,
+            Err(e) => {
+                telegram_metric("bad_entry");
+                warn!(id = %entry.id, error = %e, "unreadable telegram stream entry");
+                batch.acks.telegrams.push(entry.id);
+                return;
+            }
+        };
+        let mac = parsed.mac_hex();
+        let mut released = Vec::new();
+        let outcome = self.decoder.decode(&entry.id, &parsed, &mut released);
+        let settled = self
+            .secure
+            .settle(&self.redis, &self.shutdown, outcome, &entry.id);
+        let Some(outcome) = settled.await else {
+            return; // stopping while Redis is away: left unacknowledged
+        };
+        batch.acks.telegrams.extend(released);
+        match outcome {
+            Outcome::ChainPart => {
+                telegram_metric("chain_part");
+                return;
+            }
+            Outcome::Broken(reason) => {
+                telegram_metric("broken");
+                self.not_processed();
+                debug!(gateway = %mac, %reason, "telegram not readable");
+                batch.count_gateway(&mac, stats::NOT_PROCESSED);
+            }
+            Outcome::Unknown { sender, first } => {
+                telegram_metric("unknown_device");
+                crate::control::learn::unknown_heard(&parsed);
+                self.not_processed();
+                if first {
+                    info!(gateway = %mac, "Sensor {sender} is not learned in. Dropping.");
+                }
+                batch.count_gateway(&mac, stats::NOT_PROCESSED);
+            }
+            Outcome::Device(dt) => {
+                crate::control::queue::device_sent(&dt.eurid);
+                let ok = dt.result.is_success();
+                batch.count_gateway(&mac, if ok { stats::OK } else { stats::NOT_PROCESSED });
+                batch.items.push(Item {
+                    dt,
+                    mac,
+                    received_ms: parsed.received_ms,
+                    entry_dbm: parsed.dbm,
+                });
+            }
+        }
+        batch.acks.telegrams.push(entry.id);
+    }
+
+    fn add_gateway_event(&mut self, entry: Entry, batch: &mut Batch) {
+        batch.acks.gateway.push(entry.id);
+        let Some(payload) = entry.payload else {
+            return;
+        };
+        match serde_json::from_slice::<GatewayEvent>(&payload) {
+            Ok(ev) => {
+                let topic = self
+                    .egress
+                    .topics()
+                    .gateway_event(&ev.gateway_info.mac.to_ascii_lowercase());
+                batch.gateway_events.push(OutMessage::new(topic, payload));
+                metrics::counter!("iotc_engine_gateway_events_total").increment(1);
+            }
+            Err(e) => {
+                metrics::counter!("iotc_engine_gateway_events_invalid_total").increment(1);
+                warn!(error = %e, "gateway event is not IoTC's gateway meta event; dropped");
+            }
+        }
+    }
+
+    /// Chains that never completed: their parts are acknowledged and counted once.
+    fn add_abandoned_chains(&mut self, batch: &mut Batch) {
+        for (device, ids) in self.decoder.expire() {
+            telegram_metric("chain_incomplete");
+            batch.acks.telegrams.extend(ids);
+            let eurid = device.source_eurid.clone();
+            batch.items.push(Item {
+                dt: DeviceTelegram {
+                    device,
+                    eurid,
+                    result: DeviceResult::Failed {
+                        reason: "chained telegram incomplete".into(),
+                        event: None,
+                    },
+                },
+                mac: String::new(),
+                received_ms: unix_millis(),
+                entry_dbm: 0,
+            });
+        }
+    }
+
+    fn not_processed(&self) {
+        self.egress
+            .counters()
+            .not_processed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Device and gateway counters, and whether each device was seen before, applied once per
+/// batch even when retried. Four numbers per item: total, succesfullyProcessed,
+/// notProcessed, seen (0/1).
+async fn count(redis: &mut ConnectionManager, batch: &Batch) -> redis::RedisResult<Vec<i64>> {
+    let key = counting::batch_key(batch.acks.ids().map(String::as_str));
+    let counts = counting::Counts {
+        devices: batch
+            .items
+            .iter()
+            .map(|i| (i.dt.eurid.as_str(), i.dt.result.is_success()))
+            .collect(),
+        gateways: batch
+            .gateway_counts
+            .iter()
+            .map(|((mac, field), n)| (mac.as_str(), *field, *n))
+            .collect(),
+    };
+    counting::count(redis, &key, &counts, unix_seconds()).await
+}

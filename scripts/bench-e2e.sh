@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# End-to-end benchmark on this machine: simulated APs → iotc-ingress → Redis → iotc-engine →
+# mosquitto, release builds, counted by the simulator's own MQTT subscriber (QoS 1). Prints
+# the end-to-end rate, latency percentiles, loss, duplicates, what is left in the stream and
+# the peak resident memory (VmHWM) of each process. See docs/performance.md.
+#   IOTC_BENCH_RATE       telegrams/s offered, all APs together (default 20000)
+#   IOTC_BENCH_SECONDS    sending time (default 10)
+#   IOTC_BENCH_DEVICES    devices (default 3 × rate: a device sends at most every 3 s, well
+#                         outside the ingress's 500 ms de-duplication window)
+#   IOTC_BENCH_GATEWAYS   APs (default 10)
+#   IOTC_BENCH_SHARED     share of telegrams heard by two APs (default 0.2)
+#   IOTC_BENCH_QOS        the engine's MQTT QoS (default 1)
+#   IOTC_BENCH_BATCH      IOTC_ENGINE_BATCH (default: the engine's)
+#   IOTC_BENCH_API        iotc-api binary used to onboard the devices (default: release build)
+#   IOTC_BENCH_NO_BUILD=1 use the binaries in target/release as they are
+#   IOTC_BENCH_BINS       folder of the iotc-engine and iotc-ingress to measure (default
+#                         target/release; e.g. older builds for a before/after comparison)
+#   IOTC_BENCH_PERF=SECS  record a CPU profile of the engine and ingress (perf) for SECS s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rate=${IOTC_BENCH_RATE:-20000}
+seconds=${IOTC_BENCH_SECONDS:-10}
+devices=${IOTC_BENCH_DEVICES:-$((rate * 3 > 1000 ? rate * 3 : 1000))}
+gateways=${IOTC_BENCH_GATEWAYS:-10}
+shared=${IOTC_BENCH_SHARED:-0.2}
+qos=${IOTC_BENCH_QOS:-1}
+rel=${CARGO_TARGET_DIR:-target}/release
+api_bin=${IOTC_BENCH_API:-$rel/iotc-api}
+bins=${IOTC_BENCH_BINS:-$rel}
+command -v redis-server >/dev/null && command -v mosquitto >/dev/null || scripts/install-deps.sh
+if [ -z "${IOTC_BENCH_NO_BUILD:-}" ]; then
+  pkgs=(-p iotc-engine -p iotc-ingress -p iotc-cli)
+  [ -z "${IOTC_BENCH_API:-}" ] && pkgs+=(-p iotc-api)
+  cargo build --release --locked -q "${pkgs[@]}"
+fi
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+work=$(mktemp -d)
+declare -A pids
+stop() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop EXIT
+wait_http() {
+  for _ in $(seq 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "not ready: $1" >&2
+  return 1
+}
+
+redis_port=$(free_port) mqtt_port=$(free_port) ingress_port=$(free_port)
+api_port=$(free_port) engine_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+  >"$work/redis.log" 2>&1 &
+pids[redis]=$!
+# No limit on messages queued for the subscriber (mosquitto drops QoS 1 messages over it),
+# and a window to it larger than the default 20, so the counting subscriber keeps up.
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n' "$mqtt_port" \
+  >"$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+pids[mosquitto]=$!
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+
+export REDIS_URL=127.0.0.1:$redis_port LOG_LEVEL=warn
+IOTC_API_PORT=$api_port IOTC_API_BIND=127.0.0.1 \
+  BASIC_AUTH_USERNAME=bench BASIC_AUTH_PASSWORD=bench-secret "$api_bin" >"$work/api.log" 2>&1 &
+pids[api]=$!
+IOTC_INGRESS_PORT=$ingress_port IOTC_INGRESS_BIND=127.0.0.1 \
+  IOT_GATEWAY_TOKEN=bench-token "$bins/iotc-ingress" >"$work/ingress.log" 2>&1 &
+pids[ingress]=$!
+MQTT_CONNSTRING=mqtt://127.0.0.1:$mqtt_port IOT_ENABLE_MQTT=1 MQTT_QOS=$qos \
+  IOTC_ENGINE_HTTP_PORT=$engine_port IOTC_ENGINE_CONSUMER=bench \
+  env ${IOTC_BENCH_BATCH:+IOTC_ENGINE_BATCH=$IOTC_BENCH_BATCH} "$bins/iotc-engine" >"$work/engine.log" 2>&1 &
+pids[engine]=$!
+wait_http "http://127.0.0.1:$api_port/readyz"
+wait_http "http://127.0.0.1:$engine_port/readyz"
+
+echo "== $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== offered $rate telegrams/s for ${seconds}s, $devices devices, $gateways APs, $shared heard by two, QoS $qos"
+if [ -n "${IOTC_BENCH_PERF:-}" ]; then
+  # The whole machine (other users' processes included), by process and by symbol.
+  (sleep 4; perf record -a -F 499 -o "$work/perf.data" -- sleep "$IOTC_BENCH_PERF" >/dev/null 2>&1) &
+  perf_pid=$!
+fi
+# Every second: entries appended and not yet read by the engine (its backlog).
+(while sleep 1; do
+   redis-cli -p "$redis_port" xinfo groups iotc:telegrams 2>/dev/null | sed -n '/^lag$/{n;p}'
+ done >"$work/lag.log") &
+lag_pid=$!
+"$rel/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token \
+  --onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret \
+  --expect-mqtt "127.0.0.1:$mqtt_port" --gateways "$gateways" --devices "$devices" \
+  --rate "$rate" --duration "$seconds" --shared "$shared" --drain-timeout 120
+kill "$lag_pid" 2>/dev/null || true
+echo "== engine backlog (entries not yet read), per second: $(tr '\n' ' ' <"$work/lag.log" | cut -c1-300)"
+echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+sleep 1 # the last batch's acknowledgement follows its publication
+echo "== left in the stream: $(redis-cli -p "$redis_port" xpending iotc:telegrams engine | head -1) pending," \
+  "$(redis-cli -p "$redis_port" xinfo groups iotc:telegrams | sed -n '/^lag$/{n;p}') not read"
+echo "== peak resident memory (VmHWM)"
+for name in ingress engine redis mosquitto api; do
+  printf '  %-10s %s\n' "$name" "$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/"${pids[$name]}"/status)"
+done
+if [ -n "${IOTC_BENCH_PERF:-}" ]; then
+  wait "$perf_pid" || true
+  out=${IOTC_BENCH_PERF_OUT:-perf-report.txt}
+  cp "$work/perf.data" "${out%.txt}.data"
+  {
+    echo "# share of samples by executable"
+    perf report -i "$work/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -25
+    echo "# top symbols"
+    perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//; s/ *$//' | head -80
+  } >"$out"
+  echo "== profile: $out"
+fi
