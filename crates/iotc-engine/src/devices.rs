@@ -105,7 +105,10 @@ impl Devices {
             let mut map = self.write();
             for (key, packed) in parsed {
                 seen.insert(key);
-                map.insert(key, packed);
+                // An unchanged device keeps its block: no churn of the allocator's memory.
+                if map.get(&key) != Some(&packed) {
+                    map.insert(key, packed);
+                }
             }
             drop(map);
             cursor = next;
