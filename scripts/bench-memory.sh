@@ -17,7 +17,9 @@ devices=${IOTC_BENCH_DEVICES:-1000000}
 aps=${IOTC_BENCH_APS:-1000}
 rate=${IOTC_BENCH_RATE:-2000}
 seconds=${IOTC_BENCH_SECONDS:-20}
-command -v redis-server >/dev/null && command -v mosquitto >/dev/null || scripts/install-deps.sh
+if ! command -v redis-server >/dev/null || ! command -v mosquitto >/dev/null; then
+  scripts/install-deps.sh
+fi
 
 cargo build --release --locked -q -p iotc-ingress -p iotc-engine -p iotc-api -p iotc-cli
 bin=$PWD/target/release
@@ -38,7 +40,6 @@ start() { # name, command...
   shift
   "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
-  eval "${name}_pid=$!"
 }
 wait_ready() { # url
   for _ in $(seq 300); do
@@ -64,10 +65,13 @@ sleep 0.3
 export REDIS_URL=127.0.0.1:$redis_port LOG_LEVEL=warn
 start ingress env IOTC_INGRESS_PORT="$ingress_port" IOTC_INGRESS_BIND=127.0.0.1 \
   IOT_GATEWAY_TOKEN=bench-token IOTC_INGRESS_MAX_CONNECTIONS=$((aps + 100)) "$bin/iotc-ingress"
+ingress_pid=$!
 start engine env IOTC_ENGINE_HTTP_PORT="$engine_port" IOT_ENABLE_MQTT=1 \
   MQTT_CONNSTRING="127.0.0.1:$mqtt_port" "$bin/iotc-engine"
+engine_pid=$!
 start api env IOTC_API_PORT="$api_port" IOTC_API_BIND=127.0.0.1 BASIC_AUTH_USERNAME=bench \
   BASIC_AUTH_PASSWORD=bench-pass "$bin/iotc-api"
+api_pid=$!
 api=http://127.0.0.1:$api_port/api.beta/v1
 wait_ready "http://127.0.0.1:$api_port/readyz"
 wait_ready "http://127.0.0.1:$ingress_port/readyz"
