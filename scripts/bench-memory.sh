@@ -3,7 +3,7 @@
 # ports in a temp dir: redis-server, mosquitto, iotc-ingress, iotc-engine (MQTT), iotc-api.
 #   1. POST /backup of 100,000 devices, then the API's resident memory;
 #   2. POST /backup of IOTC_BENCH_DEVICES (1,000,000) devices, timed;
-#   3. the engine with them loaded, then under load from `iotc simulate` with IOTC_BENCH_APS
+#   3. the engine with them loaded, after a second restore replacing them all, then under load from `iotc simulate` with IOTC_BENCH_APS
 #      (1,000) APs connected: peak resident memory of the engine and the ingress.
 # Resident memory is VmRSS / VmHWM (peak) from /proc. Prints one line per figure.
 #   IOTC_BENCH_DEVICES  onboarded devices (default 1000000)
@@ -17,7 +17,9 @@ devices=${IOTC_BENCH_DEVICES:-1000000}
 aps=${IOTC_BENCH_APS:-1000}
 rate=${IOTC_BENCH_RATE:-2000}
 seconds=${IOTC_BENCH_SECONDS:-20}
-command -v redis-server >/dev/null && command -v mosquitto >/dev/null || scripts/install-deps.sh
+if ! command -v redis-server >/dev/null || ! command -v mosquitto >/dev/null; then
+  scripts/install-deps.sh
+fi
 
 cargo build --release --locked -q -p iotc-ingress -p iotc-engine -p iotc-api -p iotc-cli
 bin=$PWD/target/release
@@ -38,7 +40,6 @@ start() { # name, command...
   shift
   "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
-  eval "${name}_pid=$!"
 }
 wait_ready() { # url
   for _ in $(seq 300); do
@@ -64,10 +65,13 @@ sleep 0.3
 export REDIS_URL=127.0.0.1:$redis_port LOG_LEVEL=warn
 start ingress env IOTC_INGRESS_PORT="$ingress_port" IOTC_INGRESS_BIND=127.0.0.1 \
   IOT_GATEWAY_TOKEN=bench-token IOTC_INGRESS_MAX_CONNECTIONS=$((aps + 100)) "$bin/iotc-ingress"
+ingress_pid=$!
 start engine env IOTC_ENGINE_HTTP_PORT="$engine_port" IOT_ENABLE_MQTT=1 \
   MQTT_CONNSTRING="127.0.0.1:$mqtt_port" "$bin/iotc-engine"
+engine_pid=$!
 start api env IOTC_API_PORT="$api_port" IOTC_API_BIND=127.0.0.1 BASIC_AUTH_USERNAME=bench \
   BASIC_AUTH_PASSWORD=bench-pass "$bin/iotc-api"
+api_pid=$!
 api=http://127.0.0.1:$api_port/api.beta/v1
 wait_ready "http://127.0.0.1:$api_port/readyz"
 wait_ready "http://127.0.0.1:$ingress_port/readyz"
@@ -108,15 +112,29 @@ echo "POST /backup $devices devices ($(stat -c %s "$work/big.json") bytes): ${se
   "API resident $(mib "$api_pid" VmRSS) MiB after, peak $(mib "$api_pid" VmHWM) MiB"
 rm -f "$work/big.json"
 
-loaded=0
-for _ in $(seq 600); do
-  loaded=$(curl -fsS "http://127.0.0.1:$engine_port/metrics" |
-    awk '$1 == "iotc_engine_devices" { print $2 }')
-  [ "${loaded:-0}" = "$devices" ] && break
-  sleep 0.2
-done
-echo "engine: $loaded devices loaded, resident $(mib "$engine_pid" VmRSS) MiB" \
+engine_devices() { # waits until the engine holds $1 devices
+  local loaded=0
+  for _ in $(seq 600); do
+    loaded=$(curl -fsS "http://127.0.0.1:$engine_port/metrics" |
+      awk '$1 == "iotc_engine_devices" { print $2 }')
+    [ "${loaded:-0}" = "$1" ] && return 0
+    sleep 0.2
+  done
+  echo "engine holds ${loaded:-0} devices, not $1" >&2
+  return 1
+}
+engine_devices "$devices"
+echo "engine: $devices devices loaded, resident $(mib "$engine_pid" VmRSS) MiB" \
   "(peak while loading $(mib "$engine_pid" VmHWM) MiB); ingress idle $(mib "$ingress_pid" VmRSS) MiB"
+
+# Replacing the whole registry again: the engine reloads while it holds the old copy.
+devices=$((devices + 1))
+backup "$devices" "$work/big.json"
+secs=$(restore "$work/big.json")
+rm -f "$work/big.json"
+engine_devices "$devices"
+echo "POST /backup again, $devices devices: ${secs}s; engine after reloading: resident" \
+  "$(mib "$engine_pid" VmRSS) MiB, peak $(mib "$engine_pid" VmHWM) MiB"
 
 "$bin/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token \
   --gateways "$aps" --devices $((rate * 2)) --rate "$rate" --duration "$seconds" \
