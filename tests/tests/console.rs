@@ -280,10 +280,12 @@ async fn learn_and_onboard(stack: &Stack, page: &Page) {
     assert_eq!(status, 200);
     assert_eq!(windows[0]["sourceID"], serde_json::Value::Null, "{windows}");
 
-    // A device nobody onboarded sends while the window is open.
+    // A device nobody onboarded sends a 4BS teach-in while the window is open. It names no
+    // EEP, so it cannot be onboarded by itself: it is listed, and onboarded with a click.
     let token = stack.ap_token().await;
     let mut ws = stack.ap_socket().await;
-    let frame = radio::eep_frame("A5-02-05", &[("TMP", 21.0)], 0x05c0_0099, -58);
+    let teach = radio::telegram(0xA5, vec![0x00, 0x00, 0x00, 0x00], 0x05c0_0099, 0, -58);
+    let frame = radio::frame(&teach);
     ap::send(&mut ws, &token, [0x02, 0x1c, 0, 0, 0, 0x01], &[&frame]).await;
 
     let (unknown_status, _) = stack.api_get("/devices/unknown").await;

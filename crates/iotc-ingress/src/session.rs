@@ -74,7 +74,13 @@ pub struct Session {
     /// Unix second of this connection's last gateway `lastSeen` write: telegrams write it
     /// at most once a second (the field has one-second resolution).
     touched_at: u64,
+    /// Device → unix second of its last reception record from this connection: one record
+    /// a second per device is enough to rank APs, and saves a write per telegram.
+    heard_at: HashMap<String, u64>,
 }
+
+/// Devices whose last reception record second a connection remembers (then it starts over).
+const HEARD_MEMORY: usize = 4096;
 
 /// How long a southbound packet waits for its RESPONSE; later ones answer the next packet.
 pub const RESPONSE_WAIT: Duration = Duration::from_secs(5);
@@ -93,7 +99,20 @@ impl Session {
             mac: None,
             pending: HashMap::new(),
             touched_at: 0,
+            heard_at: HashMap::new(),
         }
+    }
+
+    /// Whether this device's reception is due for a record this second.
+    fn heard_due(&mut self, eurid: &str, now: u64) -> bool {
+        if self.heard_at.get(eurid) == Some(&now) {
+            return false;
+        }
+        if self.heard_at.len() >= HEARD_MEMORY {
+            self.heard_at.clear();
+        }
+        self.heard_at.insert(eurid.to_string(), now);
+        true
     }
 
     pub fn set_certificate(&mut self, fingerprint: Option<String>) {
@@ -275,7 +294,9 @@ impl Session {
                     } => {
                         let ms = unix_millis();
                         let eurid = format!("{sender:08x}");
-                        heard.push((eurid, mac_hex.clone(), ms, dbm, device.to_string()));
+                        if self.heard_due(&eurid, now) {
+                            heard.push((eurid, mac_hex.clone(), ms, dbm, device.to_string()));
+                        }
                         let entry = TelegramEntry {
                             gateway_mac: mac,
                             received_ms: unix_millis(),
