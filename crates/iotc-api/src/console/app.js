@@ -421,6 +421,7 @@ async function loadUnknown() {
     cell(tr, u.gateway, "mono");
     cell(tr, u.count);
     button(tr, "onboard", () => onboardUnknown(u)).className = "onboard";
+    body.appendChild(tr);
   }
 }
 
