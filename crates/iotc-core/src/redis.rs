@@ -1,0 +1,193 @@
+//! One Redis connection type for every service: a single server (a `ConnectionManager`
+//! that reconnects by itself) or a Redis Cluster (the `redis` crate's cluster client, which
+//! follows slot moves and failovers by itself).
+//!
+//! `REDIS_URL` names a cluster when it lists several addresses separated by commas
+//! (`redis-1:6379,redis-2:6379`) or uses the scheme `redis-cluster://` (`rediss-cluster://`
+//! with TLS). Anything else is a single server, as before.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use tokio::sync::OnceCell;
+
+/// Timeouts of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Longest wait for one answer (allow for a blocking read's own wait).
+    pub response_timeout: Duration,
+    pub connection_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            response_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A connection to a single Redis or to a Redis Cluster; cheap to clone (clones share it).
+#[derive(Clone)]
+pub enum Redis {
+    Single(ConnectionManager),
+    Cluster(Cluster),
+}
+
+/// A cluster connection opened on first use, so that a service starts while Redis is down.
+#[derive(Clone)]
+pub struct Cluster {
+    client: ClusterClient,
+    conn: Arc<OnceCell<ClusterConnection>>,
+}
+
+impl Cluster {
+    async fn get(&self) -> RedisResult<ClusterConnection> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| self.client.get_async_connection())
+            .await?;
+        Ok(conn.clone())
+    }
+}
+
+/// The addresses of a cluster named by `raw`, or `None` for a single server.
+pub fn cluster_seeds(raw: &str) -> Option<Vec<String>> {
+    let raw = raw.trim();
+    for (scheme, plain) in [
+        ("redis-cluster://", "redis://"),
+        ("rediss-cluster://", "rediss://"),
+    ] {
+        if let Some(rest) = raw.strip_prefix(scheme) {
+            let seeds = rest.split(',').map(|a| format!("{plain}{}", a.trim()));
+            return Some(seeds.collect());
+        }
+    }
+    raw.contains(',').then(|| {
+        raw.split(',')
+            .map(|a| crate::ops::redis_url(a))
+            .filter(|a| a != "redis://:6379")
+            .collect()
+    })
+}
+
+/// A connection for `REDIS_URL` (see the module comment); does not wait for Redis.
+pub fn connect(raw: &str, options: Options) -> RedisResult<Redis> {
+    match cluster_seeds(raw) {
+        Some(seeds) => {
+            let client = ClusterClient::builder(seeds)
+                .response_timeout(options.response_timeout)
+                .connection_timeout(options.connection_timeout)
+                .build()?;
+            Ok(Redis::Cluster(Cluster {
+                client,
+                conn: Arc::new(OnceCell::new()),
+            }))
+        }
+        None => {
+            let client = ::redis::Client::open(crate::ops::redis_url(raw))?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(options.response_timeout))
+                .set_connection_timeout(Some(options.connection_timeout))
+                .set_max_delay(Duration::from_secs(2));
+            Ok(Redis::Single(ConnectionManager::new_lazy_with_config(
+                client, config,
+            )?))
+        }
+    }
+}
+
+impl Redis {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Redis::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Redis {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Redis::Single(c) => c.req_packed_command(cmd),
+            Redis::Cluster(c) => Box::pin(async move { c.get().await?.req_packed_command(cmd).await }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Redis::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Redis::Cluster(c) => Box::pin(async move {
+                c.get()
+                    .await?
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Redis::Single(c) => c.get_db(),
+            Redis::Cluster(_) => 0,
+        }
+    }
+}
+
+/// The cluster hash slot of a key (CRC16 of its hash tag, or of the whole key), as Redis
+/// computes it: keys of one slot may share a script or a multi-key command.
+pub fn slot(key: &[u8]) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(hash_tag(key)) % 16384
+}
+
+/// The part of a key that is hashed: the first non-empty `{...}`, else the whole key.
+fn hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{')
+        && let Some(len) = key[open + 1..].iter().position(|&b| b == b'}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_as_redis_computes_them() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(slot(b"123456789"), 0x31C3 % 16384);
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
+        assert_eq!(slot(b"iotc:dev:{0a1b2c3d}:stats"), slot(b"0a1b2c3d"));
+    }
+
+    #[test]
+    fn cluster_addresses() {
+        assert_eq!(cluster_seeds("redis"), None);
+        assert_eq!(cluster_seeds("redis://a:1"), None);
+        assert_eq!(
+            cluster_seeds("a:1, b:2").unwrap(),
+            vec!["redis://a:1", "redis://b:2"]
+        );
+        assert_eq!(
+            cluster_seeds("redis-cluster://a:1").unwrap(),
+            vec!["redis://a:1"]
+        );
+        assert_eq!(
+            cluster_seeds("rediss-cluster://a:1,b:2").unwrap(),
+            vec!["rediss://a:1", "rediss://b:2"]
+        );
+    }
+}
