@@ -76,6 +76,15 @@ pub fn cluster_seeds(raw: &str) -> Option<Vec<String>> {
     })
 }
 
+/// Whether `REDIS_URL` is a usable address (without connecting).
+pub fn check(raw: &str) -> RedisResult<()> {
+    let urls = cluster_seeds(raw).unwrap_or_else(|| vec![crate::ops::redis_url(raw)]);
+    for url in urls {
+        ::redis::Client::open(url)?;
+    }
+    Ok(())
+}
+
 /// A connection for `REDIS_URL` (see the module comment); does not wait for Redis.
 pub fn connect(raw: &str, options: Options) -> RedisResult<Redis> {
     match cluster_seeds(raw) {

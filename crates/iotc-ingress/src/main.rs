@@ -3,7 +3,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use iotc_ingress::config::{Config, Settings};
 use iotc_ingress::register::Register;
@@ -54,14 +53,9 @@ fn main() -> ExitCode {
 
 async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
     let _ = iotc_core::ops::metrics_handle();
-    let client = redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(2));
-    let redis =
-        ConnectionManager::new_lazy_with_config(client, manager_config).context("REDIS_URL")?;
+    let redis = iotc_core::redis::connect(&config.redis_url, Default::default())
+        .context("REDIS_URL")?;
+    let layout = iotc_core::partition::Layout::new(config.partitions, redis.is_cluster());
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("IOTC_INGRESS_PORT: cannot listen on {}", config.listen))?;
@@ -69,6 +63,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
     let app = Arc::new(App {
         store: Store::new(
             redis.clone(),
+            layout,
             config.dedup_window_ms,
             config.telegram_stream_maxlen,
             config.gateway_event_stream_maxlen,
