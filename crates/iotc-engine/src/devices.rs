@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use iotc_core::keys;
 use iotc_core::model::{BROADCAST, EnOceanSensor};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use tracing::{info, warn};
 
 /// Onboarded devices by `device_field(source, destination)`.
@@ -64,14 +64,14 @@ impl Devices {
     }
 
     /// Reads every device from Redis.
-    pub async fn load_all(&self, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
+    pub async fn load_all(&self, redis: &mut Redis) -> redis::RedisResult<()> {
         let all: HashMap<String, String> = redis.hgetall(keys::DEVICES).await?;
         self.replace_all(all);
         metrics::gauge!("iotc_engine_devices").set(self.len() as f64);
         Ok(())
     }
 
-    async fn reload(&self, redis: &mut ConnectionManager, field: &str) -> redis::RedisResult<()> {
+    async fn reload(&self, redis: &mut Redis, field: &str) -> redis::RedisResult<()> {
         if field == "*" {
             return self.load_all(redis).await;
         }
@@ -82,7 +82,7 @@ impl Devices {
     }
 
     /// Follows `DEVICES_CHANGED` for ever, resubscribing and reloading after connection loss.
-    pub async fn watch(self, client: redis::Client, mut redis: ConnectionManager) {
+    pub async fn watch(self, client: redis::Client, mut redis: Redis) {
         loop {
             if let Err(e) = self.follow(&client, &mut redis).await {
                 warn!(error = %e, "device change subscription lost; retrying");
@@ -94,7 +94,7 @@ impl Devices {
     async fn follow(
         &self,
         client: &redis::Client,
-        redis: &mut ConnectionManager,
+        redis: &mut Redis,
     ) -> redis::RedisResult<()> {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(keys::DEVICES_CHANGED).await?;

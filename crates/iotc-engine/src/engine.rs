@@ -16,7 +16,7 @@ use iotc_core::bus::TelegramEntry;
 use iotc_core::keys::{self, stats};
 use iotc_core::ops::{unix_millis, unix_seconds};
 use iotc_core::payload::{EventCode, GatewayEvent, SensorEvent, SensorInfo};
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -28,7 +28,7 @@ use crate::stream::{Entry, Reader, Source};
 use crate::telemetry;
 
 pub struct Engine {
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub reader: Reader,
     pub decoder: Decoder,
     /// Verification of secure telegrams and secure teach-ins (needs Redis per telegram).
@@ -340,7 +340,7 @@ impl Engine {
     /// Retries a Redis call until it succeeds; `None` on shutdown.
     async fn retry<T, F, Fut>(&mut self, what: &str, mut call: F) -> Option<T>
     where
-        F: FnMut(ConnectionManager) -> Fut,
+        F: FnMut(Redis) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let mut backoff = Backoff::default();
@@ -396,7 +396,7 @@ fn event_message(topic: String, ev: &SensorEvent) -> OutMessage {
 /// First round trip: device and gateway counters, and whether each device was seen before,
 /// applied once per batch even when retried. Four numbers per item: total,
 /// succesfullyProcessed, notProcessed, seen (0/1).
-async fn count(redis: &mut ConnectionManager, batch: &Batch) -> redis::RedisResult<Vec<i64>> {
+async fn count(redis: &mut Redis, batch: &Batch) -> redis::RedisResult<Vec<i64>> {
     let ids = batch.acks_telegrams.iter().chain(&batch.acks_gateway);
     let key = counting::batch_key(ids.map(String::as_str));
     let counts = counting::Counts {
@@ -417,7 +417,7 @@ async fn count(redis: &mut ConnectionManager, batch: &Batch) -> redis::RedisResu
 /// Second round trip, after the egress confirmed: most-recent lists, first-seen markers,
 /// dead letters, acknowledgements.
 async fn commit(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     batch: &Batch,
     publication: &Publication,
     dead: &[DeadLetter],
@@ -438,9 +438,7 @@ async fn commit(
         (Source::GatewayEvents, &batch.acks_gateway),
     ];
     for (source, ids) in acks {
-        if !ids.is_empty() {
-            pipe.xack(source.key(), keys::ENGINE_GROUP, ids).ignore();
-        }
+        crate::stream::add_acks(&mut pipe, source, ids);
     }
     pipe.query_async(redis).await
 }

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod egress;
 pub mod engine;
 pub mod heartbeat;
+pub mod lease;
 pub mod periodic;
 pub mod rlc;
 pub mod secure;

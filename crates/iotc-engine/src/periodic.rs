@@ -13,7 +13,7 @@ use iotc_core::payload::{
 };
 use iotc_core::{health, keys};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval};
@@ -26,7 +26,7 @@ const CHUNK: usize = 500;
 /// Starts the periodic tasks the settings enable; the handle ends them all when aborted.
 pub fn spawn_periodic(
     egress: Arc<Egress>,
-    redis: ConnectionManager,
+    redis: Redis,
     args: &EgressArgs,
 ) -> JoinHandle<()> {
     let jobs = [
@@ -76,7 +76,7 @@ enum Job {
     SensorInfo,
 }
 
-async fn run(job: Job, every: Duration, egress: Arc<Egress>, mut redis: ConnectionManager) {
+async fn run(job: Job, every: Duration, egress: Arc<Egress>, mut redis: Redis) {
     let mut tick = interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut info = InfoState::default();
@@ -120,7 +120,7 @@ async fn publish_chunked(egress: &Egress, msgs: Vec<OutMessage>) -> JobResult {
 
 /// Onboarded devices, one per source EURID (the first entry wins), sorted by EURID.
 async fn devices(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
 ) -> redis::RedisResult<BTreeMap<String, EnOceanSensor>> {
     let all: HashMap<String, String> = redis.hgetall(keys::DEVICES).await?;
     let mut out = BTreeMap::new();
@@ -136,7 +136,7 @@ async fn devices(
 }
 
 async fn gateways(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
 ) -> redis::RedisResult<BTreeMap<String, GatewayRecord>> {
     let all: HashMap<String, String> = redis.hgetall(keys::GATEWAYS).await?;
     Ok(all
@@ -147,7 +147,7 @@ async fn gateways(
 
 /// Reads many stats hashes in one round trip.
 async fn stats_of(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     keys: &[String],
 ) -> redis::RedisResult<Vec<TelegramStats>> {
     let mut pipe = redis::pipe();
@@ -158,7 +158,7 @@ async fn stats_of(
     Ok(hashes.iter().map(TelegramStats::from_hash).collect())
 }
 
-async fn sensor_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobResult {
+async fn sensor_stats(egress: &Egress, redis: &mut Redis) -> JobResult {
     let devices = devices(redis).await?;
     let ids: Vec<String> = devices.keys().map(|id| keys::device_stats(id)).collect();
     let stats = stats_of(redis, &ids).await?;
@@ -177,7 +177,7 @@ async fn sensor_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobResu
     publish_chunked(egress, msgs).await
 }
 
-async fn gateway_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobResult {
+async fn gateway_stats(egress: &Egress, redis: &mut Redis) -> JobResult {
     let gateways = gateways(redis).await?;
     let ids: Vec<String> = gateways
         .keys()
@@ -205,7 +205,7 @@ async fn gateway_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobRes
 
 async fn health(
     egress: &Egress,
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     gateway_timeout_secs: u64,
 ) -> JobResult {
     let gateways = gateways(redis).await?;
@@ -267,7 +267,7 @@ fn engine_figures(egress: &Egress) -> Value {
 
 /// Telegram stream figures: length, entries not yet delivered to the engines (`lag`), and
 /// entries trimmed by the stream bound (MAXLEN) before any engine read them (lost input).
-async fn stream_figures(redis: &mut ConnectionManager) -> Value {
+async fn stream_figures(redis: &mut Redis) -> Value {
     let stream: redis::RedisResult<HashMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(keys::TELEGRAM_STREAM)
@@ -331,7 +331,7 @@ impl InfoState {
     async fn publish_changes(
         &mut self,
         egress: &Egress,
-        redis: &mut ConnectionManager,
+        redis: &mut Redis,
     ) -> JobResult {
         // A reconnect may mean a broker that lost its retained messages: send everything again.
         if egress.connects() != self.connects {
