@@ -111,6 +111,12 @@ pub fn connect(raw: &str, options: Options) -> RedisResult<Redis> {
     }
 }
 
+impl From<ConnectionManager> for Redis {
+    fn from(c: ConnectionManager) -> Redis {
+        Redis::Single(c)
+    }
+}
+
 impl Redis {
     pub fn is_cluster(&self) -> bool {
         matches!(self, Redis::Cluster(_))

@@ -411,6 +411,9 @@ async fn count(redis: &mut Redis, batch: &Batch) -> redis::RedisResult<Vec<i64>>
             .map(|((mac, field), n)| (mac.as_str(), *field, *n))
             .collect(),
     };
+    if redis.is_cluster() {
+        return crate::counting_cluster::count_by_slot(redis, &key, &counts, unix_seconds()).await;
+    }
     counting::count(redis, &key, &counts, unix_seconds()).await
 }
 

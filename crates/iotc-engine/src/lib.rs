@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod counting;
+pub mod counting_cluster;
 pub mod decode;
 pub mod devices;
 pub mod egress;
