@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use iotc_core::keys;
 use iotc_core::model::{EnOceanSensor, GatewayRecord};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use iotc_core::redis::Redis;
 use redis::{AsyncCommands, RedisError, Script};
 use thiserror::Error;
 
@@ -68,28 +68,27 @@ return 0
 /// A handle on Redis; cheap to clone, reconnects by itself.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Redis,
 }
 
 impl Store {
     /// Connects lazily: the service starts while Redis is down and reports it on `/readyz`.
     pub fn connect(url: &str) -> StoreResult<Store> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let options = iotc_core::redis::Options {
+            retries: 2,
+            max_delay: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let conn = iotc_core::redis::connect(url, options)?;
         Ok(Store { conn })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Redis {
         self.conn.clone()
     }
 
     /// A connection for modules that keep their own Redis operations (the AP register).
-    pub fn redis(&self) -> ConnectionManager {
+    pub fn redis(&self) -> Redis {
         self.conn.clone()
     }
 

@@ -21,6 +21,9 @@ pub struct Options {
     /// Longest wait for one answer (allow for a blocking read's own wait).
     pub response_timeout: Duration,
     pub connection_timeout: Duration,
+    /// Reconnection attempts per failed command (single server), and the longest pause.
+    pub retries: usize,
+    pub max_delay: Duration,
 }
 
 impl Default for Options {
@@ -28,6 +31,8 @@ impl Default for Options {
         Options {
             response_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(2),
+            retries: 6,
+            max_delay: Duration::from_secs(2),
         }
     }
 }
@@ -103,7 +108,8 @@ pub fn connect(raw: &str, options: Options) -> RedisResult<Redis> {
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(options.response_timeout))
                 .set_connection_timeout(Some(options.connection_timeout))
-                .set_max_delay(Duration::from_secs(2));
+                .set_number_of_retries(options.retries)
+                .set_max_delay(options.max_delay);
             Ok(Redis::Single(ConnectionManager::new_lazy_with_config(
                 client, config,
             )?))

@@ -53,7 +53,11 @@ fn main() -> ExitCode {
 
 async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
     let _ = iotc_core::ops::metrics_handle();
-    let redis = iotc_core::redis::connect(&config.redis_url, Default::default())
+    let options = iotc_core::redis::Options {
+        retries: 3,
+        ..Default::default()
+    };
+    let redis = iotc_core::redis::connect(&config.redis_url, options)
         .context("REDIS_URL")?;
     let layout = iotc_core::partition::Layout::new(config.partitions, redis.is_cluster());
     let tcp = tokio::net::TcpListener::bind(config.listen)
