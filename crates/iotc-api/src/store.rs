@@ -132,19 +132,23 @@ impl Store {
         Ok(all.into_iter().map(|(_, dev)| dev).collect())
     }
 
+    /// Tells the engines a device changed. Its own command after the change, not in one
+    /// transaction with it: on a Redis Cluster a transaction may not mix a key and PUBLISH.
+    async fn announce(&self, field: &str) -> StoreResult<()> {
+        self.conn()
+            .publish::<_, _, ()>(keys::DEVICES_CHANGED, field)
+            .await?;
+        Ok(())
+    }
+
     /// Adds or replaces one (normalised) device.
     pub async fn put_device(&self, dev: &EnOceanSensor) -> StoreResult<()> {
         let field = field_of(dev);
         let json = serde_json::to_string(dev).expect("a device serialises");
-        redis::pipe()
-            .atomic()
-            .hset(keys::DEVICES, &field, json)
-            .ignore()
-            .publish(keys::DEVICES_CHANGED, &field)
-            .ignore()
-            .query_async::<()>(&mut self.conn())
+        self.conn()
+            .hset::<_, _, _, ()>(keys::DEVICES, &field, json)
             .await?;
-        Ok(())
+        self.announce(&field).await
     }
 
     /// Removes one device; after its EURID's last registration also its statistics, recent
@@ -195,8 +199,8 @@ impl Store {
         if !entries.is_empty() {
             pipe.hset_multiple(keys::DEVICES, &entries).ignore();
         }
-        pipe.publish(keys::DEVICES_CHANGED, "*").ignore();
         pipe.query_async::<()>(&mut self.conn()).await?;
+        self.announce("*").await?;
         Ok(())
     }
 

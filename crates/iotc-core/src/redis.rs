@@ -146,10 +146,14 @@ impl ConnectionLike for Redis {
         match self {
             Redis::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Redis::Cluster(c) => Box::pin(async move {
-                c.get()
-                    .await?
-                    .req_packed_commands(pipeline, offset, count)
-                    .await
+                let conn = c.get().await?;
+                // MULTI/EXEC (`offset` past the commands) must stay whole: one slot only.
+                if offset == 0 && count == pipeline.len() {
+                    split_pipeline(conn, pipeline).await
+                } else {
+                    let mut conn = conn;
+                    conn.req_packed_commands(pipeline, offset, count).await
+                }
             }),
         }
     }
@@ -160,6 +164,57 @@ impl ConnectionLike for Redis {
             Redis::Cluster(_) => 0,
         }
     }
+}
+
+/// A plain pipeline on a cluster: one sub-pipeline per slot, side by side, the answers put
+/// back in the pipeline's order. Acknowledgements (XACK) run after everything else, so that
+/// a stream entry is never acknowledged before the other writes of the same pipeline.
+async fn split_pipeline(conn: ClusterConnection, pipeline: &Pipeline) -> RedisResult<Vec<Value>> {
+    let mut groups: Vec<(u16, bool, Vec<usize>, Pipeline)> = Vec::new();
+    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+        let (slot, ack) = route(cmd);
+        let group = match groups.iter_mut().position(|g| g.0 == slot && g.1 == ack) {
+            Some(g) => g,
+            None => {
+                groups.push((slot, ack, Vec::new(), Pipeline::new()));
+                groups.len() - 1
+            }
+        };
+        groups[group].2.push(i);
+        groups[group].3.add_command(cmd.clone());
+    }
+    let mut out = vec![Value::Nil; pipeline.len()];
+    for wave in [false, true] {
+        let runs = groups.iter().filter(|g| g.1 == wave).map(|g| {
+            let mut conn = conn.clone();
+            async move { conn.req_packed_commands(&g.3, 0, g.3.len()).await }
+        });
+        let answers = futures_util::future::join_all(runs).await;
+        for (g, answer) in groups.iter().filter(|g| g.1 == wave).zip(answers) {
+            for (i, v) in g.2.iter().zip(answer?) {
+                out[*i] = v;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The slot of a command's first key, and whether it is an acknowledgement.
+fn route(cmd: &Cmd) -> (u16, bool) {
+    let args: Vec<&[u8]> = cmd
+        .args_iter()
+        .filter_map(|a| match a {
+            ::redis::Arg::Simple(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let name = args.first().map(|n| n.to_ascii_uppercase()).unwrap_or_default();
+    let key_at = match name.as_slice() {
+        b"EVAL" | b"EVALSHA" | b"FCALL" => 3,
+        _ => 1,
+    };
+    let slot = args.get(key_at).map_or(0, |k| slot(k));
+    (slot, name == b"XACK")
 }
 
 /// The cluster hash slot of a key (CRC16 of its hash tag, or of the whole key), as Redis

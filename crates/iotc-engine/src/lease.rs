@@ -258,7 +258,7 @@ impl Leases {
         let mut cursor = "0-0".to_string();
         let mut moved = 0usize;
         loop {
-            let reply: Value = redis::cmd("XAUTOCLAIM")
+            let reply: RedisResult<Value> = redis::cmd("XAUTOCLAIM")
                 .arg(&stream)
                 .arg(keys::ENGINE_GROUP)
                 .arg(&self.me)
@@ -268,7 +268,12 @@ impl Leases {
                 .arg(CLAIM_COUNT)
                 .arg("JUSTID")
                 .query_async(&mut self.redis)
-                .await?;
+                .await;
+            let reply = match reply {
+                // No group yet: nothing was ever delivered in this partition.
+                Err(e) if e.code() == Some("NOGROUP") => return Ok(()),
+                other => other?,
+            };
             let (next, n) = crate::stream::claim_cursor(reply);
             moved += n;
             if next == "0-0" || next.is_empty() {
