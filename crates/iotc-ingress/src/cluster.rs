@@ -116,8 +116,9 @@ impl Store {
         now: u64,
     ) -> RedisResult<()> {
         let stats = keys::gateway_stats(gateway.mac);
+        // Not MULTI/EXEC: the cluster client follows a slot moved by a failover for plain
+        // commands, while a transaction fails with MOVED until something else refreshes it.
         let mut pipe = redis::pipe();
-        pipe.atomic();
         if total > 0 {
             pipe.hincr(&stats, keys::stats::TOTAL, total).ignore();
         }
