@@ -89,7 +89,11 @@ async fn onboard(api_port: u16, ids: &[u32]) {
             .send()
             .await
             .expect("POST /devices");
-        assert!(res.status().is_success(), "onboarding answered {}", res.status());
+        assert!(
+            res.status().is_success(),
+            "onboarding answered {}",
+            res.status()
+        );
     }
 }
 
@@ -245,7 +249,12 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
         lost.len()
     );
     assert!(sent.len() > 100, "the APs sent too little: {}", sent.len());
-    assert!(lost.is_empty(), "{} lost without a fault, e.g. {:?}", lost.len(), lost.first());
+    assert!(
+        lost.is_empty(),
+        "{} lost without a fault, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
     assert_eq!(duplicates, 0, "published twice without a fault");
 
     // 2. One engine killed under load.
@@ -254,7 +263,8 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
     engines[0].proc.kill();
     let killed_at = Instant::now();
     let taken = wait_leases(&mut redis, |l| {
-        l.iter().all(|h| matches!(h.as_deref(), Some("engine-2" | "engine-3")))
+        l.iter()
+            .all(|h| matches!(h.as_deref(), Some("engine-2" | "engine-3")))
     })
     .await;
     let takeover = killed_at.elapsed();
@@ -274,7 +284,12 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
             .all(|h| matches!(h.as_deref(), Some("engine-2" | "engine-3"))),
         "partitions not taken over: {taken:?}"
     );
-    assert!(lost.is_empty(), "{} lost when an engine died, e.g. {:?}", lost.len(), lost.first());
+    assert!(
+        lost.is_empty(),
+        "{} lost when an engine died, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
 
     // 3. One master killed under load; its replica takes over.
     let load = Load::start_on(&ports, APS, &devices(2), PERIOD);
@@ -306,5 +321,10 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
         lost.len()
     );
     assert!(sent.len() > 100, "the APs sent too little: {}", sent.len());
-    assert!(lost.is_empty(), "{} lost after the failover, e.g. {:?}", lost.len(), lost.first());
+    assert!(
+        lost.is_empty(),
+        "{} lost after the failover, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
 }

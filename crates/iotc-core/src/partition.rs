@@ -102,7 +102,11 @@ mod tests {
 
     #[test]
     fn keys_of_a_partition_share_a_slot() {
-        for l in [Layout::new(1, true), Layout::new(8, false), Layout::new(8, true)] {
+        for l in [
+            Layout::new(1, true),
+            Layout::new(8, false),
+            Layout::new(8, true),
+        ] {
             for p in 0..l.partitions() {
                 let s = slot(l.stream(p).as_bytes());
                 assert_eq!(slot(l.dedup_key(p, "00ff").as_bytes()), s);

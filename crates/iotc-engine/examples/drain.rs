@@ -47,8 +47,12 @@ async fn onboard(redis: &mut Redis) -> redis::RedisResult<()> {
     for i in 0..DEVICES {
         let id = format!("{:08x}", BASE + i);
         let device = serde_json::json!({"sourceEurid": id, "friendlyID": id, "eep": "A5-02-05"});
-        pipe.hset(keys::DEVICES, keys::device_field(&id, "ffffffff"), device.to_string())
-            .ignore();
+        pipe.hset(
+            keys::DEVICES,
+            keys::device_field(&id, "ffffffff"),
+            device.to_string(),
+        )
+        .ignore();
     }
     pipe.publish(keys::DEVICES_CHANGED, "*").ignore();
     pipe.exec_async(redis).await
@@ -97,7 +101,12 @@ async fn outstanding(redis: &mut Redis, layout: Layout) -> redis::RedisResult<i6
                     .collect(),
                 Value::Array(a) => a
                     .chunks(2)
-                    .map(|c| (redis::from_redis_value(c[0].clone()).unwrap_or_default(), c[1].clone()))
+                    .map(|c| {
+                        (
+                            redis::from_redis_value(c[0].clone()).unwrap_or_default(),
+                            c[1].clone(),
+                        )
+                    })
                     .collect(),
                 _ => Vec::new(),
             };

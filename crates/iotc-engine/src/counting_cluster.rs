@@ -91,7 +91,10 @@ mod tests {
                 seen += 1;
             }
             for &i in &g.gateways {
-                assert_eq!(slot(keys::gateway_stats(counts.gateways[i].0).as_bytes()), *s);
+                assert_eq!(
+                    slot(keys::gateway_stats(counts.gateways[i].0).as_bytes()),
+                    *s
+                );
                 seen += 1;
             }
         }

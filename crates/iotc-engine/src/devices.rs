@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use iotc_core::keys;
 use iotc_core::model::{BROADCAST, EnOceanSensor};
-use redis::AsyncCommands;
 use iotc_core::redis::Redis;
+use redis::AsyncCommands;
 use tracing::{info, warn};
 
 /// Onboarded devices by `device_field(source, destination)`.
@@ -91,11 +91,7 @@ impl Devices {
         }
     }
 
-    async fn follow(
-        &self,
-        client: &redis::Client,
-        redis: &mut Redis,
-    ) -> redis::RedisResult<()> {
+    async fn follow(&self, client: &redis::Client, redis: &mut Redis) -> redis::RedisResult<()> {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(keys::DEVICES_CHANGED).await?;
         // Subscribed first, then loaded: no change can fall between the two.

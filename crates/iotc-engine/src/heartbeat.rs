@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iotc_core::ops::unix_seconds;
-use iotc_core::{health, keys};
 use iotc_core::redis::Redis;
+use iotc_core::{health, keys};
 use tracing::debug;
 
 use crate::egress::Egress;

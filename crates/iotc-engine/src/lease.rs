@@ -212,7 +212,11 @@ impl Leases {
     /// the consumer name so that engines starting together try different ones first.
     async fn acquire(&mut self, target: usize) -> RedisResult<()> {
         let n = self.layout.partitions();
-        let start = self.me.bytes().fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(u16::from(b))) % n;
+        let start = self
+            .me
+            .bytes()
+            .fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(u16::from(b)))
+            % n;
         for i in 0..n {
             if self.held.len() >= target {
                 break;

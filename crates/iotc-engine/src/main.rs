@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iotc_core::ops;
+use iotc_core::redis::Redis;
 use iotc_engine::config::{self, Args};
 use iotc_engine::decode::Decoder;
 use iotc_engine::devices::Devices;
@@ -11,7 +12,6 @@ use iotc_engine::egress::Egress;
 use iotc_engine::engine::Engine;
 use iotc_engine::stream::{Reader, Settings};
 use iotc_engine::{heartbeat, periodic};
-use iotc_core::redis::Redis;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -148,11 +148,7 @@ where
     }
 }
 
-async fn serve_ops(
-    listener: tokio::net::TcpListener,
-    redis: Redis,
-    egress: Arc<Egress>,
-) {
+async fn serve_ops(listener: tokio::net::TcpListener, redis: Redis, egress: Arc<Egress>) {
     let ready: ops::ReadyCheck = Arc::new(move || {
         let mut redis = redis.clone();
         let egress = egress.clone();

@@ -11,9 +11,9 @@ use iotc_core::ops::unix_seconds;
 use iotc_core::payload::{
     GatewayInfo, GatewayStats, SensorInfo, SensorStats, StatsMeta, TelegramStats,
 };
+use iotc_core::redis::Redis;
 use iotc_core::{health, keys};
 use redis::AsyncCommands;
-use iotc_core::redis::Redis;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval};
@@ -24,11 +24,7 @@ use crate::egress::{Egress, EgressArgs, OutMessage};
 const CHUNK: usize = 500;
 
 /// Starts the periodic tasks the settings enable; the handle ends them all when aborted.
-pub fn spawn_periodic(
-    egress: Arc<Egress>,
-    redis: Redis,
-    args: &EgressArgs,
-) -> JoinHandle<()> {
+pub fn spawn_periodic(egress: Arc<Egress>, redis: Redis, args: &EgressArgs) -> JoinHandle<()> {
     let jobs = [
         (Job::SensorStats, args.sensor_stats_interval),
         (Job::GatewayStats, args.gateway_stats_interval),
@@ -119,9 +115,7 @@ async fn publish_chunked(egress: &Egress, msgs: Vec<OutMessage>) -> JobResult {
 }
 
 /// Onboarded devices, one per source EURID (the first entry wins), sorted by EURID.
-async fn devices(
-    redis: &mut Redis,
-) -> redis::RedisResult<BTreeMap<String, EnOceanSensor>> {
+async fn devices(redis: &mut Redis) -> redis::RedisResult<BTreeMap<String, EnOceanSensor>> {
     let all: HashMap<String, String> = redis.hgetall(keys::DEVICES).await?;
     let mut out = BTreeMap::new();
     for json in all.values() {
@@ -135,9 +129,7 @@ async fn devices(
     Ok(out)
 }
 
-async fn gateways(
-    redis: &mut Redis,
-) -> redis::RedisResult<BTreeMap<String, GatewayRecord>> {
+async fn gateways(redis: &mut Redis) -> redis::RedisResult<BTreeMap<String, GatewayRecord>> {
     let all: HashMap<String, String> = redis.hgetall(keys::GATEWAYS).await?;
     Ok(all
         .into_iter()
@@ -146,10 +138,7 @@ async fn gateways(
 }
 
 /// Reads many stats hashes in one round trip.
-async fn stats_of(
-    redis: &mut Redis,
-    keys: &[String],
-) -> redis::RedisResult<Vec<TelegramStats>> {
+async fn stats_of(redis: &mut Redis, keys: &[String]) -> redis::RedisResult<Vec<TelegramStats>> {
     let mut pipe = redis::pipe();
     for k in keys {
         pipe.hgetall(k);
@@ -203,11 +192,7 @@ async fn gateway_stats(egress: &Egress, redis: &mut Redis) -> JobResult {
     publish_chunked(egress, msgs).await
 }
 
-async fn health(
-    egress: &Egress,
-    redis: &mut Redis,
-    gateway_timeout_secs: u64,
-) -> JobResult {
+async fn health(egress: &Egress, redis: &mut Redis, gateway_timeout_secs: u64) -> JobResult {
     let gateways = gateways(redis).await?;
     let now = unix_seconds();
     let services = ["ingress", "engine", "api"].map(keys::heartbeat);
@@ -328,11 +313,7 @@ struct InfoState {
 }
 
 impl InfoState {
-    async fn publish_changes(
-        &mut self,
-        egress: &Egress,
-        redis: &mut Redis,
-    ) -> JobResult {
+    async fn publish_changes(&mut self, egress: &Egress, redis: &mut Redis) -> JobResult {
         // A reconnect may mean a broker that lost its retained messages: send everything again.
         if egress.connects() != self.connects {
             self.published.clear();

@@ -205,11 +205,12 @@ impl Reader {
             .keys()
             .map(|k| (k.clone(), ">".to_string()))
             .collect();
-        let entries = self
-            .read_group(&live, Some(self.settings.block_ms))
-            .await?;
+        let entries = self.read_group(&live, Some(self.settings.block_ms)).await?;
         if entries.is_empty() && self.redis.is_cluster() {
-            tokio::time::sleep(CLUSTER_POLL.min(Duration::from_millis(self.settings.block_ms as u64))).await;
+            tokio::time::sleep(
+                CLUSTER_POLL.min(Duration::from_millis(self.settings.block_ms as u64)),
+            )
+            .await;
         }
         Ok(entries)
     }

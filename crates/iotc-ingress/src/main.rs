@@ -57,8 +57,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         retries: 3,
         ..Default::default()
     };
-    let redis = iotc_core::redis::connect(&config.redis_url, options)
-        .context("REDIS_URL")?;
+    let redis = iotc_core::redis::connect(&config.redis_url, options).context("REDIS_URL")?;
     let layout = iotc_core::partition::Layout::new(config.partitions, redis.is_cluster());
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await

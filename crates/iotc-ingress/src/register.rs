@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::AsyncCommands;
 use iotc_core::redis::Redis;
+use redis::AsyncCommands;
 use tokio::sync::watch;
 
 use iotc_core::aps::{ApRecord, verify_password};

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use redis::AsyncCommands;
 use iotc_core::redis::Redis;
+use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 

@@ -16,8 +16,8 @@ use iotc_core::backoff::Backoff;
 use iotc_core::keys;
 use iotc_core::model::EnOceanSensor;
 use iotc_core::ops::unix_millis;
-use redis::RedisResult;
 use iotc_core::redis::Redis;
+use redis::RedisResult;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
