@@ -1,10 +1,14 @@
-//! Past one machine: two ingress instances and three engines on a Redis Cluster of three
-//! masters and three replicas, the telegram stream in six partitions (docs/scaling.md).
+//! Past one machine: two ingress instances and three engines, the telegram stream in six
+//! partitions, on one Redis and on a Redis Cluster of three masters and three replicas
+//! (docs/scaling.md). On both:
 //!
 //! 1. No fault: every telegram the APs sent is published exactly once, and the six
 //!    partition leases are shared out two per engine.
 //! 2. One engine killed (SIGKILL) under load: nothing is lost, its partitions are taken over
 //!    by the two others.
+//!
+//! On the cluster only:
+//!
 //! 3. One master killed under load, its replica promoted by the cluster: the services carry
 //!    on by themselves; what asynchronous replication lost is printed (`SCALE` lines), and
 //!    every telegram sent after the failover is published.
@@ -98,7 +102,7 @@ async fn onboard(api_port: u16, ids: &[u32]) {
 }
 
 /// Lease holder of each partition.
-async fn leases(redis: &mut redis::cluster_async::ClusterConnection) -> Vec<Option<String>> {
+async fn leases(redis: &mut iotc_core::redis::Redis) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for p in 0..PARTITIONS {
         let key = format!("iotc:lease:{{{p}}}");
@@ -109,7 +113,7 @@ async fn leases(redis: &mut redis::cluster_async::ClusterConnection) -> Vec<Opti
 
 /// Waits (at most 60 s) until `pred` holds for the leases; the last leases seen.
 async fn wait_leases(
-    redis: &mut redis::cluster_async::ClusterConnection,
+    redis: &mut iotc_core::redis::Redis,
     pred: impl Fn(&[Option<String>]) -> bool,
 ) -> Vec<Option<String>> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -205,30 +209,20 @@ fn wait_failover(cluster: &RedisCluster, killed: usize) -> bool {
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_ingress_three_engines_on_a_redis_cluster() {
-    let t0 = Instant::now();
-    let mut cluster = RedisCluster::start();
-    let url = cluster.urls().join(",");
-    let dir = temp_dir();
-    let mqtt = Mosquitto::start(dir.path());
-    let (_api, api_port) = spawn_api(dir.path(), &url);
+/// Phases 1 and 2 on the services at `url`; returns the ingress ports and engines.
+async fn no_fault_then_engine_killed(url: &str, dir: &Path, t0: Instant) -> Services {
+    let mqtt = Mosquitto::start(dir);
+    let (api, api_port) = spawn_api(dir, url);
     onboard(api_port, &(0..4).flat_map(devices).collect::<Vec<_>>()).await;
-
-    let (_i1, p1) = spawn_ingress(dir.path(), &url);
-    let (_i2, p2) = spawn_ingress(dir.path(), &url);
+    let (i1, p1) = spawn_ingress(dir, url);
+    let (i2, p2) = spawn_ingress(dir, url);
     let ports = [p1, p2];
     let mut engines = Vec::new();
     for name in ["engine-1", "engine-2", "engine-3"] {
-        engines.push(spawn_engine(dir.path(), &url, &mqtt, name).await);
+        engines.push(spawn_engine(dir, url, &mqtt, name).await);
     }
     let sub = Subscriber::start(mqtt.port, "sensor/+/telemetry").await;
-    let mut redis = redis::cluster::ClusterClient::new(cluster.urls())
-        .unwrap()
-        .get_async_connection()
-        .await
-        .expect("cluster connection");
-
+    let mut redis = connect(url).await;
     // 1. Leases shared out, then every telegram exactly once.
     let balanced = wait_leases(&mut redis, |l| {
         let n = per_engine(l);
@@ -291,6 +285,50 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
         lost.first()
     );
 
+    Services {
+        _procs: vec![api, i1, i2],
+        _engines: engines,
+        _mqtt: mqtt,
+        ports,
+        sub,
+    }
+}
+
+struct Services {
+    _procs: Vec<Proc>,
+    _engines: Vec<EngineProc>,
+    _mqtt: Mosquitto,
+    ports: [u16; 2],
+    sub: Subscriber,
+}
+
+/// A connection to the services' Redis, single or cluster, as the services make it.
+async fn connect(url: &str) -> iotc_core::redis::Redis {
+    let redis = iotc_core::redis::connect(url, Default::default()).expect("REDIS_URL");
+    let _: String = redis::cmd("PING")
+        .query_async(&mut redis.clone())
+        .await
+        .expect("PING");
+    redis
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingress_three_engines_on_one_redis() {
+    let t0 = Instant::now();
+    let dir = temp_dir();
+    let redis = test_support::Redis::start(dir.path());
+    no_fault_then_engine_killed(&redis.url(), dir.path(), t0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingress_three_engines_on_a_redis_cluster() {
+    let t0 = Instant::now();
+    let mut cluster = RedisCluster::start();
+    let url = cluster.urls().join(",");
+    let dir = temp_dir();
+    let services = no_fault_then_engine_killed(&url, dir.path(), t0).await;
+    let (ports, sub) = (services.ports, &services.sub);
+
     // 3. One master killed under load; its replica takes over.
     let load = Load::start_on(&ports, APS, &devices(2), PERIOD);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -302,7 +340,7 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = load.stop().await;
     // What replication lost never arrives: a shorter wait.
-    let (lost, duplicates) = settle(&sub, &sent, Duration::from_secs(15)).await;
+    let (lost, duplicates) = settle(sub, &sent, Duration::from_secs(15)).await;
     println!("SCALE at {:.0} s", t0.elapsed().as_secs_f64());
     println!(
         "SCALE master killed: sent {} lost {} duplicates {duplicates}, cluster healthy again after {:.1} s",
@@ -313,7 +351,7 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
 
     // After the failover the services carry on by themselves: everything arrives again.
     let sent = load_for(&ports, 3, 3).await;
-    let (lost, duplicates) = settle(&sub, &sent, Duration::from_secs(60)).await;
+    let (lost, duplicates) = settle(sub, &sent, Duration::from_secs(60)).await;
     println!("SCALE at {:.0} s", t0.elapsed().as_secs_f64());
     println!(
         "SCALE after failover: sent {} lost {} duplicates {duplicates}",

@@ -527,6 +527,22 @@ mod tests {
     }
 
     #[test]
+    fn partition_ids_carry_their_stream() {
+        let id = qualify("iotc:telegrams:{3}", "1-0".into());
+        assert_eq!(id, "iotc:telegrams:{3} 1-0");
+        assert_eq!(
+            split_id(Source::Telegrams, &id),
+            ("iotc:telegrams:{3}", "1-0")
+        );
+        assert_eq!(qualify(keys::TELEGRAM_STREAM, "1-0".into()), "1-0");
+        assert_eq!(split_id(Source::Telegrams, "1-0"), ("iotc:telegrams", "1-0"));
+        assert_eq!(
+            split_id(Source::GatewayEvents, "2-0"),
+            ("iotc:gateway-events", "2-0")
+        );
+    }
+
+    #[test]
     fn parses_consumer_info() {
         let reply = Value::Array(vec![Value::Array(vec![
             bulk("name"),
