@@ -66,9 +66,11 @@ run() { # kind engines
     mosquitto -p "$mqtt" >"$work/mosquitto-$mqtt.log" 2>&1 &
     pids+=($!)
     sleep 0.5
+    local http=()
     for i in $(seq 1 "$engines"); do
+        http+=("$(port)")
         REDIS_URL=$url IOTC_PARTITIONS=$PARTITIONS IOTC_ENGINE_LEASE_MS=3000 \
-            IOTC_ENGINE_CONSUMER="bench-$i" IOTC_ENGINE_HTTP_PORT=$(port) \
+            IOTC_ENGINE_CONSUMER="bench-$i" IOTC_ENGINE_HTTP_PORT="${http[-1]}" \
             IOT_ENABLE_MQTT=1 MQTT_CONNSTRING="127.0.0.1:$mqtt" LOG_LEVEL=warn \
             "$engine_bin" >"$work/engine-$kind-$engines-$i.log" 2>&1 &
         pids+=($!)
@@ -77,6 +79,12 @@ run() { # kind engines
     sleep 5
     printf '%-7s redis, %s engine(s): ' "$kind" "$engines"
     "$drain_bin" "$url" "$PARTITIONS" "$ENTRIES"
+    # Each engine's share, by outcome (decoded telegrams are the published ones).
+    for h in "${http[@]}"; do
+        printf '    engine :%s ' "$h"
+        curl -s "http://127.0.0.1:$h/metrics" | grep '^iotc_engine_telegrams_total' | tr '\n' ' '
+        echo
+    done
     stop_all
 }
 
