@@ -366,3 +366,35 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
         lost.first()
     );
 }
+
+/// An engine configured with another partition count than the services before it stops with
+/// a configuration error instead of leaving partitions unread.
+#[test]
+fn an_engine_with_another_partition_count_refuses_to_start() {
+    let dir = temp_dir();
+    let redis = test_support::Redis::start(dir.path());
+    let mqtt = Mosquitto::start(dir.path());
+    let _: () = redis::cmd("SET")
+        .arg(iotc_core::partition::PARTITIONS_KEY)
+        .arg(4)
+        .query(&mut redis.sync_conn())
+        .unwrap();
+    let mut engine = Command::new(bin("iotc-engine"))
+        .env("REDIS_URL", redis.url())
+        .env("IOTC_PARTITIONS", "6")
+        .env("MQTT_CONNSTRING", mqtt.connstring())
+        .env("IOT_ENABLE_MQTT", "1")
+        .env("IOTC_ENGINE_HTTP_PORT", free_port().to_string())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("engine starts");
+    let status =
+        test_support::wait_for(Duration::from_secs(30), || engine.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = engine.kill();
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut engine.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{stderr}");
+    assert!(stderr.contains("IOTC_PARTITIONS"), "{stderr}");
+}

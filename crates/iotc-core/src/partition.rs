@@ -15,6 +15,27 @@ pub const MAX_PARTITIONS: u16 = 1024;
 /// Name of the key both services compare their partition count with at start.
 pub const PARTITIONS_KEY: &str = "iotc:partitions";
 
+/// Records the partition count in Redis the first time ([`PARTITIONS_KEY`]) and compares:
+/// `Some(n)` when Redis already holds another count `n`. Every ingress and engine must agree,
+/// or telegrams would go to partitions no engine reads. Deleting the key (after draining every
+/// partition) allows a new count.
+pub async fn disagreement(
+    redis: &mut crate::redis::Redis,
+    partitions: u16,
+) -> redis::RedisResult<Option<u16>> {
+    let _: Option<String> = redis::cmd("SET")
+        .arg(PARTITIONS_KEY)
+        .arg(partitions)
+        .arg("NX")
+        .query_async(redis)
+        .await?;
+    let held: Option<u16> = redis::cmd("GET")
+        .arg(PARTITIONS_KEY)
+        .query_async(redis)
+        .await?;
+    Ok(held.filter(|&n| n != partitions))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     partitions: u16,

@@ -98,6 +98,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         return Ok(());
     }
+    check_partitions(&redis, args.partitions, &mut stop).await;
     while let Err(e) = reader.ensure_groups().await {
         warn!(error = %e, "creating the consumer group failed; retrying");
         tokio::select! {
@@ -128,6 +129,27 @@ fn manager(url: &str, response: Duration) -> anyhow::Result<Redis> {
         ..Default::default()
     };
     Ok(iotc_core::redis::connect(url, options)?)
+}
+
+/// Stops with a configuration error when Redis holds another partition count.
+async fn check_partitions(redis: &Redis, partitions: u16, stop: &mut watch::Receiver<bool>) {
+    let mut redis = redis.clone();
+    loop {
+        match iotc_core::partition::disagreement(&mut redis, partitions).await {
+            Ok(None) => return,
+            Ok(Some(n)) => config::fail(
+                "IOTC_PARTITIONS",
+                format!(
+                    "{partitions}, but Redis holds {n} from the other services (docs/scaling.md)"
+                ),
+            ),
+            Err(e) => warn!(error = %e, "checking the partition count failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Retries `call` every second until it succeeds; `false` when asked to stop.

@@ -535,7 +535,10 @@ mod tests {
             ("iotc:telegrams:{3}", "1-0")
         );
         assert_eq!(qualify(keys::TELEGRAM_STREAM, "1-0".into()), "1-0");
-        assert_eq!(split_id(Source::Telegrams, "1-0"), ("iotc:telegrams", "1-0"));
+        assert_eq!(
+            split_id(Source::Telegrams, "1-0"),
+            ("iotc:telegrams", "1-0")
+        );
         assert_eq!(
             split_id(Source::GatewayEvents, "2-0"),
             ("iotc:gateway-events", "2-0")

@@ -59,6 +59,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
     };
     let redis = iotc_core::redis::connect(&config.redis_url, options).context("REDIS_URL")?;
     let layout = iotc_core::partition::Layout::new(config.partitions, redis.is_cluster());
+    let redis_for_check = redis.clone();
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("IOTC_INGRESS_PORT: cannot listen on {}", config.listen))?;
@@ -82,6 +83,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         status: Arc::default(),
     });
     tokio::spawn(heartbeat(app.store.clone(), app.status.clone()));
+    tokio::spawn(check_partitions(redis_for_check, app.config.partitions));
     tracing::info!(
         listen = %tcp.local_addr()?,
         tls = tls.is_some(),
@@ -96,6 +98,26 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         .await
         .context("server")?;
     Ok(())
+}
+
+/// Once Redis answers: stops the process when Redis holds another partition count (the
+/// engines would not read the partitions this ingress writes).
+async fn check_partitions(mut redis: iotc_core::redis::Redis, partitions: u16) {
+    loop {
+        match iotc_core::partition::disagreement(&mut redis, partitions).await {
+            Ok(None) => return,
+            Ok(Some(n)) => {
+                tracing::error!(
+                    "IOTC_PARTITIONS is {partitions}, but Redis holds {n} from the other services (docs/scaling.md)"
+                );
+                eprintln!(
+                    "error: IOTC_PARTITIONS is {partitions}, but Redis holds {n} from the other services"
+                );
+                std::process::exit(2);
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 /// Every 10 s: `iotc:heartbeat:ingress`, which expires after 30 s.
