@@ -49,14 +49,6 @@ return 0
 pub struct Held(watch::Receiver<Arc<Vec<String>>>);
 
 impl Held {
-    /// A fixed set, for readers without leases (tests, tools).
-    pub fn fixed(streams: Vec<String>) -> Held {
-        let (tx, rx) = watch::channel(Arc::new(streams));
-        // Kept alive for the receiver's lifetime: the value never changes.
-        std::mem::forget(tx);
-        Held(rx)
-    }
-
     pub fn current(&self) -> Arc<Vec<String>> {
         self.0.borrow().clone()
     }
