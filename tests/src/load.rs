@@ -52,6 +52,12 @@ impl Load {
     /// Starts `aps` APs on the stack's ingress; `devices` are shared out among them.
     pub fn start(stack: &Stack, aps: u8, devices: &[u32], period: Duration) -> Load {
         keep_every_entry(stack);
+        Self::start_on(&[stack.ingress_port], aps, devices, period)
+    }
+
+    /// As [`start`](Self::start) on several ingress instances (AP `i` on `ports[i % n]`),
+    /// without the audit group.
+    pub fn start_on(ports: &[u16], aps: u8, devices: &[u32], period: Duration) -> Load {
         let shared = Arc::new(Shared::default());
         let tasks = (0..aps)
             .map(|i| {
@@ -63,7 +69,7 @@ impl Load {
                     .collect();
                 let ap = Ap {
                     mac: [0x02, 0x1a, 0xfa, 0x17, 0x00, i + 1],
-                    port: stack.ingress_port,
+                    port: ports[usize::from(i) % ports.len()],
                     shared: shared.clone(),
                 };
                 tokio::spawn(ap.run(mine, period))

@@ -47,8 +47,8 @@ fn fail(line: &str) -> ExitCode {
 
 async fn serve(config: Config, credentials: Credentials) -> anyhow::Result<()> {
     use anyhow::Context;
-    let redis_url = iotc_core::ops::redis_url(&config.redis_url);
-    let store = Store::connect(&redis_url).context("REDIS_URL is not a valid Redis address")?;
+    let store =
+        Store::connect(&config.redis_url).context("REDIS_URL is not a valid Redis address")?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use iotc_core::keys;
+use iotc_core::redis::Redis;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use crate::store::{Store, StoreResult};
 
@@ -35,7 +35,7 @@ return 0
 });
 
 pub struct Staging {
-    conn: ConnectionManager,
+    conn: Redis,
     key: String,
     written: u64,
 }
@@ -50,7 +50,7 @@ impl Staging {
         Staging {
             conn: store.redis(),
             key: format!(
-                "{}:restore:{nanos:x}-{}-{n}",
+                "{{{}}}:restore:{nanos:x}-{}-{n}",
                 keys::DEVICES,
                 std::process::id()
             ),

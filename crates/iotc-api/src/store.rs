@@ -11,7 +11,7 @@ use axum::body::Bytes;
 
 use iotc_core::keys;
 use iotc_core::model::{EnOceanSensor, GatewayRecord};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use iotc_core::redis::Redis;
 use redis::{AsyncCommands, RedisError, Script};
 use thiserror::Error;
 
@@ -74,32 +74,31 @@ return 0
 /// A handle on Redis; cheap to clone, reconnects by itself.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Redis,
     list: Arc<ListCache>,
 }
 
 impl Store {
     /// Connects lazily: the service starts while Redis is down and reports it on `/readyz`.
     pub fn connect(url: &str) -> StoreResult<Store> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let options = iotc_core::redis::Options {
+            retries: 2,
+            max_delay: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let conn = iotc_core::redis::connect(url, options)?;
         Ok(Store {
             conn,
             list: Arc::new(ListCache::default()),
         })
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Redis {
         self.conn.clone()
     }
 
     /// A connection for modules that keep their own Redis operations (the AP register).
-    pub fn redis(&self) -> ConnectionManager {
+    pub fn redis(&self) -> Redis {
         self.conn.clone()
     }
 
@@ -169,6 +168,15 @@ impl Store {
         Ok((version, Bytes::from(json)))
     }
 
+    /// Tells the engines a device changed. Its own command after the change, not in one
+    /// transaction with it: on a Redis Cluster a transaction may not mix a key and PUBLISH.
+    async fn announce(&self, field: &str) -> StoreResult<()> {
+        self.conn()
+            .publish::<_, _, ()>(keys::DEVICES_CHANGED, field)
+            .await?;
+        Ok(())
+    }
+
     /// Adds or replaces one (normalised) device.
     pub async fn put_device(&self, dev: &EnOceanSensor) -> StoreResult<()> {
         let field = field_of(dev);
@@ -179,11 +187,9 @@ impl Store {
             .ignore()
             .incr(keys::DEVICES_VERSION, 1)
             .ignore()
-            .publish(keys::DEVICES_CHANGED, &field)
-            .ignore()
             .query_async::<()>(&mut self.conn())
             .await?;
-        Ok(())
+        self.announce(&field).await
     }
 
     /// Removes one device; after its EURID's last registration also its statistics, recent
@@ -236,8 +242,8 @@ impl Store {
             pipe.hset_multiple(keys::DEVICES, &entries).ignore();
         }
         pipe.incr(keys::DEVICES_VERSION, 1).ignore();
-        pipe.publish(keys::DEVICES_CHANGED, "*").ignore();
         pipe.query_async::<()>(&mut self.conn()).await?;
+        self.announce("*").await?;
         Ok(())
     }
 

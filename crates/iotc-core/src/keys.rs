@@ -30,7 +30,8 @@ pub const DEVICES: &str = "iotc:devices";
 pub const DEVICES_CHANGED: &str = "iotc:devices:changed";
 /// Counter every change of [`DEVICES`] increments in the same transaction or script, so an API
 /// instance knows whether its cached device list is still current (docs/api.md).
-pub const DEVICES_VERSION: &str = "iotc:devices:version";
+/// The hash tag puts it in the slot of [`DEVICES`] (a key without braces hashes whole).
+pub const DEVICES_VERSION: &str = "{iotc:devices}:version";
 
 /// Hash: gateway MAC → gateway JSON (registry, health, last seen).
 pub const GATEWAYS: &str = "iotc:gateways";

@@ -9,6 +9,8 @@ pub mod health;
 pub mod keys;
 pub mod model;
 pub mod ops;
+pub mod partition;
 pub mod payload;
+pub mod redis;
 pub mod text;
 pub mod tls;

@@ -8,9 +8,22 @@ use crate::egress::EgressArgs;
 #[derive(Parser)]
 #[command(name = "iotc-engine", version, about)]
 pub struct Args {
-    /// Redis address: a host name (`redis`), `host:port`, or a `redis://` URL.
+    /// Redis address: a host name (`redis`), `host:port`, or a `redis://` URL; a Redis
+    /// Cluster as several addresses separated by commas or `redis-cluster://host:port`.
     #[arg(long, env = "REDIS_URL", default_value = "localhost")]
     pub redis_url: String,
+
+    /// Partitions of the telegram stream; the same value on every ingress and engine
+    /// (docs/scaling.md).
+    #[arg(long, env = "IOTC_PARTITIONS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=iotc_core::partition::MAX_PARTITIONS as i64))]
+    pub partitions: u16,
+
+    /// Lifetime of a partition lease (ms): an engine that stops renewing its leases has its
+    /// partitions taken over after at most this plus a third of it.
+    #[arg(long, env = "IOTC_ENGINE_LEASE_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(300..=600_000))]
+    pub lease_ms: u32,
 
     /// Port of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "IOTC_ENGINE_HTTP_PORT", default_value_t = 9187)]

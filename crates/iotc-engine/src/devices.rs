@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use iotc_core::keys;
 use iotc_core::model::{BROADCAST, EnOceanSensor};
+use iotc_core::redis::Redis;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use tracing::{info, warn};
 
 use crate::device_pack::{pack, unpack};
@@ -81,7 +81,7 @@ impl Devices {
     /// the devices that are gone. In place rather than a second copy swapped in: a reload of
     /// 1,000,000 devices costs a set of their keys (about 18 MB), not a second map. Meanwhile a
     /// lookup sees each device either as before or as now.
-    pub async fn load_all(&self, redis: &mut ConnectionManager) -> redis::RedisResult<()> {
+    pub async fn load_all(&self, redis: &mut Redis) -> redis::RedisResult<()> {
         let len: usize = redis.hlen(keys::DEVICES).await?;
         {
             // Grown once up front: growing by doubling holds two tables at a time.
@@ -125,7 +125,7 @@ impl Devices {
         self.map.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn reload(&self, redis: &mut ConnectionManager, field: &str) -> redis::RedisResult<()> {
+    async fn reload(&self, redis: &mut Redis, field: &str) -> redis::RedisResult<()> {
         if field == "*" {
             return self.load_all(redis).await;
         }
@@ -136,7 +136,7 @@ impl Devices {
     }
 
     /// Follows `DEVICES_CHANGED` for ever, resubscribing and reloading after connection loss.
-    pub async fn watch(self, client: redis::Client, mut redis: ConnectionManager) {
+    pub async fn watch(self, client: redis::Client, mut redis: Redis) {
         loop {
             if let Err(e) = self.follow(&client, &mut redis).await {
                 warn!(error = %e, "device change subscription lost; retrying");
@@ -145,11 +145,7 @@ impl Devices {
         }
     }
 
-    async fn follow(
-        &self,
-        client: &redis::Client,
-        redis: &mut ConnectionManager,
-    ) -> redis::RedisResult<()> {
+    async fn follow(&self, client: &redis::Client, redis: &mut Redis) -> redis::RedisResult<()> {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(keys::DEVICES_CHANGED).await?;
         // Subscribed first, then loaded: no change can fall between the two.

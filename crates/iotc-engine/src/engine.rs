@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use tokio::sync::{mpsc, watch};
 
 use crate::decode::Decoder;
@@ -28,7 +28,7 @@ use crate::stream::Reader;
 const PREPARED_AHEAD: usize = 2;
 
 pub struct Engine {
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub reader: Reader,
     pub decoder: Decoder,
     /// Verification of secure telegrams and secure teach-ins (needs Redis per telegram).

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iotc_core::ops::unix_seconds;
+use iotc_core::redis::Redis;
 use iotc_core::{health, keys};
-use redis::aio::ConnectionManager;
 use tracing::debug;
 
 use crate::egress::Egress;
@@ -22,7 +22,7 @@ pub fn value(status: &str, unix_s: u64) -> String {
 }
 
 /// Writes the heartbeats every 10 s for ever, and at once when the MQTT state changes.
-pub async fn run(mut redis: ConnectionManager, egress: Arc<Egress>) {
+pub async fn run(mut redis: Redis, egress: Arc<Egress>) {
     let mut tick = tokio::time::interval(CHECK);
     let mut last: Option<(Instant, bool)> = None;
     loop {

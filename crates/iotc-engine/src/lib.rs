@@ -3,12 +3,14 @@
 pub mod config;
 pub mod control;
 pub mod counting;
+pub mod counting_cluster;
 pub mod decode;
 pub mod device_pack;
 pub mod devices;
 pub mod egress;
 pub mod engine;
 pub mod heartbeat;
+pub mod lease;
 pub mod live;
 pub mod periodic;
 pub mod pipeline;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use iotc_core::keys;
 use iotc_core::ops::unix_millis;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use redis::streams::StreamMaxlen;
 use tracing::debug;
 
@@ -50,7 +50,7 @@ static GATE: Mutex<Gate> = Mutex::new(Gate {
 /// Call after a batch's messages were confirmed. `heard` maps a device EURID to the gateway
 /// whose copy of its telegram was kept; it is only walked while a console watches.
 pub async fn after_publish<'a>(
-    redis: &ConnectionManager,
+    redis: &Redis,
     messages: &[OutMessage],
     heard: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) {
@@ -94,7 +94,7 @@ pub async fn after_publish<'a>(
 }
 
 /// Reads the watcher key when due; otherwise the last answer.
-async fn watched(redis: &ConnectionManager) -> bool {
+async fn watched(redis: &Redis) -> bool {
     let now = unix_millis();
     {
         let gate = GATE.lock().unwrap_or_else(|p| p.into_inner());

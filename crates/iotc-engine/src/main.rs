@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iotc_core::ops;
+use iotc_core::redis::Redis;
 use iotc_engine::config::{self, Args};
 use iotc_engine::decode::Decoder;
 use iotc_engine::devices::Devices;
@@ -11,7 +12,6 @@ use iotc_engine::egress::Egress;
 use iotc_engine::engine::Engine;
 use iotc_engine::stream::{Reader, Settings};
 use iotc_engine::{heartbeat, periodic};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -35,7 +35,11 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let client = redis::Client::open(ops::redis_url(&args.redis_url))
+    let seeds = iotc_core::redis::cluster_seeds(&args.redis_url);
+    // Device changes arrive by pub/sub, which a cluster forwards to every node: the first
+    // seed is enough.
+    let first = seeds.as_ref().and_then(|s| s.first().cloned());
+    let client = redis::Client::open(first.unwrap_or_else(|| ops::redis_url(&args.redis_url)))
         .unwrap_or_else(|e| config::fail("REDIS_URL", e));
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.http_port))
         .await
@@ -48,12 +52,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     ops::metrics_handle();
 
-    let redis = manager(&client, Duration::from_secs(5))?;
+    let redis = manager(&args.redis_url, Duration::from_secs(5))?;
     // Reads wait up to block_ms on the server: allow for that in the response timeout.
     let reader_redis = manager(
-        &client,
+        &args.redis_url,
         Duration::from_millis(args.block_ms as u64) + Duration::from_secs(5),
     )?;
+    let layout = iotc_core::partition::Layout::new(args.partitions, redis.is_cluster());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop_tx));
@@ -63,6 +68,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _periodic = periodic::spawn_periodic(egress.clone(), redis.clone(), &args.egress);
 
     let consumer = args.consumer_name();
+    let partitions = iotc_engine::lease::spawn(
+        redis.clone(),
+        layout,
+        consumer.clone(),
+        Duration::from_millis(args.lease_ms as u64),
+    );
     let mut reader = Reader::new(
         reader_redis,
         Settings {
@@ -71,6 +82,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             block_ms: args.block_ms as usize,
             claim_idle_ms: args.claim_idle_ms as usize,
             claim_every: Duration::from_millis((args.claim_idle_ms / 2) as u64),
+            layout,
+            partitions,
         },
     );
     let devices = Devices::default();
@@ -85,6 +98,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         return Ok(());
     }
+    check_partitions(&redis, args.partitions, &mut stop).await;
     while let Err(e) = reader.ensure_groups().await {
         warn!(error = %e, "creating the consumer group failed; retrying");
         tokio::select! {
@@ -104,7 +118,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::spawn(sync);
     }
     iotc_engine::control::spawn(
-        &client,
+        &args.redis_url,
         redis.clone(),
         devices.clone(),
         egress.clone(),
@@ -127,15 +141,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// A connection that reconnects by itself; created without waiting for Redis.
-fn manager(client: &redis::Client, response: Duration) -> anyhow::Result<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(response))
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_max_delay(Duration::from_secs(2));
-    Ok(ConnectionManager::new_lazy_with_config(
-        client.clone(),
-        config,
-    )?)
+fn manager(url: &str, response: Duration) -> anyhow::Result<Redis> {
+    let options = iotc_core::redis::Options {
+        response_timeout: response,
+        ..Default::default()
+    };
+    Ok(iotc_core::redis::connect(url, options)?)
+}
+
+/// Stops with a configuration error when Redis holds another partition count.
+async fn check_partitions(redis: &Redis, partitions: u16, stop: &mut watch::Receiver<bool>) {
+    let mut redis = redis.clone();
+    loop {
+        match iotc_core::partition::disagreement(&mut redis, partitions).await {
+            Ok(None) => return,
+            Ok(Some(n)) => config::fail(
+                "IOTC_PARTITIONS",
+                format!(
+                    "{partitions}, but Redis holds {n} from the other services (docs/scaling.md)"
+                ),
+            ),
+            Err(e) => warn!(error = %e, "checking the partition count failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Retries `call` every second until it succeeds; `false` when asked to stop.
@@ -156,11 +188,7 @@ where
     }
 }
 
-async fn serve_ops(
-    listener: tokio::net::TcpListener,
-    redis: ConnectionManager,
-    egress: Arc<Egress>,
-) {
+async fn serve_ops(listener: tokio::net::TcpListener, redis: Redis, egress: Arc<Egress>) {
     let ready: ops::ReadyCheck = Arc::new(move || {
         let mut redis = redis.clone();
         let egress = egress.clone();

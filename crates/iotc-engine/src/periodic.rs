@@ -11,9 +11,9 @@ use iotc_core::ops::unix_seconds;
 use iotc_core::payload::{
     GatewayInfo, GatewayStats, SensorInfo, SensorStats, StatsMeta, TelegramStats,
 };
+use iotc_core::redis::Redis;
 use iotc_core::{health, keys};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval};
@@ -25,11 +25,7 @@ use crate::sensor_info::InfoState;
 const CHUNK: usize = 500;
 
 /// Starts the periodic tasks the settings enable; the handle ends them all when aborted.
-pub fn spawn_periodic(
-    egress: Arc<Egress>,
-    redis: ConnectionManager,
-    args: &EgressArgs,
-) -> JoinHandle<()> {
+pub fn spawn_periodic(egress: Arc<Egress>, redis: Redis, args: &EgressArgs) -> JoinHandle<()> {
     let jobs = [
         (Job::SensorStats, args.sensor_stats_interval),
         (Job::GatewayStats, args.gateway_stats_interval),
@@ -77,7 +73,7 @@ enum Job {
     SensorInfo,
 }
 
-async fn run(job: Job, every: Duration, egress: Arc<Egress>, mut redis: ConnectionManager) {
+async fn run(job: Job, every: Duration, egress: Arc<Egress>, mut redis: Redis) {
     let mut tick = interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut info = InfoState::default();
@@ -120,9 +116,7 @@ async fn publish_chunked(egress: &Egress, msgs: Vec<OutMessage>) -> JobResult {
 }
 
 /// Onboarded devices, one per source EURID (the first entry wins), sorted by EURID.
-async fn devices(
-    redis: &mut ConnectionManager,
-) -> redis::RedisResult<BTreeMap<String, EnOceanSensor>> {
+async fn devices(redis: &mut Redis) -> redis::RedisResult<BTreeMap<String, EnOceanSensor>> {
     let all: HashMap<String, String> = redis.hgetall(keys::DEVICES).await?;
     let mut out = BTreeMap::new();
     for json in all.values() {
@@ -136,9 +130,7 @@ async fn devices(
     Ok(out)
 }
 
-async fn gateways(
-    redis: &mut ConnectionManager,
-) -> redis::RedisResult<BTreeMap<String, GatewayRecord>> {
+async fn gateways(redis: &mut Redis) -> redis::RedisResult<BTreeMap<String, GatewayRecord>> {
     let all: HashMap<String, String> = redis.hgetall(keys::GATEWAYS).await?;
     Ok(all
         .into_iter()
@@ -147,10 +139,7 @@ async fn gateways(
 }
 
 /// Reads many stats hashes in one round trip.
-async fn stats_of(
-    redis: &mut ConnectionManager,
-    keys: &[String],
-) -> redis::RedisResult<Vec<TelegramStats>> {
+async fn stats_of(redis: &mut Redis, keys: &[String]) -> redis::RedisResult<Vec<TelegramStats>> {
     let mut pipe = redis::pipe();
     for k in keys {
         pipe.hgetall(k);
@@ -159,7 +148,7 @@ async fn stats_of(
     Ok(hashes.iter().map(TelegramStats::from_hash).collect())
 }
 
-async fn sensor_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobResult {
+async fn sensor_stats(egress: &Egress, redis: &mut Redis) -> JobResult {
     let devices = devices(redis).await?;
     let ids: Vec<String> = devices.keys().map(|id| keys::device_stats(id)).collect();
     let stats = stats_of(redis, &ids).await?;
@@ -178,7 +167,7 @@ async fn sensor_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobResu
     publish_chunked(egress, msgs).await
 }
 
-async fn gateway_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobResult {
+async fn gateway_stats(egress: &Egress, redis: &mut Redis) -> JobResult {
     let gateways = gateways(redis).await?;
     let ids: Vec<String> = gateways
         .keys()
@@ -204,11 +193,7 @@ async fn gateway_stats(egress: &Egress, redis: &mut ConnectionManager) -> JobRes
     publish_chunked(egress, msgs).await
 }
 
-async fn health(
-    egress: &Egress,
-    redis: &mut ConnectionManager,
-    gateway_timeout_secs: u64,
-) -> JobResult {
+async fn health(egress: &Egress, redis: &mut Redis, gateway_timeout_secs: u64) -> JobResult {
     let gateways = gateways(redis).await?;
     let now = unix_seconds();
     let services = ["ingress", "engine", "api"].map(keys::heartbeat);
@@ -268,7 +253,7 @@ fn engine_figures(egress: &Egress) -> Value {
 
 /// Telegram stream figures: length, entries not yet delivered to the engines (`lag`), and
 /// entries trimmed by the stream bound (MAXLEN) before any engine read them (lost input).
-async fn stream_figures(redis: &mut ConnectionManager) -> Value {
+async fn stream_figures(redis: &mut Redis) -> Value {
     let stream: redis::RedisResult<HashMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(keys::TELEGRAM_STREAM)

@@ -9,7 +9,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use iotc_core::keys;
 use iotc_core::model::EnOceanSensor;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 
 use crate::egress::{Egress, OutMessage};
 use crate::periodic::info_payload;
@@ -29,11 +29,7 @@ pub struct InfoState {
 }
 
 impl InfoState {
-    pub async fn publish_changes(
-        &mut self,
-        egress: &Egress,
-        redis: &mut ConnectionManager,
-    ) -> JobResult {
+    pub async fn publish_changes(&mut self, egress: &Egress, redis: &mut Redis) -> JobResult {
         // A reconnect may mean a broker that lost its retained messages: send everything again.
         if egress.connects() != self.connects {
             self.published.clear();

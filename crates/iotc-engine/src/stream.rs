@@ -1,18 +1,29 @@
 //! Reading the telegram and gateway event streams in the engine consumer group.
 //!
-//! Order on start: first this consumer's own unacknowledged entries (XREADGROUP with id 0,
-//! left by a previous run under the same name), then new entries (`>`). Every
-//! `claim_every`, entries that any consumer left unacknowledged for `claim_idle_ms` are taken
-//! over with XAUTOCLAIM (an engine that crashed under another name). An entry is acknowledged
-//! by the caller only after its messages were confirmed by the egress.
+//! The telegram streams read are the partitions this engine holds a lease on
+//! ([`crate::lease`]); with one partition and one engine that is `iotc:telegrams`, as always.
+//! Per stream, first this consumer's own unacknowledged entries (XREADGROUP with id 0: left
+//! by a previous run under the same name, or just taken over with a partition), then new
+//! entries (`>`). Every `claim_every`, entries that any consumer left unacknowledged for
+//! `claim_idle_ms` are taken over with XAUTOCLAIM. An entry is acknowledged by the caller
+//! only after its messages were confirmed by the egress ([`add_acks`]).
+//!
+//! On a Redis Cluster one command reaches one slot, so each stream is read by its own
+//! command, without blocking; an idle engine asks again after [`CLUSTER_POLL`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use iotc_core::keys;
+use iotc_core::partition::Layout;
+use iotc_core::redis::Redis;
 use redis::Value;
-use redis::aio::ConnectionManager;
 use tracing::{debug, info};
+
+use crate::lease::Held;
+
+/// How long an idle engine waits between reads on a Redis Cluster.
+pub const CLUSTER_POLL: Duration = Duration::from_millis(10);
 
 /// Which stream an entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +33,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// The stream of unqualified ids (see [`Entry::id`]).
     pub fn key(self) -> &'static str {
         match self {
             Source::Telegrams => keys::TELEGRAM_STREAM,
@@ -38,9 +50,12 @@ impl Source {
     }
 
     fn from_key(key: &[u8]) -> Option<Source> {
-        [Source::Telegrams, Source::GatewayEvents]
-            .into_iter()
-            .find(|s| s.key().as_bytes() == key)
+        if key == keys::GATEWAY_EVENT_STREAM.as_bytes() {
+            Some(Source::GatewayEvents)
+        } else {
+            key.starts_with(keys::TELEGRAM_STREAM.as_bytes())
+                .then_some(Source::Telegrams)
+        }
     }
 }
 
@@ -49,8 +64,35 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub source: Source,
+    /// The stream entry id; an entry of a partition other than `iotc:telegrams` carries its
+    /// stream in front (`<stream> <id>`), so that ids stay unique across partitions.
     pub id: String,
     pub payload: Option<Vec<u8>>,
+}
+
+/// Adds the XACKs of these entry ids (as [`Entry::id`] gives them) to `pipe`.
+pub fn add_acks(pipe: &mut redis::Pipeline, source: Source, ids: &[String]) {
+    let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
+    for id in ids {
+        let (stream, id) = split_id(source, id);
+        by_stream.entry(stream).or_default().push(id);
+    }
+    for (stream, ids) in by_stream {
+        pipe.xack(stream, keys::ENGINE_GROUP, &ids).ignore();
+    }
+}
+
+/// The stream and the plain id of an [`Entry::id`].
+pub fn split_id(source: Source, id: &str) -> (&str, &str) {
+    id.rsplit_once(' ').unwrap_or((source.key(), id))
+}
+
+fn qualify(stream: &str, id: String) -> String {
+    if stream == keys::TELEGRAM_STREAM || stream == keys::GATEWAY_EVENT_STREAM {
+        id
+    } else {
+        format!("{stream} {id}")
+    }
 }
 
 pub struct Settings {
@@ -59,47 +101,48 @@ pub struct Settings {
     pub block_ms: usize,
     pub claim_idle_ms: usize,
     pub claim_every: Duration,
-}
-
-enum Phase {
-    /// Re-reading own pending entries after these ids (telegrams, gateway events).
-    OwnPending(String, String),
-    Live,
+    pub layout: Layout,
+    /// The telegram streams to read (the partitions held).
+    pub partitions: Held,
 }
 
 pub struct Reader {
-    redis: ConnectionManager,
+    redis: Redis,
     settings: Settings,
-    phase: Phase,
+    /// Per stream read: `Some(id)` while re-reading own pending entries after `id`, `None`
+    /// once live.
+    streams: HashMap<String, Option<String>>,
     next_claim: Instant,
 }
 
 impl Reader {
     /// `redis` must allow responses slower than `block_ms`.
-    pub fn new(redis: ConnectionManager, settings: Settings) -> Self {
+    pub fn new(redis: Redis, settings: Settings) -> Self {
         let next_claim = Instant::now();
         Reader {
             redis,
             settings,
-            phase: Phase::OwnPending("0".into(), "0".into()),
+            streams: HashMap::new(),
             next_claim,
         }
     }
 
-    /// Creates the consumer group on both streams (and the streams) if missing. The group
+    /// Creates the consumer group on every stream (and the streams) if missing. The group
     /// starts at the beginning, so entries written before the first engine started count.
     pub async fn ensure_groups(&mut self) -> redis::RedisResult<()> {
-        for source in [Source::Telegrams, Source::GatewayEvents] {
+        let mut all = self.settings.layout.streams();
+        all.push(keys::GATEWAY_EVENT_STREAM.to_string());
+        for stream in all {
             let created: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
-                .arg(source.key())
+                .arg(&stream)
                 .arg(keys::ENGINE_GROUP)
                 .arg("0")
                 .arg("MKSTREAM")
                 .query_async(&mut self.redis)
                 .await;
             match created {
-                Ok(()) => info!(stream = source.key(), "consumer group created"),
+                Ok(()) => info!(%stream, "consumer group created"),
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
                 Err(e) => return Err(e),
             }
@@ -122,12 +165,23 @@ impl Reader {
         {
             // Redis lost its data (restart without persistence): start over.
             self.ensure_groups().await?;
-            self.phase = Phase::OwnPending("0".into(), "0".into());
+            self.streams.clear();
         }
         result
     }
 
+    /// Follows the partitions held: a new one starts with its own pending entries.
+    fn sync_streams(&mut self) {
+        let mut wanted: Vec<String> = self.settings.partitions.current().to_vec();
+        wanted.push(keys::GATEWAY_EVENT_STREAM.to_string());
+        self.streams.retain(|k, _| wanted.contains(k));
+        for k in wanted {
+            self.streams.entry(k).or_insert_with(|| Some("0".into()));
+        }
+    }
+
     async fn read(&mut self, held: &HashSet<String>) -> redis::RedisResult<Vec<Entry>> {
+        self.sync_streams();
         if Instant::now() >= self.next_claim {
             self.next_claim = Instant::now() + self.settings.claim_every;
             let claimed = self.claim(held).await?;
@@ -139,62 +193,97 @@ impl Reader {
                 return Ok(claimed);
             }
         }
-        if let Phase::OwnPending(tel, gw) = &self.phase {
-            let (tel, gw) = (tel.clone(), gw.clone());
-            let entries = self.read_group(&[tel.as_str(), gw.as_str()], None).await?;
-            if entries.is_empty() {
-                debug!("own pending entries done");
-                self.phase = Phase::Live;
-            } else {
-                self.advance_pending(&entries);
+        let pending: Vec<(String, String)> = self
+            .streams
+            .iter()
+            .filter_map(|(k, id)| id.clone().map(|id| (k.clone(), id)))
+            .collect();
+        if !pending.is_empty() {
+            let entries = self.read_group(&pending, None).await?;
+            self.advance_pending(&pending, &entries);
+            if !entries.is_empty() {
                 return Ok(entries);
             }
         }
-        self.read_group(&[">", ">"], Some(self.settings.block_ms))
-            .await
+        let live: Vec<(String, String)> = self
+            .streams
+            .keys()
+            .map(|k| (k.clone(), ">".to_string()))
+            .collect();
+        let entries = self.read_group(&live, Some(self.settings.block_ms)).await?;
+        if entries.is_empty() && self.redis.is_cluster() {
+            tokio::time::sleep(
+                CLUSTER_POLL.min(Duration::from_millis(self.settings.block_ms as u64)),
+            )
+            .await;
+        }
+        Ok(entries)
     }
 
-    fn advance_pending(&mut self, entries: &[Entry]) {
-        if let Phase::OwnPending(tel, gw) = &mut self.phase {
-            for e in entries {
-                match e.source {
-                    Source::Telegrams => *tel = e.id.clone(),
-                    Source::GatewayEvents => *gw = e.id.clone(),
-                }
+    /// After a read of own pending entries: a stream that gave nothing is done with them.
+    fn advance_pending(&mut self, read: &[(String, String)], entries: &[Entry]) {
+        let mut last: HashMap<&str, &str> = HashMap::new();
+        for e in entries {
+            let (stream, id) = split_id(e.source, &e.id);
+            last.insert(stream, id);
+        }
+        for (stream, _) in read {
+            let next = last.get(stream.as_str()).map(|id| id.to_string());
+            if next.is_none() {
+                debug!(%stream, "own pending entries done");
             }
+            self.streams.insert(stream.clone(), next);
         }
     }
 
+    /// One XREADGROUP over `streams` (stream, id); on a cluster one per stream, not blocking.
     async fn read_group(
         &mut self,
-        ids: &[&str; 2],
+        streams: &[(String, String)],
         block_ms: Option<usize>,
     ) -> redis::RedisResult<Vec<Entry>> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(keys::ENGINE_GROUP)
-            .arg(&self.settings.consumer)
-            .arg("COUNT")
-            .arg(self.settings.count);
-        if let Some(ms) = block_ms {
-            cmd.arg("BLOCK").arg(ms);
+        if !self.redis.is_cluster() {
+            return self.read_group_once(streams, block_ms).await;
         }
-        cmd.arg("STREAMS")
-            .arg(Source::Telegrams.key())
-            .arg(Source::GatewayEvents.key())
-            .arg(ids[0])
-            .arg(ids[1]);
-        let reply: Value = cmd.query_async(&mut self.redis).await?;
-        Ok(parse_read_reply(reply))
+        let mut out = Vec::new();
+        let reads = streams.iter().map(|s| {
+            let mut me = Reader::clone_conn(self);
+            async move { me.read_one(s).await }
+        });
+        for result in futures_util::future::join_all(reads).await {
+            out.extend(result?);
+        }
+        Ok(out)
+    }
+
+    fn clone_conn(&self) -> ReadConn {
+        ReadConn {
+            redis: self.redis.clone(),
+            consumer: self.settings.consumer.clone(),
+            count: self.settings.count,
+        }
+    }
+
+    async fn read_group_once(
+        &mut self,
+        streams: &[(String, String)],
+        block_ms: Option<usize>,
+    ) -> redis::RedisResult<Vec<Entry>> {
+        let mut conn = self.clone_conn();
+        conn.read(streams, block_ms).await
     }
 
     async fn claim(&mut self, held: &HashSet<String>) -> redis::RedisResult<Vec<Entry>> {
         let mut out = Vec::new();
-        for source in [Source::Telegrams, Source::GatewayEvents] {
+        let streams: Vec<String> = self.streams.keys().cloned().collect();
+        for stream in &streams {
+            let Some(source) = Source::from_key(stream.as_bytes()) else {
+                continue;
+            };
             let mut cursor = "0-0".to_string();
             loop {
                 let reply: Value = redis::cmd("XAUTOCLAIM")
-                    .arg(source.key())
+                    .arg(stream)
                     .arg(keys::ENGINE_GROUP)
                     .arg(&self.settings.consumer)
                     .arg(self.settings.claim_idle_ms)
@@ -203,7 +292,7 @@ impl Reader {
                     .arg(self.settings.count)
                     .query_async(&mut self.redis)
                     .await?;
-                let (next, entries) = parse_claim_reply(source, reply);
+                let (next, entries) = parse_claim_reply(source, stream, reply);
                 out.extend(entries.into_iter().filter(|e| !held.contains(&e.id)));
                 if next == "0-0" || next.is_empty() || out.len() >= self.settings.count {
                     break;
@@ -211,17 +300,17 @@ impl Reader {
                 cursor = next;
             }
         }
-        self.forget_idle_consumers().await?;
+        self.forget_idle_consumers(&streams).await?;
         Ok(out)
     }
 
     /// Removes consumers that own nothing and have not read for an hour (engines that were
     /// replaced under another name); a live one is recreated by its next read.
-    async fn forget_idle_consumers(&mut self) -> redis::RedisResult<()> {
-        for source in [Source::Telegrams, Source::GatewayEvents] {
+    async fn forget_idle_consumers(&mut self, streams: &[String]) -> redis::RedisResult<()> {
+        for stream in streams {
             let reply: Value = redis::cmd("XINFO")
                 .arg("CONSUMERS")
-                .arg(source.key())
+                .arg(stream)
                 .arg(keys::ENGINE_GROUP)
                 .query_async(&mut self.redis)
                 .await?;
@@ -229,17 +318,63 @@ impl Reader {
                 if name != self.settings.consumer && pending == 0 && idle_ms > CONSUMER_IDLE_MS {
                     let _: i64 = redis::cmd("XGROUP")
                         .arg("DELCONSUMER")
-                        .arg(source.key())
+                        .arg(stream)
                         .arg(keys::ENGINE_GROUP)
                         .arg(&name)
                         .query_async(&mut self.redis)
                         .await?;
-                    info!(consumer = %name, stream = source.key(), "removed idle consumer");
+                    info!(consumer = %name, %stream, "removed idle consumer");
                 }
             }
         }
         Ok(())
     }
+}
+
+/// What one read needs, detached from the reader so that reads run side by side.
+struct ReadConn {
+    redis: Redis,
+    consumer: String,
+    count: usize,
+}
+
+impl ReadConn {
+    async fn read_one(&mut self, stream: &(String, String)) -> redis::RedisResult<Vec<Entry>> {
+        self.read(std::slice::from_ref(stream), None).await
+    }
+
+    async fn read(
+        &mut self,
+        streams: &[(String, String)],
+        block_ms: Option<usize>,
+    ) -> redis::RedisResult<Vec<Entry>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(keys::ENGINE_GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(self.count);
+        if let Some(ms) = block_ms {
+            cmd.arg("BLOCK").arg(ms);
+        }
+        cmd.arg("STREAMS");
+        for (stream, _) in streams {
+            cmd.arg(stream);
+        }
+        for (_, id) in streams {
+            cmd.arg(id);
+        }
+        let reply: Value = cmd.query_async(&mut self.redis).await?;
+        Ok(parse_read_reply(reply))
+    }
+}
+
+/// The next cursor and the number of entries of an XAUTOCLAIM reply.
+pub fn claim_cursor(reply: Value) -> (String, usize) {
+    let mut parts = items(reply).into_iter();
+    let next = parts.next().map(text).unwrap_or_default();
+    let n = parts.next().map(items).map_or(0, |v| v.len());
+    (next, n)
 }
 
 /// A consumer idle this long (ms) with nothing pending is removed from the group.
@@ -306,13 +441,15 @@ fn parse_read_reply(reply: Value) -> Vec<Entry> {
             .collect(),
     };
     for (key, entries) in streams {
-        let Some(source) = bytes(key).and_then(|k| Source::from_key(&k)) else {
+        let Some(key) = bytes(key) else { continue };
+        let Some(source) = Source::from_key(&key) else {
             continue;
         };
+        let stream = String::from_utf8_lossy(&key);
         out.extend(
             items(entries)
                 .into_iter()
-                .filter_map(|e| parse_entry(source, e)),
+                .filter_map(|e| parse_entry(source, &stream, e)),
         );
     }
     out
@@ -320,7 +457,7 @@ fn parse_read_reply(reply: Value) -> Vec<Entry> {
 
 /// XAUTOCLAIM reply: `[next, [entries], [deleted ids]]`. Deleted ids come back as entries
 /// without payload so that they are acknowledged.
-fn parse_claim_reply(source: Source, reply: Value) -> (String, Vec<Entry>) {
+fn parse_claim_reply(source: Source, stream: &str, reply: Value) -> (String, Vec<Entry>) {
     let mut parts = items(reply).into_iter();
     let next = parts.next().map(text).unwrap_or_default();
     let mut entries: Vec<Entry> = parts
@@ -328,21 +465,21 @@ fn parse_claim_reply(source: Source, reply: Value) -> (String, Vec<Entry>) {
         .map(items)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|e| parse_entry(source, e))
+        .filter_map(|e| parse_entry(source, stream, e))
         .collect();
     if let Some(deleted) = parts.next() {
         entries.extend(items(deleted).into_iter().map(|id| Entry {
             source,
-            id: text(id),
+            id: qualify(stream, text(id)),
             payload: None,
         }));
     }
     (next, entries)
 }
 
-fn parse_entry(source: Source, entry: Value) -> Option<Entry> {
+fn parse_entry(source: Source, stream: &str, entry: Value) -> Option<Entry> {
     let mut parts = items(entry).into_iter();
-    let id = text(parts.next()?);
+    let id = qualify(stream, text(parts.next()?));
     let mut fields = parts.next().map(items).unwrap_or_default().into_iter();
     let mut payload = None;
     while let (Some(f), Some(v)) = (fields.next(), fields.next()) {
@@ -395,6 +532,25 @@ mod tests {
     }
 
     #[test]
+    fn partition_ids_carry_their_stream() {
+        let id = qualify("iotc:telegrams:{3}", "1-0".into());
+        assert_eq!(id, "iotc:telegrams:{3} 1-0");
+        assert_eq!(
+            split_id(Source::Telegrams, &id),
+            ("iotc:telegrams:{3}", "1-0")
+        );
+        assert_eq!(qualify(keys::TELEGRAM_STREAM, "1-0".into()), "1-0");
+        assert_eq!(
+            split_id(Source::Telegrams, "1-0"),
+            ("iotc:telegrams", "1-0")
+        );
+        assert_eq!(
+            split_id(Source::GatewayEvents, "2-0"),
+            ("iotc:gateway-events", "2-0")
+        );
+    }
+
+    #[test]
     fn parses_consumer_info() {
         let reply = Value::Array(vec![Value::Array(vec![
             bulk("name"),
@@ -420,7 +576,7 @@ mod tests {
             ])]),
             Value::Array(vec![bulk("4-0")]),
         ]);
-        let (next, entries) = parse_claim_reply(Source::Telegrams, reply);
+        let (next, entries) = parse_claim_reply(Source::Telegrams, keys::TELEGRAM_STREAM, reply);
         assert_eq!(next, "0-0");
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].id, "5-1");

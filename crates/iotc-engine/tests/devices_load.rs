@@ -32,7 +32,10 @@ async fn loads_pages_skips_bad_entries_and_follows_changes() {
     let () = conn.hset_multiple(keys::DEVICES, &bad).await.unwrap();
 
     let devices = Devices::default();
-    devices.load_all(&mut redis.manager().await).await.unwrap();
+    devices
+        .load_all(&mut redis.manager().await.into())
+        .await
+        .unwrap();
     assert_eq!(devices.len(), N as usize);
     let last = devices
         .lookup("050009c3", "0a0b0c0d")
@@ -46,7 +49,11 @@ async fn loads_pages_skips_bad_entries_and_follows_changes() {
     assert!(devices.lookup("0a0b0c0d", "ffffffff").is_none());
 
     // A change announced while watching replaces the entry.
-    tokio::spawn(devices.clone().watch(redis.client(), redis.manager().await));
+    tokio::spawn(
+        devices
+            .clone()
+            .watch(redis.client(), redis.manager().await.into()),
+    );
     let renamed = json!({"sourceEurid": "05000000", "friendlyID": "renamed", "eep": "F6-02-01"});
     for _ in 0..100 {
         // The watcher subscribes asynchronously: announce until it has taken the change.

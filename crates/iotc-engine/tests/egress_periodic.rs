@@ -135,7 +135,7 @@ async fn stats_health_and_metadata_arrive_in_iotc_shape() {
         .counters()
         .processed
         .fetch_add(7, std::sync::atomic::Ordering::Relaxed);
-    let periodic = spawn_periodic(egress.clone(), redis.clone(), &args);
+    let periodic = spawn_periodic(egress.clone(), redis.clone().into(), &args);
 
     let (stats_t, gw_t, info_t) = (
         format!("sensor/{ID}/meta/stats"),
@@ -254,7 +254,7 @@ async fn intervals_of_zero_switch_reports_off() {
         "1",
     ]);
     let egress = Arc::new(iotc_engine::egress::Egress::start(&args).await.unwrap());
-    let _periodic = spawn_periodic(egress.clone(), redis, &args);
+    let _periodic = spawn_periodic(egress.clone(), redis.into(), &args);
     let mut topics = std::collections::BTreeSet::new();
     let until = Instant::now() + Duration::from_secs(3);
     while let Some(m) = sub

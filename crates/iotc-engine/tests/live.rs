@@ -32,7 +32,7 @@ fn text(map: &HashMap<String, redis::Value>, field: &str) -> String {
 #[tokio::test]
 async fn writes_only_while_a_console_watches() {
     let redis = Redis::start();
-    let mut r = redis.manager().await;
+    let mut r: iotc_core::redis::Redis = redis.manager().await.into();
     let heard = [(DEVICE, GATEWAY)];
 
     live::after_publish(&r, &[telemetry(0)], heard).await;

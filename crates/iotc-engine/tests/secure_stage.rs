@@ -18,7 +18,6 @@ use iotc_engine::decode::{Decoder, DeviceResult, Outcome};
 use iotc_engine::devices::Devices;
 use iotc_engine::secure::{Settings, Stage, TeachInPolicy};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use secure_support::{Redis, frame, sec_r, telegram};
 use serde_json::json;
 use tokio::sync::watch;
@@ -31,7 +30,7 @@ const PSK: &str = "3410de8f1aba3eff9f5a117172eacabd";
 
 /// One engine: decoder, secure stage, and the device copy, on a shared Redis.
 struct Engine {
-    redis: ConnectionManager,
+    redis: iotc_core::redis::Redis,
     devices: Devices,
     decoder: Decoder,
     stage: Stage,
@@ -42,7 +41,7 @@ struct Engine {
 
 impl Engine {
     async fn start(redis: &Redis, settings: Settings) -> Engine {
-        let mut conn = redis.manager().await;
+        let mut conn: iotc_core::redis::Redis = redis.manager().await.into();
         let devices = Devices::default();
         devices.load_all(&mut conn).await.unwrap();
         let (tx, rx) = watch::channel(false);

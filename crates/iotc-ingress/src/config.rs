@@ -20,9 +20,16 @@ pub struct Settings {
     #[arg(long, env = "IOTC_INGRESS_BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
 
-    /// Redis: a host name (`redis`), `host:port` or a `redis://` URL.
+    /// Redis: a host name (`redis`), `host:port` or a `redis://` URL; a Redis Cluster as
+    /// several addresses separated by commas or `redis-cluster://host:port`.
     #[arg(long, env = "REDIS_URL", default_value = "localhost")]
     pub redis_url: String,
+
+    /// Partitions of the telegram stream (one engine reads each at a time); the same value
+    /// on every ingress and engine (docs/scaling.md).
+    #[arg(long, env = "IOTC_PARTITIONS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=iotc_core::partition::MAX_PARTITIONS as i64))]
+    pub partitions: u16,
 
     /// User name the APs authenticate with at /auth/aruba.
     #[arg(long, env = "IOT_GATEWAY_USERNAME", hide_env_values = true)]
@@ -166,6 +173,7 @@ impl std::fmt::Debug for Credentials {
 pub struct Config {
     pub listen: std::net::SocketAddr,
     pub redis_url: String,
+    pub partitions: u16,
     pub credentials: Credentials,
     pub token_lifetime: Duration,
     pub api_url: Option<String>,
@@ -248,8 +256,8 @@ impl Settings {
                 "set IOT_GATEWAY_USERNAME and IOT_GATEWAY_PASSWORD (or IOT_GATEWAY_TOKEN) so APs can authenticate",
             ));
         }
-        let redis_url = iotc_core::ops::redis_url(&self.redis_url);
-        redis::Client::open(redis_url.as_str())
+        let redis_url = self.redis_url.clone();
+        iotc_core::redis::check(&redis_url)
             .map_err(|e| config_error("REDIS_URL", format!("not a usable Redis address: {e}")))?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
@@ -270,6 +278,7 @@ impl Settings {
         Ok(Config {
             listen: std::net::SocketAddr::new(self.bind, self.port),
             redis_url,
+            partitions: self.partitions,
             credentials: Credentials {
                 login,
                 static_token,

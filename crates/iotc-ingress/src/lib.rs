@@ -3,6 +3,7 @@
 //! telegram stream, and AP health to the gateway registry and the gateway event stream.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod frames;
 pub mod gate;

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use iotc_ingress::config::{Config, Settings};
 use iotc_ingress::register::Register;
@@ -54,14 +53,13 @@ fn main() -> ExitCode {
 
 async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
     let _ = iotc_core::ops::metrics_handle();
-    let client = redis::Client::open(config.redis_url.as_str()).context("REDIS_URL")?;
-    let manager_config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(2));
-    let redis = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-        .context("REDIS_URL")?;
+    let options = iotc_core::redis::Options {
+        retries: 3,
+        ..Default::default()
+    };
+    let redis = iotc_core::redis::connect(&config.redis_url, options).context("REDIS_URL")?;
+    let layout = iotc_core::partition::Layout::new(config.partitions, redis.is_cluster());
+    let redis_for_check = redis.clone();
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("IOTC_INGRESS_PORT: cannot listen on {}", config.listen))?;
@@ -69,12 +67,17 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
     let app = Arc::new(App {
         store: Store::new(
             redis.clone(),
+            layout,
             config.dedup_window_ms,
             config.telegram_stream_maxlen,
             config.gateway_event_stream_maxlen,
         ),
         register: config.ap_register.then(|| Register::start(redis.clone())),
-        south: iotc_ingress::south::South::start(&client, redis.clone(), &config.instance)?,
+        south: iotc_ingress::south::South::start(
+            &config.redis_url,
+            redis.clone(),
+            &config.instance,
+        )?,
         tokens: TokenStore::new(
             redis,
             config.token_lifetime,
@@ -85,6 +88,7 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         status: Arc::default(),
     });
     tokio::spawn(heartbeat(app.store.clone(), app.status.clone()));
+    tokio::spawn(check_partitions(redis_for_check, app.config.partitions));
     tracing::info!(
         listen = %tcp.local_addr()?,
         tls = tls.is_some(),
@@ -99,6 +103,26 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         .await
         .context("server")?;
     Ok(())
+}
+
+/// Once Redis answers: stops the process when Redis holds another partition count (the
+/// engines would not read the partitions this ingress writes).
+async fn check_partitions(mut redis: iotc_core::redis::Redis, partitions: u16) {
+    loop {
+        match iotc_core::partition::disagreement(&mut redis, partitions).await {
+            Ok(None) => return,
+            Ok(Some(n)) => {
+                tracing::error!(
+                    "IOTC_PARTITIONS is {partitions}, but Redis holds {n} from the other services (docs/scaling.md)"
+                );
+                eprintln!(
+                    "error: IOTC_PARTITIONS is {partitions}, but Redis holds {n} from the other services"
+                );
+                std::process::exit(2);
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 /// Every 10 s: `iotc:heartbeat:ingress`, which expires after 30 s.

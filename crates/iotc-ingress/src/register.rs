@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use iotc_core::redis::Redis;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use iotc_core::aps::{ApRecord, verify_password};
@@ -21,13 +21,13 @@ pub type Macs = Arc<HashMap<String, Option<String>>>;
 
 #[derive(Clone)]
 pub struct Register {
-    redis: ConnectionManager,
+    redis: Redis,
     macs: watch::Receiver<Macs>,
 }
 
 impl Register {
     /// Starts the poller; the MAC set is empty (everyone refused) until the first load.
-    pub fn start(redis: ConnectionManager) -> Register {
+    pub fn start(redis: Redis) -> Register {
         let (tx, macs) = watch::channel(Macs::default());
         tokio::spawn(poll(redis.clone(), tx));
         Register { redis, macs }
@@ -75,7 +75,7 @@ impl Register {
     }
 }
 
-async fn poll(mut redis: ConnectionManager, tx: watch::Sender<Macs>) {
+async fn poll(mut redis: Redis, tx: watch::Sender<Macs>) {
     let mut seen: Option<i64> = None;
     let mut tick = tokio::time::interval(POLL);
     loop {
@@ -94,7 +94,7 @@ async fn poll(mut redis: ConnectionManager, tx: watch::Sender<Macs>) {
 
 /// The version and MAC set when the version differs from `seen`.
 async fn load_if_changed(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     seen: Option<i64>,
 ) -> redis::RedisResult<Option<(i64, HashMap<String, Option<String>>)>> {
     let version: Option<i64> = redis.get(keys::AP_REGISTER_VERSION).await?;

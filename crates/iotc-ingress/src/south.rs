@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use iotc_core::keys;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use iotc_core::redis::Redis;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio::sync::mpsc;
 
@@ -33,22 +33,20 @@ pub struct SouthItem {
 
 pub struct South {
     instance: String,
-    redis: ConnectionManager,
+    redis: Redis,
     routes: Mutex<HashMap<String, mpsc::Sender<SouthItem>>>,
 }
 
 impl South {
     /// Starts the stream reader (its own connection: it blocks) and the registration refresher.
-    pub fn start(
-        client: &redis::Client,
-        redis: ConnectionManager,
-        instance: &str,
-    ) -> anyhow::Result<Arc<South>> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(7)))
-            .set_max_delay(Duration::from_secs(2));
-        let reader = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+    pub fn start(redis_url: &str, redis: Redis, instance: &str) -> anyhow::Result<Arc<South>> {
+        let options = iotc_core::redis::Options {
+            connection_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(7),
+            max_delay: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let reader = iotc_core::redis::connect(redis_url, options)?;
         let south = Arc::new(South {
             instance: instance.to_string(),
             redis,
@@ -169,7 +167,7 @@ impl South {
 }
 
 /// Reads the instance's stream from its start, deleting what was handed on.
-async fn read_loop(south: Arc<South>, mut redis: ConnectionManager) {
+async fn read_loop(south: Arc<South>, mut redis: Redis) {
     let stream = keys::south_stream(&south.instance);
     let options = StreamReadOptions::default().count(100).block(5000);
     let mut last = "0-0".to_string();

@@ -1,8 +1,11 @@
 //! Everything ingress writes to Redis. Each telegram costs one round trip: a Lua script
 //! counts the reception for the gateway, decides whether the telegram is new (SET NX PX
-//! across all ingress instances) and appends it to the telegram stream only then.
+//! across all ingress instances) and appends it to its partition of the telegram stream
+//! only then. On a Redis Cluster a script may touch one slot only: the gateway's counters
+//! and registry are then written beside the script (`cluster.rs`).
 
-use redis::aio::ConnectionManager;
+use iotc_core::partition::Layout;
+use iotc_core::redis::Redis;
 use redis::{AsyncCommands, RedisResult, Script};
 
 use iotc_core::keys;
@@ -134,6 +137,16 @@ touch(KEYS[2], ARGV[2], ARGV[1], ARGV[3])
 return 1
 "#;
 
+/// The answer of a forwarding script.
+pub(crate) fn forwarded(reply: redis::Value) -> Forwarded {
+    match reply {
+        redis::Value::Int(-1) => Forwarded::Full,
+        redis::Value::Int(_) => Forwarded::Duplicate,
+        redis::Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(&id).into()),
+        other => Forwarded::New(format!("{other:?}")),
+    }
+}
+
 /// Whether a telegram went on to the engines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Forwarded {
@@ -157,18 +170,22 @@ pub struct GatewayRef<'a> {
 
 #[derive(Clone)]
 pub struct Store {
-    redis: ConnectionManager,
+    pub(crate) redis: Redis,
     forward: Script,
     touch: Script,
     health: Script,
-    dedup_window_ms: u64,
-    telegram_maxlen: u64,
-    event_maxlen: u64,
+    pub(crate) cluster: crate::cluster::Scripts,
+    pub(crate) layout: Layout,
+    pub(crate) dedup_window_ms: u64,
+    /// Bound of each partition: the configured bound shared out over the partitions.
+    pub(crate) telegram_maxlen: u64,
+    pub(crate) event_maxlen: u64,
 }
 
 impl Store {
     pub fn new(
-        redis: ConnectionManager,
+        redis: Redis,
+        layout: Layout,
         dedup_window_ms: u64,
         telegram_maxlen: u64,
         event_maxlen: u64,
@@ -178,8 +195,10 @@ impl Store {
             forward: Script::new(&format!("{TOUCH_FN}{FLOOR_FN}{FORWARD}")),
             touch: Script::new(&format!("{TOUCH_FN}{TOUCH}")),
             health: Script::new(&format!("{FLOOR_FN}{HEALTH}")),
+            cluster: crate::cluster::Scripts::new(TOUCH_FN, FLOOR_FN),
+            layout,
             dedup_window_ms,
-            telegram_maxlen,
+            telegram_maxlen: telegram_maxlen.div_ceil(u64::from(layout.partitions())),
             event_maxlen,
         }
     }
@@ -192,10 +211,16 @@ impl Store {
         entry: &[u8],
         now: u64,
     ) -> RedisResult<Forwarded> {
+        let sender = u32::from_be_bytes(dedup_key[..4].try_into().expect("4 bytes"));
+        let p = self.layout.of_sender(sender);
+        let dedup = self.layout.dedup_key(p, &hex::encode(dedup_key));
+        if self.redis.is_cluster() {
+            return self.forward_cluster(gateway, &dedup, p, entry, now).await;
+        }
         let reply: redis::Value = self
             .forward
-            .key(format!("{}{}", keys::DEDUP_PREFIX, hex::encode(dedup_key)))
-            .key(keys::TELEGRAM_STREAM)
+            .key(dedup)
+            .key(self.layout.stream(p))
             .key(keys::gateway_stats(gateway.mac))
             .key(keys::GATEWAYS)
             .arg(self.dedup_window_ms)
@@ -207,16 +232,14 @@ impl Store {
             .arg(if gateway.touch { "1" } else { "0" })
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok(match reply {
-            redis::Value::Int(-1) => Forwarded::Full,
-            redis::Value::Int(_) => Forwarded::Duplicate,
-            redis::Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(&id).into()),
-            other => Forwarded::New(format!("{other:?}")),
-        })
+        Ok(forwarded(reply))
     }
 
     /// Marks the gateway as seen now; `broken` frames count as received, not processed.
     pub async fn touch(&self, gateway: &GatewayRef<'_>, broken: u64, now: u64) -> RedisResult<()> {
+        if self.redis.is_cluster() {
+            return self.touch_cluster(gateway, broken, now).await;
+        }
         let _: i64 = self
             .touch
             .key(keys::gateway_stats(gateway.mac))
@@ -239,6 +262,9 @@ impl Store {
         event_json: &str,
         now: u64,
     ) -> RedisResult<bool> {
+        if self.redis.is_cluster() {
+            return self.health_cluster(mac, record_json, event_json, now).await;
+        }
         let added: i64 = self
             .health
             .key(keys::GATEWAYS)

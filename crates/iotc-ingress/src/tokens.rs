@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use iotc_core::redis::Redis;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -22,13 +22,13 @@ pub enum TokenStatus {
 
 #[derive(Clone)]
 pub struct TokenStore {
-    redis: ConnectionManager,
+    redis: Redis,
     lifetime: Duration,
     static_token: Option<String>,
 }
 
 impl TokenStore {
-    pub fn new(redis: ConnectionManager, lifetime: Duration, static_token: Option<String>) -> Self {
+    pub fn new(redis: Redis, lifetime: Duration, static_token: Option<String>) -> Self {
         TokenStore {
             redis,
             lifetime,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use iotc_core::keys;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Value as RedisValue};
 use serde_json::{Value, json};
@@ -57,7 +57,7 @@ impl StreamPos {
 
 #[derive(Clone)]
 pub struct Hub {
-    redis: ConnectionManager,
+    redis: Redis,
     tx: broadcast::Sender<Item>,
     clients: Arc<Semaphore>,
     running: Arc<AtomicBool>,
@@ -70,7 +70,7 @@ pub struct Subscription {
 }
 
 impl Hub {
-    pub fn new(redis: ConnectionManager) -> Hub {
+    pub fn new(redis: Redis) -> Hub {
         Hub {
             redis,
             tx: broadcast::channel(CHANNEL).0,

@@ -18,7 +18,7 @@ use iotc_core::keys;
 use iotc_core::model::BROADCAST;
 use iotc_core::ops::unix_seconds;
 use iotc_core::payload::{EventCode, SensorEvent, SensorInfo};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use iotc_core::redis::Redis;
 
 use crate::devices::Devices;
 use crate::egress::{Egress, OutMessage};
@@ -51,9 +51,9 @@ pub struct ControlArgs {
 /// What the control task shares.
 #[derive(Clone)]
 pub struct Control {
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     /// For blocking reads (stream, replies): kept off the shared connection.
-    pub blocking: ConnectionManager,
+    pub blocking: Redis,
     pub devices: Devices,
     pub egress: Arc<Egress>,
     pub response_timeout: Duration,
@@ -63,18 +63,20 @@ pub struct Control {
 
 /// Starts the command subscriber (when MQTT is enabled) and the delivery loop.
 pub fn spawn(
-    client: &redis::Client,
-    redis: ConnectionManager,
+    redis_url: &str,
+    redis: Redis,
     devices: Devices,
     egress: Arc<Egress>,
     args: &crate::config::Args,
 ) -> anyhow::Result<()> {
     let response_timeout = Duration::from_millis(args.control.response_timeout_ms);
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(response_timeout + Duration::from_secs(5)))
-        .set_max_delay(Duration::from_secs(2));
-    let blocking = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+    let options = iotc_core::redis::Options {
+        connection_timeout: Duration::from_secs(2),
+        response_timeout: response_timeout + Duration::from_secs(5),
+        max_delay: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let blocking = iotc_core::redis::connect(redis_url, options)?;
     let control = Control {
         redis,
         blocking,
@@ -90,7 +92,7 @@ pub fn spawn(
     learn::start(control.clone());
     // Queued commands go out beside the delivery loop: a blocking connection of their own.
     queue::start(Control {
-        blocking: ConnectionManager::new_lazy_with_config(client.clone(), config)?,
+        blocking: iotc_core::redis::connect(redis_url, options)?,
         ..control.clone()
     });
     tokio::spawn(deliver::run(control));

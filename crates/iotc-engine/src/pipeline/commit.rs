@@ -4,7 +4,7 @@
 
 use iotc_core::keys;
 use iotc_core::ops::{unix_millis, unix_seconds};
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use tokio::sync::{mpsc, watch};
 
 use super::batch::{Committed, Confirmed};
@@ -17,7 +17,7 @@ const MERGE_MAX: usize = 16;
 
 /// Runs until the publish stage is gone, or shutdown while Redis is away.
 pub async fn run(
-    redis: ConnectionManager,
+    redis: Redis,
     mut input: mpsc::Receiver<Confirmed>,
     back: mpsc::UnboundedSender<Committed>,
     mut shutdown: watch::Receiver<bool>,
@@ -57,7 +57,7 @@ fn report(c: &Confirmed) {
 
 /// Most-recent lists, first-seen markers, dead letters and acknowledgements of `batches`,
 /// in their order.
-async fn commit(redis: &mut ConnectionManager, batches: &[Confirmed]) -> redis::RedisResult<()> {
+async fn commit(redis: &mut Redis, batches: &[Confirmed]) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
     let now_s = unix_seconds();
     for c in batches {
@@ -79,9 +79,7 @@ async fn commit(redis: &mut ConnectionManager, batches: &[Confirmed]) -> redis::
             (Source::GatewayEvents, &c.after.acks.gateway),
         ];
         for (source, ids) in acks {
-            if !ids.is_empty() {
-                pipe.xack(source.key(), keys::ENGINE_GROUP, ids).ignore();
-            }
+            crate::stream::add_acks(&mut pipe, source, ids);
         }
     }
     pipe.query_async(redis).await

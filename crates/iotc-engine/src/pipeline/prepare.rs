@@ -12,7 +12,7 @@ use iotc_core::bus::TelegramEntry;
 use iotc_core::keys::stats;
 use iotc_core::ops::{unix_millis, unix_seconds};
 use iotc_core::payload::GatewayEvent;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -26,7 +26,7 @@ use crate::secure;
 use crate::stream::{Entry, Reader, Source};
 
 pub struct Prepare {
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub reader: Reader,
     pub decoder: Decoder,
     pub secure: secure::Stage,
@@ -280,7 +280,7 @@ impl Prepare {
 /// Device and gateway counters, and whether each device was seen before, applied once per
 /// batch even when retried. Four numbers per item: total, succesfullyProcessed,
 /// notProcessed, seen (0/1).
-async fn count(redis: &mut ConnectionManager, batch: &Batch) -> redis::RedisResult<Vec<i64>> {
+async fn count(redis: &mut Redis, batch: &Batch) -> redis::RedisResult<Vec<i64>> {
     let key = counting::batch_key(batch.acks.ids().map(String::as_str));
     let counts = counting::Counts {
         devices: batch
@@ -294,5 +294,8 @@ async fn count(redis: &mut ConnectionManager, batch: &Batch) -> redis::RedisResu
             .map(|((mac, field), n)| (mac.as_str(), *field, *n))
             .collect(),
     };
+    if redis.is_cluster() {
+        return crate::counting_cluster::count_by_slot(redis, &key, &counts, unix_seconds()).await;
+    }
     counting::count(redis, &key, &counts, unix_seconds()).await
 }

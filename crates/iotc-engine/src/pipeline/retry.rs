@@ -3,19 +3,19 @@
 use std::time::Duration;
 
 use iotc_core::backoff::Backoff;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use tokio::sync::watch;
 use tracing::warn;
 
 /// Retries a Redis call until it succeeds; `None` on shutdown.
 pub async fn redis<T, F, Fut>(
-    redis: &ConnectionManager,
+    redis: &Redis,
     shutdown: &mut watch::Receiver<bool>,
     what: &str,
     mut call: F,
 ) -> Option<T>
 where
-    F: FnMut(ConnectionManager) -> Fut,
+    F: FnMut(Redis) -> Fut,
     Fut: Future<Output = redis::RedisResult<T>>,
 {
     let mut backoff = Backoff::default();

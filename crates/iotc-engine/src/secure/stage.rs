@@ -16,8 +16,8 @@ use iotc_core::backoff::Backoff;
 use iotc_core::keys;
 use iotc_core::model::EnOceanSensor;
 use iotc_core::ops::unix_millis;
+use iotc_core::redis::Redis;
 use redis::RedisResult;
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -102,7 +102,7 @@ impl Stage {
     /// unacknowledged).
     pub async fn settle(
         &mut self,
-        redis: &ConnectionManager,
+        redis: &Redis,
         stop: &watch::Receiver<bool>,
         outcome: Outcome,
         entry: &str,
@@ -365,7 +365,7 @@ fn inner(received: Telegram, plain: Plain) -> Telegram {
 
 /// Redis access of one settle call, retried until it works or the engine stops.
 struct Io<'a> {
-    redis: &'a ConnectionManager,
+    redis: &'a Redis,
     stop: &'a watch::Receiver<bool>,
     /// The stream entry being settled.
     entry: &'a str,
@@ -374,7 +374,7 @@ struct Io<'a> {
 impl Io<'_> {
     async fn retry<T, F, Fut>(&mut self, what: &str, mut call: F) -> Option<T>
     where
-        F: FnMut(ConnectionManager) -> Fut,
+        F: FnMut(Redis) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let mut backoff = Backoff::default();

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use enocean::Field;
 use iotc_core::model::EnOceanSensor;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use serde_json::json;
 
 pub use availability::Availability;
@@ -98,7 +98,7 @@ impl Ha {
     /// device brings them.
     pub async fn after_batch(
         &mut self,
-        redis: &ConnectionManager,
+        redis: &Redis,
         observations: &[Observation<'_>],
     ) -> Vec<OutMessage> {
         let topics = &self.shared.topics;
@@ -142,7 +142,7 @@ impl Ha {
 
     async fn states(
         &self,
-        redis: &ConnectionManager,
+        redis: &Redis,
         pending: &BTreeMap<&str, Pending<'_>>,
     ) -> Vec<OutMessage> {
         let devices: Vec<(&str, &state::Updates)> =

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use enocean::eep::{self, Eep, ha};
 use enocean::{Field, Value as FieldValue};
 use iotc_core::keys;
-use redis::aio::ConnectionManager;
+use iotc_core::redis::Redis;
 use serde_json::{Map, Value};
 
 /// Most keys kept per device; the profiles have far fewer, so this only bounds bad data.
@@ -49,7 +49,7 @@ pub fn updates(eep: &str, fields: &[Field], signal: bool, into: &mut Updates) {
 
 /// Writes the updates of each device and returns each device's whole hash as it was before.
 pub async fn store(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     devices: &[(&str, &Updates)],
 ) -> redis::RedisResult<Vec<BTreeMap<String, String>>> {
     let mut pipe = redis::pipe();

@@ -15,8 +15,8 @@ use iotc_core::backoff::Backoff;
 use iotc_core::keys;
 use iotc_core::model::EnOceanSensor;
 use iotc_core::ops::unix_millis;
+use iotc_core::redis::Redis;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use tracing::{info, warn};
 
 use super::discovery::{self, Config};
@@ -27,12 +27,7 @@ use crate::egress::{Egress, OutMessage};
 const TICK: Duration = Duration::from_secs(1);
 
 /// Runs for ever: follows device changes, reconnects and device rhythms.
-pub async fn run(
-    shared: Shared,
-    client: redis::Client,
-    redis: ConnectionManager,
-    egress: Arc<Egress>,
-) {
+pub async fn run(shared: Shared, client: redis::Client, redis: Redis, egress: Arc<Egress>) {
     let mut sync = Sync {
         shared,
         redis,
@@ -49,7 +44,7 @@ pub async fn run(
 
 struct Sync {
     shared: Shared,
-    redis: ConnectionManager,
+    redis: Redis,
     egress: Arc<Egress>,
     seeded: bool,
 }
