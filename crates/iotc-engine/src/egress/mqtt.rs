@@ -184,13 +184,17 @@ impl Link {
     }
 
     /// Publishes one message and waits for its confirmation, sending it again after each lost
-    /// connection, until `deadline`.
+    /// connection, until `deadline` (a message sent late still gets the full wait).
     pub async fn publish(&self, msg: &OutMessage, deadline: Instant) -> Result<(), EgressError> {
         let timeout = || EgressError::Timeout {
             egress: self.name,
             connected: self.connected(),
         };
         self.check_size(msg)?;
+        // A message on the wire gets the whole patience for its confirmation even when it
+        // left just before `deadline` (a reconnect late in a retry): resending it at once
+        // would only put one more copy on the broker.
+        let patience = deadline.saturating_duration_since(Instant::now());
         let _permit = timeout_at(deadline, self.shared.permits.acquire())
             .await
             .map_err(|_| timeout())?
@@ -203,7 +207,8 @@ impl Link {
                 sleep(Duration::from_millis(5)).await;
                 continue;
             };
-            match timeout_at(deadline, rx).await {
+            let confirm_by = deadline.max(Instant::now() + patience);
+            match timeout_at(confirm_by, rx).await {
                 Ok(Ok(Ok(()))) => {
                     metrics::counter!("iotc_egress_confirmed_total", "egress" => self.name)
                         .increment(1);
