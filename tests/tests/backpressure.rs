@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iotc_e2e::{AP_PASSWORD, AP_USER, API_PASSWORD, API_USER, EngineProc, Proc, Stack, Subscriber};
 use iotc_e2e::{bin, free_port, wait_port};
@@ -109,6 +109,12 @@ async fn accepted_telegrams_survive_an_engine_outage_at_four_times_the_bound() {
     stack.engine.proc.kill();
 
     let report = simulate(&stack, port);
+    // The simulator may leave before the ingress read its last messages: wait until every
+    // connection is closed, so the counters are final.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(port, "iotc_ingress_ws_connections").await > 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let accepted = metric(port, "iotc_ingress_telegrams_forwarded_total").await as usize;
     let refused = metric(port, "iotc_ingress_telegrams_refused_total").await;
     let waits = metric(port, "iotc_ingress_backpressure_waits_total").await;
