@@ -115,6 +115,8 @@ install_engine() {
     need buildah buildah
     need runc runc
     need debootstrap debootstrap
+    # Compose networks resolve service names (redis, api, ...) with podman's CNI dnsname plugin.
+    [ -x /usr/lib/cni/dnsname ] || packages+=(golang-github-containernetworking-plugin-dnsname)
     need docker-compose docker-compose
     need mosquitto_sub mosquitto-clients
     need curl curl

@@ -20,6 +20,8 @@ need podman podman
 need buildah buildah
 need runc runc
 need debootstrap debootstrap
+# Compose networks resolve service names (redis, api, ...) with podman's CNI dnsname plugin.
+[ -x /usr/lib/cni/dnsname ] || packages+=(golang-github-containernetworking-plugin-dnsname)
 need curl curl
 # The API client checks (scripts/api-clients.sh): generators from PyPI and npm.
 need npm npm

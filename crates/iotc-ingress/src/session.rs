@@ -16,7 +16,7 @@ use iotc_core::ops::{unix_millis, unix_seconds};
 use crate::App;
 use crate::frames::{Item, StickParsers};
 use crate::gateway;
-use crate::store::{Forwarded, GatewayRef};
+use crate::store::{Forwarded, GatewayRef, Pending};
 use crate::tokens::{TokenCache, TokenStatus};
 
 /// WebSocket close codes used by the ingress.
@@ -50,6 +50,21 @@ enum Stop {
 /// Redis stayed unreachable for the whole retry period.
 struct Unavailable;
 
+impl Stop {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Stop::Unavailable => Verdict::Close {
+                code: close::ERROR,
+                reason: "storage unavailable",
+            },
+            Stop::Full => Verdict::Close {
+                code: close::RETRY,
+                reason: "telegram stream full, try again later",
+            },
+        }
+    }
+}
+
 impl From<Unavailable> for Stop {
     fn from(_: Unavailable) -> Self {
         Stop::Unavailable
@@ -77,7 +92,27 @@ pub struct Session {
     /// Device → unix second of its last reception record from this connection: one record
     /// a second per device is enough to rank APs, and saves a write per telegram.
     heard_at: HashMap<String, u64>,
+    /// Telegrams of the messages taken so far, not yet stored ([`Session::on_messages`]).
+    outbox: Vec<Pending>,
+    /// Reception records of those messages.
+    heard: Vec<Heard>,
 }
+
+/// Where a telegram came from: the message, its AP and stick, and the time it was taken.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    msg: &'a Telemetry,
+    mac: [u8; 6],
+    mac_hex: &'a str,
+    device: &'a str,
+    now: u64,
+}
+
+/// A reception record: device, gateway MAC, unix ms, dBm, stick.
+type Heard = (String, String, u64, i8, String);
+
+/// Telegrams stored by one script call at most (bounds the time Redis spends on one call).
+const FORWARD_BATCH: usize = 256;
 
 /// Devices whose last reception record second a connection remembers (then it starts over).
 const HEARD_MEMORY: usize = 4096;
@@ -100,6 +135,8 @@ impl Session {
             pending: HashMap::new(),
             touched_at: 0,
             heard_at: HashMap::new(),
+            outbox: Vec::new(),
+            heard: Vec::new(),
         }
     }
 
@@ -126,6 +163,28 @@ impl Session {
 
     /// Handles one binary WebSocket message.
     pub async fn on_binary(&mut self, bytes: &[u8]) -> Verdict {
+        self.on_messages(&[bytes]).await
+    }
+
+    /// Handles binary WebSocket messages that arrived together, in order: their telegrams
+    /// are stored together in one round trip. A refused message closes the connection after
+    /// the telegrams of the messages before it are stored.
+    pub async fn on_messages<B: AsRef<[u8]>>(&mut self, messages: &[B]) -> Verdict {
+        let mut verdict = Verdict::Continue;
+        for bytes in messages {
+            verdict = self.take(bytes.as_ref()).await;
+            if verdict != Verdict::Continue {
+                break;
+            }
+        }
+        match self.flush().await {
+            Ok(()) => verdict,
+            Err(stop) => stop.verdict(),
+        }
+    }
+
+    /// Checks and parses one message; its telegrams join the outbox.
+    async fn take(&mut self, bytes: &[u8]) -> Verdict {
         let mut msg = match Telemetry::decode(bytes) {
             Ok(msg) => msg,
             Err(e) => {
@@ -159,14 +218,12 @@ impl Session {
         }
         match self.process(&msg, mac).await {
             Ok(()) => Verdict::Continue,
-            Err(Stop::Unavailable) => Verdict::Close {
-                code: close::ERROR,
-                reason: "storage unavailable",
-            },
-            Err(Stop::Full) => Verdict::Close {
-                code: close::RETRY,
-                reason: "telegram stream full, try again later",
-            },
+            Err(stop) => {
+                // Redis stayed away: the telegrams taken and not stored are lost.
+                self.count_stopped(&stop, self.outbox.len() as u64);
+                self.outbox.clear();
+                stop.verdict()
+            }
         }
     }
 
@@ -255,36 +312,16 @@ impl Session {
     async fn process(&mut self, msg: &Telemetry, mac: [u8; 6]) -> Result<(), Stop> {
         let now = unix_seconds();
         let mac_hex = hex::encode(mac);
-        // The registry record is built only when it may be written.
-        let touch = now > self.touched_at;
-        let first_sight = if touch {
-            let record = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
-            serde_json::to_string(&record).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let mut gw = GatewayRef {
-            mac: &mac_hex,
-            first_sight: &first_sight,
-            touch,
-        };
         let mut seen = false;
         if let Some(health) = &msg.ap_health {
             self.store_health(msg, health, &mac_hex, now).await?;
             seen = true;
         }
         let mut broken = 0u64;
-        let mut heard = Vec::new();
         for data in &msg.nb_s_data {
             let payload = data.nb_serial_payload.as_deref().unwrap_or_default();
             let device = data.nb_device_id.as_deref().unwrap_or_default();
-            let items = self.parsers.feed(mac, device, payload);
-            let telegrams = items
-                .iter()
-                .filter(|i| matches!(i, Item::Telegram { .. }))
-                .count() as u64;
-            let mut done = 0u64;
-            for item in items {
+            for item in self.parsers.feed(mac, device, payload) {
                 match item {
                     Item::Telegram {
                         frame,
@@ -292,29 +329,15 @@ impl Session {
                         dbm,
                         sender,
                     } => {
-                        let ms = unix_millis();
-                        let eurid = format!("{sender:08x}");
-                        if self.heard_due(&eurid, now) {
-                            heard.push((eurid, mac_hex.clone(), ms, dbm, device.to_string()));
-                        }
-                        let entry = TelegramEntry {
-                            gateway_mac: mac,
-                            received_ms: unix_millis(),
-                            dbm,
-                            usb_id: device.to_string(),
-                            esp3: frame,
+                        let source = Source {
+                            msg,
+                            mac,
+                            mac_hex: &mac_hex,
+                            device,
+                            now,
                         };
-                        let result = self.forward(&gw, &dedup_key, &entry.encode(), now).await;
-                        if let Err(stop) = result {
-                            self.count_stopped(&stop, telegrams - done);
-                            return Err(stop);
-                        }
-                        done += 1;
+                        self.queue(&source, frame, dedup_key, dbm, sender);
                         seen = true;
-                        if gw.touch {
-                            self.touched_at = now;
-                            gw.touch = false;
-                        }
                     }
                     Item::StickRefused => {
                         metrics::counter!("iotc_ingress_sticks_refused_total").increment(1);
@@ -335,18 +358,67 @@ impl Session {
                 }
             }
         }
-        self.app.south.heard(&heard).await;
         if broken > 0 || !seen {
             let record = gateway::first_sight_record(&msg.reporter, &mac_hex, now);
             let first_sight = serde_json::to_string(&record).unwrap_or_default();
             let gw = GatewayRef {
+                mac: &mac_hex,
                 first_sight: &first_sight,
-                ..gw
+                touch: now > self.touched_at,
             };
             let store = &self.app.store;
             self.retry(|| store.touch(&gw, broken, now)).await?;
         }
         Ok(())
+    }
+
+    /// Puts a telegram in the outbox with its reception record (when due). The connection's
+    /// first telegram of a second also writes the gateway's `lastSeen` and registry record.
+    fn queue(&mut self, src: &Source, frame: Vec<u8>, dedup_key: [u8; 16], dbm: i8, sender: u32) {
+        let Source {
+            msg,
+            mac,
+            mac_hex,
+            device,
+            now,
+        } = *src;
+        metrics::counter!("iotc_ingress_telegrams_received_total").increment(1);
+        let ms = unix_millis();
+        let eurid = format!("{sender:08x}");
+        if self.heard_due(&eurid, now) {
+            let heard = (eurid, mac_hex.to_string(), ms, dbm, device.to_string());
+            self.heard.push(heard);
+        }
+        let touch = now > self.touched_at;
+        let first_sight = if touch {
+            self.touched_at = now;
+            let record = gateway::first_sight_record(&msg.reporter, mac_hex, now);
+            serde_json::to_string(&record).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let entry = TelegramEntry {
+            gateway_mac: mac,
+            received_ms: ms,
+            dbm,
+            usb_id: device.to_string(),
+            esp3: frame,
+        };
+        self.outbox.push(Pending {
+            mac: mac_hex.to_string(),
+            first_sight,
+            touch,
+            dedup_key,
+            entry: entry.encode(),
+        });
+    }
+
+    /// Stores the outbox in order (and the reception records beside it).
+    async fn flush(&mut self) -> Result<(), Stop> {
+        let heard = std::mem::take(&mut self.heard);
+        let outbox = std::mem::take(&mut self.outbox);
+        let (_, stored) = tokio::join!(self.app.south.heard(&heard), self.forward(&outbox));
+        stored
     }
 
     /// The AP's MAC (hex), once known.
@@ -406,41 +478,65 @@ impl Session {
         }
     }
 
-    async fn forward(
-        &self,
-        gw: &GatewayRef<'_>,
-        key: &[u8; 16],
-        entry: &[u8],
-        now: u64,
-    ) -> Result<(), Stop> {
-        metrics::counter!("iotc_ingress_telegrams_received_total").increment(1);
+    /// Stores telegrams in order, [`FORWARD_BATCH`] per round trip. While the stream is full
+    /// it waits (the AP's messages queue up meanwhile) and carries on from the first refused
+    /// telegram; each telegram waits at most the backpressure wait.
+    async fn forward(&self, mut rest: &[Pending]) -> Result<(), Stop> {
         let store = &self.app.store;
-        let give_up = Instant::now() + self.app.config.backpressure_wait;
+        let wait = self.app.config.backpressure_wait;
+        let mut give_up = Instant::now() + wait;
         let mut pause = Duration::from_millis(20);
         let mut waited = false;
-        loop {
-            match self.retry(|| store.forward(gw, key, entry, now)).await? {
-                Forwarded::New(_) => {
-                    metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1);
-                    return Ok(());
+        while !rest.is_empty() {
+            let batch = &rest[..rest.len().min(FORWARD_BATCH)];
+            let now = unix_seconds();
+            metrics::counter!("iotc_ingress_forward_calls_total").increment(1);
+            let results = match self.retry(|| store.forward(batch, now)).await {
+                Ok(results) => results,
+                Err(Unavailable) => {
+                    self.count_stopped(&Stop::Unavailable, rest.len() as u64);
+                    return Err(Stop::Unavailable);
                 }
-                Forwarded::Duplicate => {
-                    metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1);
-                    return Ok(());
-                }
-                Forwarded::Full if Instant::now() + pause > give_up => return Err(Stop::Full),
-                Forwarded::Full => {
-                    // Reading nothing meanwhile lets the AP's TCP window fill up.
-                    if !waited {
-                        waited = true;
-                        metrics::counter!("iotc_ingress_backpressure_waits_total").increment(1);
-                        self.app.status.pushed_back(unix_seconds());
+            };
+            if results.is_empty() {
+                // Not an answer the script gives; never loop on it.
+                self.count_stopped(&Stop::Unavailable, rest.len() as u64);
+                return Err(Stop::Unavailable);
+            }
+            let stored = results
+                .iter()
+                .take_while(|r| **r != Forwarded::Full)
+                .count();
+            for result in &results[..stored] {
+                match result {
+                    Forwarded::New(_) => {
+                        metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1)
                     }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                    _ => metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1),
                 }
             }
+            rest = &rest[stored..];
+            if stored > 0 {
+                give_up = Instant::now() + wait;
+                pause = Duration::from_millis(20);
+            }
+            if results.len() == stored {
+                continue;
+            }
+            if Instant::now() + pause > give_up {
+                self.count_stopped(&Stop::Full, rest.len() as u64);
+                return Err(Stop::Full);
+            }
+            // Reading nothing meanwhile lets the AP's TCP window fill up.
+            if !waited {
+                waited = true;
+                metrics::counter!("iotc_ingress_backpressure_waits_total").increment(1);
+                self.app.status.pushed_back(unix_seconds());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
+        Ok(())
     }
 
     async fn store_health(

@@ -1,7 +1,7 @@
-//! Everything ingress writes to Redis. Each telegram costs one round trip: a Lua script
-//! counts the reception for the gateway, decides whether the telegram is new (SET NX PX
-//! across all ingress instances) and appends it to its partition of the telegram stream
-//! only then. On a Redis Cluster a script may touch one slot only: the gateway's counters
+//! Everything ingress writes to Redis. Per telegram a Lua script counts the reception for
+//! the gateway, decides whether the telegram is new (SET NX PX across all ingress
+//! instances) and appends it to its partition of the telegram stream only then; the
+//! telegrams waiting on one connection go in one call. On a Redis Cluster a script may touch one slot only: the gateway's counters
 //! and registry are then written beside the script (`cluster.rs`).
 
 use iotc_core::partition::Layout;
@@ -69,37 +69,58 @@ local function trim_acked(stream, exact)
 end
 "#;
 
-/// KEYS: dedup key, telegram stream, gateway stats, gateway registry.
-/// ARGV: window ms, stream bound, entry, unix seconds, gateway MAC, first-sight record,
-/// 1 to write the gateway's `lastSeen` (at most once a second per connection).
-/// Returns the new stream entry ID, 0 for a duplicate, -1 when the stream is full of entries
-/// not yet acknowledged (nothing is written then: the caller retries or refuses).
+/// One telegram: counts the reception for its gateway and appends the telegram to its
+/// stream unless another gateway's copy came first. Returns the new stream entry ID, 0 for
+/// a duplicate, -1 when the stream is full of entries not yet acknowledged (nothing is
+/// written then: the caller retries or refuses). `touch` '1' writes the gateway's
+/// `lastSeen` (at most once a second per connection).
 ///
 /// The stream is trimmed only below the oldest entry a consumer group still needs (MINID),
 /// never by length, so an accepted telegram is never trimmed unread.
-const FORWARD: &str = r#"
-local bound = tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local len = redis.call('XLEN', KEYS[2])
-  if len % 64 == 0 or len >= bound then
-    len = trim_acked(KEYS[2], false)
+const FORWARD_FN: &str = r#"
+local function forward_one(registry, dedup, stream, stats, window, bound, now, entry, mac, fresh, touch_now)
+  bound = tonumber(bound)
+  if redis.call('EXISTS', dedup) == 0 then
+    local len = redis.call('XLEN', stream)
+    if len % 64 == 0 or len >= bound then
+      len = trim_acked(stream, false)
+    end
+    if len >= bound then
+      len = trim_acked(stream, true)
+    end
+    if len >= bound then
+      return -1
+    end
   end
-  if len >= bound then
-    len = trim_acked(KEYS[2], true)
+  redis.call('HINCRBY', stats, 'totalTelegramCount', 1)
+  if touch_now == '1' then
+    redis.call('HSET', stats, 'lastSeen', now)
+    touch(registry, mac, now, fresh)
   end
-  if len >= bound then
-    return -1
+  if redis.call('SET', dedup, '1', 'NX', 'PX', window) then
+    return redis.call('XADD', stream, '*', 't', entry)
   end
+  return 0
 end
-redis.call('HINCRBY', KEYS[3], 'totalTelegramCount', 1)
-if ARGV[7] == '1' then
-  redis.call('HSET', KEYS[3], 'lastSeen', ARGV[4])
-  touch(KEYS[4], ARGV[5], ARGV[4], ARGV[6])
+"#;
+
+/// The telegrams of one connection that were waiting, in one round trip and in order.
+/// KEYS: gateway registry, then per telegram its dedup key, stream and gateway stats.
+/// ARGV: window ms, stream bound, unix seconds, then per telegram its entry, gateway MAC,
+/// first-sight record and touch flag. Returns one answer per telegram (as `forward_one`),
+/// ending early with -1 at the first refused telegram: those after it are not written,
+/// so a retry keeps their order.
+const FORWARD_MANY: &str = r#"
+local results = {}
+local n = (#KEYS - 1) / 3
+for i = 0, n - 1 do
+  local k, a = 2 + i * 3, 4 + i * 4
+  local r = forward_one(KEYS[1], KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[1], ARGV[2], ARGV[3],
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+  results[#results + 1] = r
+  if r == -1 then break end
 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], '*', 't', ARGV[3])
-end
-return 0
+return results
 "#;
 
 /// KEYS: gateway registry, gateway stats, gateway event stream.
@@ -168,6 +189,35 @@ pub struct GatewayRef<'a> {
     pub touch: bool,
 }
 
+/// A telegram waiting to be forwarded, with what its gateway's counters need.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub mac: String,
+    /// Registry record JSON for a gateway not registered yet (empty unless `touch`).
+    pub first_sight: String,
+    /// See [`GatewayRef::touch`].
+    pub touch: bool,
+    /// Sender ID (4 bytes) and content hash: the same transmission heard by several APs.
+    pub dedup_key: [u8; 16],
+    /// The encoded stream entry.
+    pub entry: Vec<u8>,
+}
+
+impl Pending {
+    fn partition(&self, layout: &Layout) -> u16 {
+        let sender = u32::from_be_bytes(self.dedup_key[..4].try_into().expect("4 bytes"));
+        layout.of_sender(sender)
+    }
+
+    pub fn gateway(&self) -> GatewayRef<'_> {
+        GatewayRef {
+            mac: &self.mac,
+            first_sight: &self.first_sight,
+            touch: self.touch,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub(crate) redis: Redis,
@@ -192,7 +242,7 @@ impl Store {
     ) -> Self {
         Store {
             redis,
-            forward: Script::new(&format!("{TOUCH_FN}{FLOOR_FN}{FORWARD}")),
+            forward: Script::new(&format!("{TOUCH_FN}{FLOOR_FN}{FORWARD_FN}{FORWARD_MANY}")),
             touch: Script::new(&format!("{TOUCH_FN}{TOUCH}")),
             health: Script::new(&format!("{FLOOR_FN}{HEALTH}")),
             cluster: crate::cluster::Scripts::new(TOUCH_FN, FLOOR_FN),
@@ -203,36 +253,56 @@ impl Store {
         }
     }
 
-    /// Counts the reception and forwards the telegram unless it is a duplicate.
-    pub async fn forward(
-        &self,
-        gateway: &GatewayRef<'_>,
-        dedup_key: &[u8; 16],
-        entry: &[u8],
-        now: u64,
-    ) -> RedisResult<Forwarded> {
-        let sender = u32::from_be_bytes(dedup_key[..4].try_into().expect("4 bytes"));
-        let p = self.layout.of_sender(sender);
-        let dedup = self.layout.dedup_key(p, &hex::encode(dedup_key));
+    /// Counts each reception and forwards each telegram unless it is a duplicate, in order,
+    /// in one round trip. The answers may be fewer than the telegrams: they stop at the
+    /// first [`Forwarded::Full`], and nothing after it was written.
+    pub async fn forward(&self, telegrams: &[Pending], now: u64) -> RedisResult<Vec<Forwarded>> {
         if self.redis.is_cluster() {
-            return self.forward_cluster(gateway, &dedup, p, entry, now).await;
+            return self.forward_each_cluster(telegrams, now).await;
         }
-        let reply: redis::Value = self
-            .forward
-            .key(dedup)
-            .key(self.layout.stream(p))
-            .key(keys::gateway_stats(gateway.mac))
-            .key(keys::GATEWAYS)
-            .arg(self.dedup_window_ms)
+        let mut call = self.forward.key(keys::GATEWAYS);
+        call.arg(self.dedup_window_ms)
             .arg(self.telegram_maxlen)
-            .arg(entry)
-            .arg(now)
-            .arg(gateway.mac)
-            .arg(gateway.first_sight)
-            .arg(if gateway.touch { "1" } else { "0" })
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        Ok(forwarded(reply))
+            .arg(now);
+        for t in telegrams {
+            let p = t.partition(&self.layout);
+            call.key(self.dedup_key(p, t))
+                .key(self.layout.stream(p))
+                .key(keys::gateway_stats(&t.mac))
+                .arg(&t.entry)
+                .arg(&t.mac)
+                .arg(&t.first_sight)
+                .arg(if t.touch { "1" } else { "0" });
+        }
+        let replies: Vec<redis::Value> = call.invoke_async(&mut self.redis.clone()).await?;
+        Ok(replies.into_iter().map(forwarded).collect())
+    }
+
+    /// On a Redis Cluster one telegram after the other (each script touches one slot).
+    async fn forward_each_cluster(
+        &self,
+        telegrams: &[Pending],
+        now: u64,
+    ) -> RedisResult<Vec<Forwarded>> {
+        let mut results = Vec::with_capacity(telegrams.len());
+        for t in telegrams {
+            let p = t.partition(&self.layout);
+            let dedup = self.dedup_key(p, t);
+            let result = self
+                .forward_cluster(&t.gateway(), &dedup, p, &t.entry, now)
+                .await?;
+            let full = result == Forwarded::Full;
+            results.push(result);
+            if full {
+                break;
+            }
+        }
+        Ok(results)
+    }
+
+    fn dedup_key(&self, partition: u16, telegram: &Pending) -> String {
+        self.layout
+            .dedup_key(partition, &hex::encode(telegram.dedup_key))
     }
 
     /// Marks the gateway as seen now; `broken` frames count as received, not processed.

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
+use futures_util::FutureExt;
 
 use crate::App;
 use crate::register::Macs;
@@ -87,16 +89,25 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
             }
             Ok(Some(Ok(message))) => message,
         };
-        match message {
-            Message::Binary(bytes) => {
-                if let Verdict::Close { code, reason } = session.on_binary(&bytes).await {
-                    break Some((code, reason));
-                }
-                if let (None, Some(mac)) = (&south_rx, session.mac()) {
-                    south_rx = Some(south.attach(mac));
-                }
+        let Message::Binary(first) = message else {
+            if let Message::Text(_) = message {
+                metrics::counter!("iotc_ingress_text_frames_total").increment(1);
             }
-            Message::Text(_) => metrics::counter!("iotc_ingress_text_frames_total").increment(1),
+            continue;
+        };
+        // Messages already waiting are handled with this one: one Redis round trip for all.
+        let (batch, after) = waiting(&mut socket, first);
+        if let Verdict::Close { code, reason } = session.on_messages(&batch).await {
+            break Some((code, reason));
+        }
+        if let (None, Some(mac)) = (&south_rx, session.mac()) {
+            south_rx = Some(south.attach(mac));
+        }
+        match after {
+            Some(Some(Ok(Message::Text(_)))) => {
+                metrics::counter!("iotc_ingress_text_frames_total").increment(1)
+            }
+            Some(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break None,
             _ => {}
         }
     };
@@ -113,6 +124,32 @@ async fn serve_ap(mut socket: WebSocket, app: Arc<App>, peer: Peer) {
     }
     metrics::gauge!("iotc_ingress_ws_connections").decrement(1.0);
     tracing::info!(%peer, "Disconnecting client on WS handler");
+}
+
+/// Binary messages taken together at most (and their bytes): bounds what one connection
+/// holds in memory beyond the message limit.
+const BATCH_MESSAGES: usize = 64;
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// What one [`WebSocket::recv`] gave.
+type Received = Option<Result<Message, axum::Error>>;
+
+/// `first` and the binary messages that already arrived after it, up to the batch bounds;
+/// with the first other thing received, if any (a close, a text frame, an error).
+fn waiting(socket: &mut WebSocket, first: Bytes) -> (Vec<Bytes>, Option<Received>) {
+    let mut size = first.len();
+    let mut batch = vec![first];
+    while batch.len() < BATCH_MESSAGES && size < BATCH_BYTES {
+        match socket.recv().now_or_never() {
+            Some(Some(Ok(Message::Binary(bytes)))) => {
+                size += bytes.len();
+                batch.push(bytes);
+            }
+            Some(other) => return (batch, Some(other)),
+            None => break,
+        }
+    }
+    (batch, None)
 }
 
 /// The next southbound message for this connection; never before its AP is known.

@@ -366,6 +366,63 @@ async fn same_telegram_from_two_gateways_is_forwarded_once() {
     assert_eq!(entries(&redis).len(), 3);
 }
 
+/// A rocker telegram of `sender` (the RPS vector's layout with another sender ID).
+fn rps_from(sender: u32) -> Vec<u8> {
+    let mut data = vec![0xf6, 0x30];
+    data.extend(sender.to_be_bytes());
+    data.push(0x30);
+    enocean::esp3::encode_frame(0x01, &data, &bytes("00ffffffff4700"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_from_two_gateways_are_stored_once_each_in_order() {
+    let redis = RedisServer::start();
+    let ingress = Ingress::start(&redis.url(), &[("IOT_DEDUP_WINDOW_MS", "60000")]);
+    const N: u32 = 600;
+    let mut a = connect(&ingress, "/aruba").await;
+    let mut b = connect(&ingress, "/aruba").await;
+    // Both APs hear the same N transmissions and write them without waiting, so the
+    // ingress finds many messages waiting on each connection.
+    for sender in 1..=N {
+        let frame = rps_from(0x0100_0000 + sender);
+        a.feed(Message::Binary(serial(STATIC_TOKEN, MAC_A, &frame).into()))
+            .await
+            .unwrap();
+        b.feed(Message::Binary(serial(STATIC_TOKEN, MAC_B, &frame).into()))
+            .await
+            .unwrap();
+    }
+    a.flush().await.unwrap();
+    b.flush().await.unwrap();
+    wait_stat(&redis, "904c81cf3886", keys::stats::TOTAL, N as i64);
+    wait_stat(&redis, "204c03344441", keys::stats::TOTAL, N as i64);
+
+    let got = entries(&redis);
+    let senders: Vec<u32> = got
+        .iter()
+        .map(|e| u32::from_be_bytes(e.esp3[8..12].try_into().unwrap()))
+        .collect();
+    let mut unique = senders.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), N as usize, "every transmission stored");
+    assert_eq!(senders.len(), N as usize, "and each once");
+    for mac in [MAC_A, MAC_B] {
+        let of_ap: Vec<u32> = got
+            .iter()
+            .zip(&senders)
+            .filter(|(e, _)| e.gateway_mac == mac)
+            .map(|(_, s)| *s)
+            .collect();
+        assert!(of_ap.is_sorted(), "one AP's telegrams stay in order");
+    }
+    let forwarded = metric(&ingress, "iotc_ingress_telegrams_forwarded_total").await;
+    let duplicates = metric(&ingress, "iotc_ingress_telegrams_duplicate_total").await;
+    assert_eq!((forwarded, duplicates), (N as f64, N as f64));
+    let calls = metric(&ingress, "iotc_ingress_forward_calls_total").await;
+    println!("{} receptions stored in {calls} calls", 2 * N);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_missing_or_expired_token_closes_with_1008() {
     let redis = RedisServer::start();
