@@ -117,6 +117,8 @@ install_engine() {
     need debootstrap debootstrap
     # Compose networks resolve service names (redis, api, ...) with podman's CNI dnsname plugin.
     [ -x /usr/lib/cni/dnsname ] || packages+=(golang-github-containernetworking-plugin-dnsname)
+    # A pod's infra container (the Azure container group check) runs podman's catatonit.
+    [ -x /usr/libexec/podman/catatonit ] || command -v catatonit >/dev/null 2>&1 || packages+=(catatonit)
     need docker-compose docker-compose
     need mosquitto_sub mosquitto-clients
     need curl curl

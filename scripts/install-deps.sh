@@ -22,6 +22,8 @@ need runc runc
 need debootstrap debootstrap
 # Compose networks resolve service names (redis, api, ...) with podman's CNI dnsname plugin.
 [ -x /usr/lib/cni/dnsname ] || packages+=(golang-github-containernetworking-plugin-dnsname)
+# A pod's infra container (the Azure container group check) runs podman's catatonit.
+[ -x /usr/libexec/podman/catatonit ] || command -v catatonit >/dev/null 2>&1 || packages+=(catatonit)
 need curl curl
 # The API client checks (scripts/api-clients.sh): generators from PyPI and npm.
 need npm npm
