@@ -418,6 +418,15 @@ async fn ute_teach_in_is_listed_outside_the_window_and_answered_and_onboarded_in
         .await
         .expect("4BS teach-in onboarded");
     assert_eq!(device["eep"], "A5-02-05");
+    // Both teach-ins named manufacturer 0x046; it is kept with the onboarded devices.
+    let mut redis = stack.redis.conn().await;
+    for eurid in [id, "01900004"] {
+        let made_by: Option<u16> =
+            redis::AsyncCommands::get(&mut redis, iotc_core::keys::device_manufacturer(eurid))
+                .await
+                .unwrap();
+        assert_eq!(made_by, Some(0x046), "{eurid}");
+    }
 }
 
 const VALVE: u32 = 0x0190_0003;

@@ -6,6 +6,7 @@ mod ha_support;
 
 use std::time::Duration;
 
+use iotc_core::keys;
 use iotc_e2e::{API_PASSWORD, API_USER, Received, Stack, Subscriber, ap, radio};
 use serde_json::{Value, json};
 
@@ -81,6 +82,11 @@ async fn multisensor_discovery_state_availability_and_delete() {
     let stack = Stack::start_with(HA_ENV).await;
     let sub = Subscriber::start(stack.mqtt.port, "#").await;
     let id = "0413d759";
+    // As the learn mode keeps it when a teach-in names the manufacturer.
+    let mut redis = stack.redis.conn().await;
+    let _: () = redis::AsyncCommands::set(&mut redis, keys::device_manufacturer(id), 0x00B)
+        .await
+        .unwrap();
     stack
         .onboard(&json!({"sourceEurid": id, "friendlyID": "Multisensor",
                          "location": "Office 265", "eep": "D2-14-41"}))
@@ -110,6 +116,7 @@ async fn multisensor_discovery_state_availability_and_delete() {
     assert_eq!(t["device"]["name"], "Multisensor");
     assert_eq!(t["device"]["suggested_area"], "Office 265");
     assert_eq!(t["device"]["via_device"], "iotc");
+    assert_eq!(t["device"]["manufacturer"], "EnOcean manufacturer 0x00B");
     assert!(
         t["device"]["model"]
             .as_str()
@@ -235,6 +242,11 @@ async fn multisensor_discovery_state_availability_and_delete() {
     )
     .await;
     assert!(configs(&late, id).is_empty());
+    // The manufacturer went with the device.
+    let made_by: Option<u16> = redis::AsyncCommands::get(&mut redis, keys::device_manufacturer(id))
+        .await
+        .unwrap();
+    assert_eq!(made_by, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

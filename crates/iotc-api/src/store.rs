@@ -215,6 +215,7 @@ impl Store {
                     keys::device_seen(source),
                     keys::device_rlc(source),
                     keys::device_learn(source),
+                    keys::device_manufacturer(source),
                 ];
                 self.conn().del::<_, ()>(&per_device).await?;
                 Ok(Deleted::RemovedLast)

@@ -77,6 +77,12 @@ pub fn device_rlc(eurid: &str) -> String {
     format!("iotc:dev:{{{eurid}}}:rlc")
 }
 
+/// Manufacturer ID (decimal) a teach-in told for an onboarded device; written by the engine's
+/// learn mode, shown on the device in Home Assistant, removed with the device.
+pub fn device_manufacturer(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:manufacturer")
+}
+
 /// Learn window of one device: while this key exists (it has a TTL), a radio teach-in may
 /// set the device's key. Written by the API, read by the engine.
 pub fn device_learn(eurid: &str) -> String {

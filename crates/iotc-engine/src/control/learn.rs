@@ -124,6 +124,12 @@ impl Control {
         let field = keys::device_field(eurid, BROADCAST);
         let json = serde_json::to_string(&device).expect("a device serialises");
         let mut redis = self.redis.clone();
+        // Before the device appears, so that its Home Assistant device shows the manufacturer.
+        let manufacturer = keys::device_manufacturer(&eurid.to_ascii_lowercase());
+        match teach.manufacturer {
+            Some(m) => redis.set::<_, _, ()>(&manufacturer, m).await?,
+            None => redis.del::<_, ()>(&manufacturer).await?,
+        }
         redis::pipe()
             .atomic()
             .hset(keys::DEVICES, &field, json)

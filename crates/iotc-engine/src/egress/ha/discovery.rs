@@ -25,7 +25,12 @@ pub struct Config {
 }
 
 /// The discovery configs of `device`, or none when its EEP is unknown.
-pub fn configs(device: &EnOceanSensor, topics: &HaTopics, availability: bool) -> Vec<Config> {
+pub fn configs(
+    device: &EnOceanSensor,
+    manufacturer: Option<u16>,
+    topics: &HaTopics,
+    availability: bool,
+) -> Vec<Config> {
     let Some(profile) = device.eep.parse::<Eep>().ok().and_then(eep::profile) else {
         return Vec::new();
     };
@@ -33,7 +38,7 @@ pub fn configs(device: &EnOceanSensor, topics: &HaTopics, availability: bool) ->
     let ctx = Ctx {
         id: &id,
         topics,
-        device: device_block(device, profile, &id),
+        device: device_block(device, manufacturer, profile, &id),
         availability: availability_block(topics, &id, availability),
     };
     let mut out: Vec<Config> = ha::entities(profile).iter().map(|e| ctx.field(e)).collect();
@@ -135,7 +140,12 @@ impl Ctx<'_> {
     }
 }
 
-fn device_block(device: &EnOceanSensor, profile: &Profile, id: &str) -> Value {
+fn device_block(
+    device: &EnOceanSensor,
+    manufacturer: Option<u16>,
+    profile: &Profile,
+    id: &str,
+) -> Value {
     let mut d = json!({
         "identifiers": [format!("iotc_{id}")],
         "name": device.friendly_id,
@@ -147,7 +157,16 @@ fn device_block(device: &EnOceanSensor, profile: &Profile, id: &str) -> Value {
     if let Some(area) = device.location.as_deref().filter(|l| !l.trim().is_empty()) {
         d["suggested_area"] = area.into();
     }
+    if let Some(m) = manufacturer {
+        d["manufacturer"] = manufacturer_name(m).into();
+    }
     d
+}
+
+/// How the device block names a manufacturer: its EnOcean manufacturer ID (the teach-in
+/// carries the ID only; iotc keeps no table of names).
+pub fn manufacturer_name(id: u16) -> String {
+    format!("EnOcean manufacturer 0x{id:03X}")
 }
 
 /// The engine's availability, and the device's when device availability is on: both must

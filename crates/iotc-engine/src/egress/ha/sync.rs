@@ -102,13 +102,19 @@ impl Sync {
         if self.shared.args.ha_discovery {
             msgs.push(retained(discovery::bridge(&self.shared.topics)));
         }
+        let manufacturers = if self.shared.args.ha_discovery {
+            self.manufacturers(devices.keys()).await?
+        } else {
+            HashMap::new()
+        };
         let mut record = Vec::new();
         let mut gone = Vec::new();
         for (eurid, d) in &devices {
             let before = topics_of(published.get(eurid));
+            let made_by = manufacturers.get(eurid).copied();
             record.push((
                 eurid.clone(),
-                self.device(eurid, Some(d), before, &mut msgs),
+                self.device(eurid, Some((d, made_by)), before, &mut msgs),
             ));
         }
         for (eurid, topics) in &published {
@@ -137,10 +143,14 @@ impl Sync {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let before: Option<String> = self.redis.hget(keys::HA_DISCOVERY, &eurid).await?;
+        let made_by: Option<u16> = match device {
+            Some(_) => self.redis.get(keys::device_manufacturer(&eurid)).await?,
+            None => None,
+        };
         let mut msgs = Vec::new();
         let topics = self.device(
             &eurid,
-            device.as_ref(),
+            device.as_ref().map(|d| (d, made_by)),
             topics_of(before.as_ref()),
             &mut msgs,
         );
@@ -156,14 +166,15 @@ impl Sync {
     fn device(
         &self,
         eurid: &str,
-        device: Option<&EnOceanSensor>,
+        device: Option<(&EnOceanSensor, Option<u16>)>,
         before: BTreeSet<String>,
         msgs: &mut Vec<OutMessage>,
     ) -> BTreeSet<String> {
         let topics = &self.shared.topics;
         let configs = match device {
-            Some(d) if self.shared.args.ha_discovery => discovery::configs(
+            Some((d, made_by)) if self.shared.args.ha_discovery => discovery::configs(
                 d,
+                made_by,
                 topics,
                 self.shared.args.availability_on() && Availability::applies(&d.eep),
             ),
@@ -183,6 +194,29 @@ impl Sync {
             self.shared.availability().forget(eurid);
         }
         now
+    }
+
+    /// The manufacturers teach-ins told, by device (read in pages).
+    async fn manufacturers<'a>(
+        &mut self,
+        eurids: impl Iterator<Item = &'a String>,
+    ) -> redis::RedisResult<HashMap<String, u16>> {
+        let eurids: Vec<&String> = eurids.collect();
+        let mut found = HashMap::new();
+        for page in eurids.chunks(1000) {
+            // GETs, not MGET: on a Redis Cluster the keys lie in different slots.
+            let mut pipe = redis::pipe();
+            for eurid in page {
+                pipe.get(keys::device_manufacturer(eurid));
+            }
+            let values: Vec<Option<u16>> = pipe.query_async(&mut self.redis).await?;
+            for (eurid, value) in page.iter().zip(values) {
+                if let Some(m) = value {
+                    found.insert((*eurid).clone(), m);
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn write_record(
