@@ -556,38 +556,18 @@ async fn simulated_ap_answers_the_stick_side() {
     let sim_id = "05a00000";
     let stack = Stack::start().await;
     let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{sim_id}/#")).await;
-    let _sim = tokio::process::Command::new(iotc_e2e::bin("iotc"))
-        .arg("simulate")
-        .args([
-            "--url",
-            &format!("ws://127.0.0.1:{}/aruba", stack.ingress_port),
-        ])
-        .args([
-            "--auth-url",
-            &format!("http://127.0.0.1:{}/auth/aruba", stack.ingress_port),
-        ])
-        .args(["--onboard", &stack.api_url("")])
-        .args([
-            "--gateways",
+    let _sim = simulator(
+        &stack,
+        &["--gateways", "2", "--copies", "2", "--eep", "D2-01-12"],
+        &[
+            "--id-base",
+            sim_id,
+            "--rate",
             "2",
-            "--copies",
-            "2",
-            "--devices",
-            "1",
-            "--eep",
-            "D2-01-12",
-        ])
-        .args(["--id-base", sim_id, "--rate", "2", "--duration", "120"])
-        .env("IOT_ENDPOINT_USERNAME", iotc_e2e::AP_USER)
-        .env("IOT_ENDPOINT_PASSWORD", iotc_e2e::AP_PASSWORD)
-        .env("IOT_API_USERNAME", iotc_e2e::API_USER)
-        .env("IOT_API_PASSWORD", iotc_e2e::API_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("iotc simulate");
+            "--onboard",
+            &stack.api_url(""),
+        ],
+    );
     let mut r = stack.redis.conn().await;
     let heard = async {
         loop {
@@ -630,6 +610,129 @@ async fn simulated_ap_answers_the_stick_side() {
         })
         .await;
     assert!(reports, "the simulated switch reports output 100");
+}
+
+/// `iotc simulate` against the stack: one device, the given options, for two minutes.
+fn simulator(stack: &Stack, options: &[&str], more: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(iotc_e2e::bin("iotc"))
+        .arg("simulate")
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{}/aruba", stack.ingress_port),
+        ])
+        .args([
+            "--auth-url",
+            &format!("http://127.0.0.1:{}/auth/aruba", stack.ingress_port),
+        ])
+        .args(["--devices", "1", "--duration", "120"])
+        .args(options)
+        .args(more)
+        .env("IOT_ENDPOINT_USERNAME", iotc_e2e::AP_USER)
+        .env("IOT_ENDPOINT_PASSWORD", iotc_e2e::AP_PASSWORD)
+        .env("IOT_API_USERNAME", iotc_e2e::API_USER)
+        .env("IOT_API_PASSWORD", iotc_e2e::API_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("iotc simulate")
+}
+
+/// Whether a telemetry message carries `key` with a value near `want`.
+fn reports(all: &[iotc_e2e::Received], key: &str, want: f64) -> bool {
+    all.iter().any(|r| {
+        r.topic.ends_with("/telemetry")
+            && r.json()["telemetry"]["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|d| {
+                    d["key"] == key && d["value"].as_f64().is_some_and(|v| (v - want).abs() < 1.0)
+                })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_valve_takes_the_queued_set_point_right_after_it_sends() {
+    let valve = "05b00000";
+    let stack = Stack::start().await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{valve}/#")).await;
+    let _sim = simulator(
+        &stack,
+        &["--gateways", "2", "--eep", "A5-20-01"],
+        &[
+            "--id-base",
+            valve,
+            // One telegram every 4 s, listening 1 s after each: a command sent at a random
+            // moment would mostly be lost; the queue sends it while the valve listens.
+            "--rate",
+            "0.25",
+            "--onboard",
+            &stack.api_url(""),
+        ],
+    );
+    let heard = sub.wait_until(WAIT, |all| {
+        all.iter().any(|r| r.topic.ends_with("/telemetry"))
+    });
+    assert!(heard.await, "the simulated valve is heard");
+    let path = format!("/devices/command?sourceID={valve}");
+    let body = json!([{"key": "valvePositionOrTemperatureSetpoint", "value": 70}]);
+    let (status, _) = api(&stack, reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 200);
+    // Queued, sent right after the valve's next telegram while it listens, answered by the
+    // simulated stick; the valve then reports the set point as its current value.
+    let sent = events_of(&sub, valve, "COMMAND_SENT", 1).await;
+    assert_eq!(sent.len(), 1);
+    let took = sub
+        .wait_until(WAIT, |all| reports(all, "currentValue", 70.0))
+        .await;
+    assert!(took, "the simulated valve reports 70 %");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_ute_device_is_listed_then_taught_in_by_learn_mode() {
+    let device = "05c00000";
+    let stack = Stack::start().await;
+    let sub = Subscriber::start(stack.mqtt.port, &format!("sensor/{device}/#")).await;
+    let _sim = simulator(
+        &stack,
+        &["--gateways", "2", "--eep", "D2-01-12", "--ute"],
+        &["--id-base", device, "--rate", "2"],
+    );
+    // Outside the learn window its UTE queries list it as unknown.
+    let listed = async {
+        loop {
+            let (_, list) = stack.api_get("/devices/unknown").await;
+            let mut all = list.as_array().cloned().unwrap_or_default().into_iter();
+            if let Some(entry) = all.find(|d| d["sourceEurid"] == device) {
+                return entry;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let entry = tokio::time::timeout(WAIT, listed)
+        .await
+        .expect("listed as unknown");
+    assert_eq!(entry["eep"], "D2-01-12");
+    let (status, _) = stack.api_get(&format!("/devices?sourceID={device}")).await;
+    assert_eq!(status, 404, "not onboarded outside the window");
+
+    let path = "/devices/learn?seconds=60";
+    let (status, _) = api(&stack, reqwest::Method::POST, path, None).await;
+    assert_eq!(status, 200);
+    // The next query is answered through the simulated AP and onboards the device; taught in,
+    // it sends its own telegrams, which arrive as telemetry.
+    let taught = events_of(&sub, device, "DEVICE_TAUGHT_IN", 1).await;
+    assert_eq!(taught.len(), 1);
+    let telemetry = sub
+        .wait_until(WAIT, |all| {
+            all.iter().any(|r| r.topic.ends_with("/telemetry"))
+        })
+        .await;
+    assert!(telemetry, "the taught-in device's telegrams arrive");
+    let (status, onboarded) = stack.api_get(&format!("/devices?sourceID={device}")).await;
+    assert_eq!((status, &onboarded["eep"]), (200, &json!("D2-01-12")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

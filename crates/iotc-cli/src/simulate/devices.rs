@@ -104,8 +104,8 @@ impl Device {
     /// A telegram with fresh random values (falls back to fewer varied fields when a random
     /// combination is not encodable).
     pub fn next_content(&self, rng: &mut impl Rng) -> Content {
-        if let Some(status) = super::stick::actuator_status(self.id, self.eep) {
-            return status;
+        if let Some(own) = super::stick::own_telegram(self.id, self.eep) {
+            return own;
         }
         for _ in 0..4 {
             let values: Vec<(&'static str, Input<'static>)> = self

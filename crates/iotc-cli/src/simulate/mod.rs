@@ -111,6 +111,10 @@ pub struct LoadArgs {
     /// Stop after this many seconds (default 10 when --count is not given; 0: until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
+    /// VLD devices start untaught: they send UTE teach-in queries until a UTE response
+    /// (iotc's learn mode) accepts them, then their telegrams.
+    #[arg(long)]
+    pub ute: bool,
 }
 
 /// Onboarding and the end-to-end check.
@@ -268,6 +272,7 @@ fn check(args: &Args) -> anyhow::Result<()> {
 }
 
 fn make_devices(args: &Args) -> anyhow::Result<Vec<Device>> {
+    stick::UTE.store(args.load.ute, std::sync::atomic::Ordering::Relaxed);
     let eeps = devices::parse_eeps(&args.load.eep)?;
     if eeps.is_empty() {
         bail!("--eep names no EEP");
