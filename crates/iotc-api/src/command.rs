@@ -70,27 +70,29 @@ pub async fn command_post(
         telegram,
         origin: "api".into(),
     };
+    let accepted = enqueue(&state, entry).await?;
+    metrics::counter!("iotc_api_commands_total").increment(1);
+    tracing::info!(device = %source, id = %accepted.id, "command queued");
+    Ok((StatusCode::OK, Json(accepted)))
+}
+
+/// Puts a command on the engines' command stream; the answer names it and its telegram.
+pub async fn enqueue(state: &AppState, entry: CommandEntry) -> Result<CommandAccepted, ApiError> {
     let mut redis = state.store.redis();
-    let added: redis::RedisResult<String> = redis::AsyncCommands::xadd_maxlen(
+    let _: String = redis::AsyncCommands::xadd_maxlen(
         &mut redis,
         keys::COMMAND_STREAM,
         redis::streams::StreamMaxlen::Approx(keys::COMMAND_MAXLEN),
         "*",
         &entry.fields(),
     )
-    .await;
-    added.map_err(StoreError::from)?;
-    metrics::counter!("iotc_api_commands_total").increment(1);
-    tracing::info!(device = %source, id = %entry.id, "command queued");
+    .await
+    .map_err(StoreError::from)?;
     let t = &entry.telegram;
-    let telegram = format!("{:02x}{}", t.rorg, hex::encode(&t.data));
-    Ok((
-        StatusCode::OK,
-        Json(CommandAccepted {
-            id: entry.id,
-            telegram,
-        }),
-    ))
+    Ok(CommandAccepted {
+        telegram: format!("{:02x}{}", t.rorg, hex::encode(&t.data)),
+        id: entry.id,
+    })
 }
 
 fn refusal(e: CommandError) -> ApiError {

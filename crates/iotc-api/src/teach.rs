@@ -5,14 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use enocean::Eep;
 use iotc_core::command::{CommandEntry, Encoded, new_id};
-use iotc_core::keys;
 
 use crate::app::AppState;
 use crate::command::CommandAccepted;
 use crate::devices::DeviceId;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::store::StoreError;
 
 /// Send a teach-in telegram to an actuator in learn mode.
 #[utoipa::path(
@@ -57,20 +55,7 @@ pub async fn teach_in_post(
         },
         origin: "teach-in".into(),
     };
-    let mut redis = state.store.redis();
-    let added: redis::RedisResult<String> = redis::AsyncCommands::xadd_maxlen(
-        &mut redis,
-        keys::COMMAND_STREAM,
-        redis::streams::StreamMaxlen::Approx(keys::COMMAND_MAXLEN),
-        "*",
-        &entry.fields(),
-    )
-    .await;
-    added.map_err(StoreError::from)?;
-    tracing::info!(device = %source, id = %entry.id, "teach-in telegram queued");
-    let t = &entry.telegram;
-    Ok(Json(CommandAccepted {
-        id: entry.id,
-        telegram: format!("{:02x}{}", t.rorg, hex::encode(&t.data)),
-    }))
+    let accepted = crate::command::enqueue(&state, entry).await?;
+    tracing::info!(device = %source, id = %accepted.id, "teach-in telegram queued");
+    Ok(Json(accepted))
 }

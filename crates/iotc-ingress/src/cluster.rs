@@ -11,18 +11,8 @@ use iotc_core::keys;
 /// KEYS: dedup key, partition stream (one slot). ARGV: window ms, stream bound, entry.
 /// Returns the entry ID, 0 for a duplicate, -1 when the stream is full (as `FORWARD`).
 const APPEND: &str = r#"
-local bound = tonumber(ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local len = redis.call('XLEN', KEYS[2])
-  if len % 64 == 0 or len >= bound then
-    len = trim_acked(KEYS[2], false)
-  end
-  if len >= bound then
-    len = trim_acked(KEYS[2], true)
-  end
-  if len >= bound then
-    return -1
-  end
+if redis.call('EXISTS', KEYS[1]) == 0 and not has_room(KEYS[2], tonumber(ARGV[2])) then
+  return -1
 end
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   return redis.call('XADD', KEYS[2], '*', 't', ARGV[3])
@@ -38,15 +28,7 @@ return 1
 
 /// KEYS: gateway event stream. ARGV: bound, event. 1 when added, 0 when full.
 const EVENT: &str = r#"
-local bound = tonumber(ARGV[1])
-local len = redis.call('XLEN', KEYS[1])
-if len % 64 == 0 or len >= bound then
-  len = trim_acked(KEYS[1], false)
-end
-if len >= bound then
-  len = trim_acked(KEYS[1], true)
-end
-if len >= bound then
+if not has_room(KEYS[1], tonumber(ARGV[1])) then
   return 0
 end
 redis.call('XADD', KEYS[1], '*', 'j', ARGV[2])

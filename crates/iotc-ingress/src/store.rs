@@ -67,6 +67,18 @@ local function trim_acked(stream, exact)
   end
   return redis.call('XLEN', stream)
 end
+-- Whether the stream holds fewer than `bound` entries a group still needs, after trimming
+-- the acknowledged ones (every 64 entries, and exactly when it looks full).
+local function has_room(stream, bound)
+  local len = redis.call('XLEN', stream)
+  if len % 64 == 0 or len >= bound then
+    len = trim_acked(stream, false)
+  end
+  if len >= bound then
+    len = trim_acked(stream, true)
+  end
+  return len < bound
+end
 "#;
 
 /// One telegram: counts the reception for its gateway and appends the telegram to its
@@ -80,17 +92,8 @@ end
 const FORWARD_FN: &str = r#"
 local function forward_one(registry, dedup, stream, stats, window, bound, now, entry, mac, fresh, touch_now)
   bound = tonumber(bound)
-  if redis.call('EXISTS', dedup) == 0 then
-    local len = redis.call('XLEN', stream)
-    if len % 64 == 0 or len >= bound then
-      len = trim_acked(stream, false)
-    end
-    if len >= bound then
-      len = trim_acked(stream, true)
-    end
-    if len >= bound then
-      return -1
-    end
+  if redis.call('EXISTS', dedup) == 0 and not has_room(stream, bound) then
+    return -1
   end
   redis.call('HINCRBY', stats, 'totalTelegramCount', 1)
   if touch_now == '1' then
@@ -130,15 +133,7 @@ return results
 const HEALTH: &str = r#"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'lastSeen', ARGV[3])
-local bound = tonumber(ARGV[4])
-local len = redis.call('XLEN', KEYS[3])
-if len % 64 == 0 or len >= bound then
-  len = trim_acked(KEYS[3], false)
-end
-if len >= bound then
-  len = trim_acked(KEYS[3], true)
-end
-if len >= bound then
+if not has_room(KEYS[3], tonumber(ARGV[4])) then
   return 0
 end
 redis.call('XADD', KEYS[3], '*', 'j', ARGV[5])
