@@ -3,7 +3,8 @@
 # is missing (about 8 minutes once), starts redis-server, mosquitto, the three services with
 # Home Assistant discovery on, onboards a D2-14-41 multisensor and an F6-02-01 rocker, sends
 # their telegrams with the simulator, starts Home Assistant with its MQTT integration and
-# checks through its REST API that the entities exist with iotc's states (docs/home-assistant.md).
+# checks through its REST API that the entities exist with iotc's states, and that switching a
+# channel and setting a thermostat send iotc the right commands (docs/home-assistant.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,9 +82,17 @@ onboard '{"sourceEurid":"05b00004","friendlyID":"Radiator","eep":"A5-20-01"}'
   --auth-url "http://127.0.0.1:$ingress_port/auth/aruba" --username ap --password ap-secret \
   --gateways 2 --devices 2 --eep D2-14-41,F6-02-01 --id-base 05a00000 --rate 4 --count 12 \
   >"$work/simulate.log" 2>&1
+# The actuators report too (Home Assistant calls no service on an entity that is unavailable).
+"$bin/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" \
+  --auth-url "http://127.0.0.1:$ingress_port/auth/aruba" --username ap --password ap-secret \
+  --gateways 2 --devices 4 --eep D2-01-12,D2-01-02,D2-05-00,A5-20-01 --id-base 05b00001 \
+  --rate 4 --count 8 >"$work/simulate-actuators.log" 2>&1
 
 "$venv/bin/python" scripts/ha_check.py run --dir "$work/ha" --hass "$venv/bin/hass" \
   --mqtt-port "$mqtt_port" --http-port "$ha_port" \
   --device "05a00000:Multisensor" --event "Hall switch" \
-  --entity "Plug Output" --entity "Dimmer Output" --entity "Blind Output" --entity "Radiator Output"
+  --entity "Plug Output 1" --entity "Plug Output 2" --entity "Dimmer Output" \
+  --entity "Blind Output" --entity "Radiator Output" --entity "Radiator Thermostat" \
+  --command 'Plug Output 2|switch.turn_off|{}|sensor/05b00001/set|outputValue=0,channel=1' \
+  --command 'Radiator Thermostat|climate.set_temperature|{"temperature": 21.5}|sensor/05b00004/set|valvePositionOrTemperatureSetpoint=21.5,setPointSelection=1,temperatureFromRcu=state:temperature'
 keep=${IOTC_HA_KEEP:-0}

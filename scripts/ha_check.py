@@ -40,26 +40,37 @@ def config_files(root, mqtt_port, http_port):
              "data": {"entries": [entry]}}
     with open(os.path.join(root, ".storage", "core.config_entries"), "w") as f:
         json.dump(store, f)
+    return auth_file(root, now)
 
 
-def access_token(root, deadline):
-    """A JWT HA accepts: signed with the jwt_key of a refresh token it wrote, iss = its id."""
+def auth_file(root, now):
+    """An owner (an administrator: HA puts the users of a store without groups into its admin
+    group) with a long-lived refresh token; service calls need an administrator. Returns the
+    token's id and key."""
+    user, token = uuid.uuid4().hex, {"id": uuid.uuid4().hex, "jwt_key": os.urandom(32).hex()}
+    data = {
+        "users": [{"id": user, "group_ids": [], "is_owner": True, "is_active": True,
+                   "name": "iotc-check", "system_generated": False, "local_only": False}],
+        "groups": [], "credentials": [],
+        "refresh_tokens": [{
+            **token, "user_id": user, "client_id": None, "client_name": "iotc-check",
+            "client_icon": None, "token_type": "long_lived_access_token", "created_at": now,
+            "access_token_expiration": 86400.0, "token": os.urandom(32).hex(),
+            "last_used_at": None, "last_used_ip": None, "expire_at": None,
+            "credential_id": None}],
+    }
+    with open(os.path.join(root, ".storage", "auth"), "w") as f:
+        json.dump({"version": 1, "minor_version": 1, "key": "auth", "data": data}, f)
+    return token
+
+
+def access_token(token):
+    """A JWT HA accepts: signed with the refresh token's jwt_key, iss = its id."""
     import jwt  # PyJWT, a dependency of Home Assistant
 
-    path = os.path.join(root, ".storage", "auth")
-    while time.time() < deadline:
-        try:
-            with open(path) as f:
-                tokens = json.load(f)["data"]["refresh_tokens"]
-            if tokens:
-                t = tokens[0]
-                now = int(time.time())
-                claims = {"iss": t["id"], "iat": now, "exp": now + 3600}
-                return jwt.encode(claims, t["jwt_key"], algorithm="HS256")
-        except (OSError, KeyError, ValueError):
-            pass
-        time.sleep(1)
-    sys.exit(f"Home Assistant wrote no refresh token to {path}")
+    now = int(time.time())
+    claims = {"iss": token["id"], "iat": now, "exp": now + 3600}
+    return jwt.encode(claims, token["jwt_key"], algorithm="HS256")
 
 
 def states(http_port, token):
@@ -76,6 +87,55 @@ def retained(mqtt_port, topic):
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mqtt_port), "-t", topic, "-C", "1",
          "-W", "10"], capture_output=True, text=True)
     return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def call(http_port, token, service, data):
+    domain, name = service.split(".", 1)
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{http_port}/api/services/{domain}/{name}",
+        data=json.dumps(data).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+
+
+def command(args, token, all_states, spec):
+    """Calls a service on an entity and returns what does not match in the command iotc's
+    control topic gets. spec: NAME|SERVICE|DATA|TOPIC|KEY=VALUE,... (VALUE as JSON, or
+    `state:<key>` for the device's retained state; KEY `channel` is the body's channel)."""
+    name, service, data, topic, want = spec.split("|")
+    entity = by_name(all_states, name)
+    if entity is None:
+        return [f"no entity '{name}'"]
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(args.mqtt_port), "-t", topic, "-C", "1",
+         "-W", "15"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    call(args.http_port, token, service, {"entity_id": entity["entity_id"], **json.loads(data)})
+    out, _ = sub.communicate()
+    if not out.strip():
+        return [f"{service} on '{name}' sent nothing to {topic}"]
+    body = json.loads(out)
+    values = body if isinstance(body, list) else body.get("values", [])
+    got = {v["key"]: v["value"] for v in values}
+    if isinstance(body, dict) and "channel" in body:
+        got["channel"] = body["channel"]
+    problems = []
+    for pair in want.split(","):
+        key, value = pair.split("=", 1)
+        close = False
+        if value.startswith("state:"):
+            # HA rounds a climate's current temperature to its precision (0.1).
+            device_state = retained(args.mqtt_port, topic.rsplit("/", 1)[0] + "/state")
+            value = json.dumps(device_state.get(value.removeprefix("state:")))
+            close = isinstance(got.get(key), (int, float)) and json.loads(value) is not None \
+                and abs(got[key] - json.loads(value)) <= 0.05 + 1e-9
+        if got.get(key) != json.loads(value) and not close:
+            problems.append(f"{service} on '{name}': {key} is {got.get(key)!r}, not {value}")
+    if not problems:
+        print(f"{service} on '{name}' sent {out.strip()}")
+    return problems
 
 
 def by_name(all_states, name):
@@ -109,12 +169,12 @@ def problems(all_states, device, state):
 
 def run(args):
     root = args.dir
-    config_files(root, args.mqtt_port, args.http_port)
+    refresh = config_files(root, args.mqtt_port, args.http_port)
     log = open(os.path.join(root, "hass.log"), "w")
     hass = subprocess.Popen([args.hass, "-c", root], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + args.timeout
     try:
-        token = access_token(root, deadline)
+        token = access_token(refresh)
         last = ["Home Assistant did not answer"]
         while time.time() < deadline:
             time.sleep(3)
@@ -142,6 +202,10 @@ def run(args):
                            for s in all_states):
                     last.append(f"no event entity of '{name}'")
             if not last:
+                for spec in args.command:
+                    last += command(args, token, all_states, spec)
+                if last:
+                    break
                 names = [d.split(":", 1)[1] for d in args.device] + args.event + ["iotc"]
                 names += args.entity
                 found = [s["entity_id"] for s in all_states
@@ -165,7 +229,7 @@ def lists():
 
     from homeassistant.components.binary_sensor import BinarySensorDeviceClass
     from homeassistant.components.event import EventDeviceClass
-    from homeassistant.components.mqtt.abbreviations import ABBREVIATIONS, DEVICE_ABBREVIATIONS
+    from homeassistant.components.mqtt.abbreviations import DEVICE_ABBREVIATIONS
     from homeassistant.components.sensor.const import (
         DEVICE_CLASS_STATE_CLASSES, DEVICE_CLASS_UNITS, SensorDeviceClass, SensorStateClass)
 
@@ -194,16 +258,39 @@ def lists():
           f"&[{strs(s.value for s in BinarySensorDeviceClass)}];")
     print("/// Event device classes.")
     print(f"pub const EVENT_CLASSES: &[&str] = &[{strs(s.value for s in EventDeviceClass)}];")
-    print("/// Discovery keys (full names) and device keys.")
-    print(f"pub const CONFIG_KEYS: &[&str] = &[{strs(sorted(set(ABBREVIATIONS.values())))}];")
+    print("/// Device keys (full names).")
     print(f"pub const DEVICE_KEYS: &[&str] = "
           f"&[{strs(sorted(set(DEVICE_ABBREVIATIONS.values())))}];")
+    print("/// The keys each component's discovery schema accepts.")
+    print("pub const COMPONENT_KEYS: &[(&str, &[&str])] = &[")
+    for comp, keys in component_keys():
+        print(f'    ("{comp}", &[{strs(keys)}]),')
+    print("];")
     print("/// State classes each sensor device class accepts.")
     print("pub const SENSOR_STATE_CLASSES: &[(&str, &[&str])] = &[")
     for dc in SensorDeviceClass:
         sc = sorted(s.value for s in DEVICE_CLASS_STATE_CLASSES.get(dc, set()))
         print(f'    ("{dc.value}", &[{strs(sc)}]),')
     print("];")
+
+
+def component_keys():
+    """The keys of each MQTT platform's discovery schema iotc publishes configs for."""
+    import importlib
+
+    platforms = [("binary_sensor", "binary_sensor", "DISCOVERY_SCHEMA"),
+                 ("climate", "climate", "DISCOVERY_SCHEMA"),
+                 ("cover", "cover", "DISCOVERY_SCHEMA"),
+                 ("event", "event", "DISCOVERY_SCHEMA"),
+                 ("light", "light.schema_basic", "DISCOVERY_SCHEMA_BASIC"),
+                 ("sensor", "sensor", "DISCOVERY_SCHEMA"),
+                 ("switch", "switch", "DISCOVERY_SCHEMA"),
+                 ("valve", "valve", "DISCOVERY_SCHEMA")]
+    for comp, module, attr in platforms:
+        schema = getattr(importlib.import_module(f"homeassistant.components.mqtt.{module}"), attr)
+        while not isinstance(getattr(schema, "schema", None), dict):
+            schema = schema.validators[0]
+        yield comp, sorted(str(k) for k in schema.schema)
 
 
 def main():
@@ -220,6 +307,8 @@ def main():
     r.add_argument("--device", action="append", default=[], help="EURID:friendly name")
     r.add_argument("--event", action="append", default=[], help="friendly name of a switch")
     r.add_argument("--entity", action="append", default=[], help="an entity's friendly name")
+    r.add_argument("--command", action="append", default=[],
+                   help="NAME|SERVICE|DATA|TOPIC|KEY=VALUE,...: a service call and its command")
     r.add_argument("--timeout", type=int, default=240)
     run(p.parse_args())
 

@@ -254,25 +254,33 @@ async fn actuators_get_command_entities_on_the_control_topic() {
     let stack = Stack::start_with(HA_ENV).await;
     let sub = Subscriber::start(stack.mqtt.port, "homeassistant/#").await;
     let devices = [
-        ("d2010012", "D2-01-12", "switch"),
-        ("d2010002", "D2-01-02", "light"),
-        ("d2050000", "D2-05-00", "cover"),
-        ("a5200001", "A5-20-01", "valve"),
+        ("d2010000", "D2-01-00", "switch", "switch"),
+        ("d2010012", "D2-01-12", "switch", "switch_ch1"),
+        ("d2010014", "D2-01-14", "switch", "switch_ch7"),
+        ("d2010002", "D2-01-02", "light", "light"),
+        ("d2050000", "D2-05-00", "cover", "cover"),
+        ("a5200001", "A5-20-01", "valve", "valve"),
+        ("a5200001", "A5-20-01", "climate", "climate"),
     ];
-    for (id, eep, component) in devices {
-        stack
-            .onboard(&json!({"sourceEurid": id, "friendlyID": component, "eep": eep}))
-            .await;
-        let topic = format!("homeassistant/{component}/iotc_{id}/{component}/config");
+    for (i, (id, eep, component, object)) in devices.into_iter().enumerate() {
+        if i == 0 || devices[i - 1].0 != id {
+            stack
+                .onboard(&json!({"sourceEurid": id, "friendlyID": component, "eep": eep}))
+                .await;
+        }
+        let topic = format!("homeassistant/{component}/iotc_{id}/{object}/config");
         let cfg = latest(&sub, &topic, |m| !m.payload.is_empty()).await.json();
-        assert_eq!(cfg["command_topic"], format!("sensor/{id}/set"), "{eep}");
+        let command = cfg
+            .get("command_topic")
+            .or(cfg.get("temperature_command_topic"));
+        assert_eq!(command, Some(&json!(format!("sensor/{id}/set"))), "{eep}");
         for (c, object, cfg) in configs(&sub, id) {
             if let Err(e) = ha_support::check(&c, &cfg) {
                 panic!("{eep} {c}/{object}: {e}\n{cfg:#}");
             }
         }
     }
-    let switch = configs(&sub, "d2010012");
+    let switch = configs(&sub, "d2010000");
     let s = config(&switch, "switch", "switch");
     assert_eq!(s["payload_on"], r#"[{"key":"outputValue","value":100}]"#);
     assert_eq!(s["payload_off"], r#"[{"key":"outputValue","value":0}]"#);
@@ -281,6 +289,35 @@ async fn actuators_get_command_entities_on_the_control_topic() {
         &json!({"outputValue": 40}),
     );
     assert_eq!(on, "ON");
+
+    // Multi-channel: one switch per channel, each with its channel and its own state.
+    let eight = configs(&sub, "d2010014");
+    let switches: Vec<&Value> = eight
+        .iter()
+        .filter(|(c, _, _)| c == "switch")
+        .map(|(_, _, cfg)| cfg)
+        .collect();
+    assert_eq!(switches.len(), 8, "D2-01-14 has eight channels");
+    let two = configs(&sub, "d2010012");
+    let second = config(&two, "switch", "switch_ch1");
+    assert_eq!(second["name"], "Output 2");
+    assert_eq!(
+        second["payload_off"],
+        r#"{"values":[{"key":"outputValue","value":0}],"channel":1}"#
+    );
+    let template = second["value_template"].as_str().unwrap();
+    let state = json!({"outputValue": 0, "outputValue_ch0": 0, "outputValue_ch1": 100});
+    assert_eq!(ha_support::render(template, &state), "ON");
+    let first = config(&two, "switch", "switch_ch0");
+    let template = first["value_template"].as_str().unwrap();
+    assert_eq!(ha_support::render(template, &state), "OFF");
+    assert!(
+        two.iter().all(|(_, o, _)| o != "switch"),
+        "no channel-less switch"
+    );
+    let per_channel = config(&two, "sensor", "outputValue_ch1");
+    assert_eq!(per_channel["name"], "Output value (channel 2)");
+
     let light = configs(&sub, "d2010002");
     let l = config(&light, "light", "light");
     let body = ha_support::render(
@@ -298,6 +335,45 @@ async fn actuators_get_command_entities_on_the_control_topic() {
         &json!({"position": 30}),
     );
     assert_eq!(pos.trim(), "70", "EnOcean 30 % closed is HA 70 % open");
+
+    // A5-20-01 as a thermostat: the target temperature is the set point in °C, with the
+    // valve's own temperature as the room temperature.
+    let valve = configs(&sub, "a5200001");
+    let t = config(&valve, "climate", "climate");
+    let room = ha_support::render(
+        t["current_temperature_template"].as_str().unwrap(),
+        &json!({"temperature": 19.5, "currentValue": 30}),
+    );
+    assert_eq!(room.trim(), "19.5");
+    let action = ha_support::render(
+        t["action_template"].as_str().unwrap(),
+        &json!({"temperature": 19.5, "currentValue": 30}),
+    );
+    assert_eq!(action, "heating");
+    let body = ha_support::render_command(
+        t["temperature_command_template"].as_str().unwrap(),
+        &json!(21.5),
+        &json!({"current_temperature": 19.5}),
+    );
+    // The control egress encodes it: set point 21.5 °C is raw 137 of 0..255 (0..40 °C).
+    let encoded = iotc_core::command::CommandBody::parse(body.as_bytes())
+        .unwrap()
+        .encode("A5-20-01", 0xa5200001)
+        .unwrap();
+    assert_eq!((encoded.rorg, encoded.data[0]), (0xA5, 137), "{encoded:?}");
+    assert_ne!(encoded.data[2] & 0x04, 0, "SPS: temperature set point");
+    assert_ne!(encoded.data[3] & 0x08, 0, "a data telegram, not a teach-in");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let value = |k: &str| {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["key"] == k)
+            .map(|v| v["value"].as_f64().unwrap())
+    };
+    assert_eq!(value("valvePositionOrTemperatureSetpoint"), Some(21.5));
+    assert_eq!(value("setPointSelection"), Some(1.0));
+    assert_eq!(value("temperatureFromRcu"), Some(19.5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,7 +203,7 @@ fn inputs(
     if let Some(channel) = channel {
         let shortcut = shortcuts
             .iter()
-            .find(|(k, _)| k.to_ascii_lowercase().ends_with("channel"))
+            .find(|(k, _)| enocean::eep::ha::is_channel_key(k))
             .map(|(_, s)| *s)
             .ok_or_else(|| CommandError::Encode(format!("{} has no channel", profile.eep)))?;
         out.push((shortcut, Owned::Raw(channel)));

@@ -12,13 +12,18 @@ fn str_of<'a>(cfg: &'a Value, key: &str) -> Option<&'a str> {
     cfg.get(key).and_then(Value::as_str)
 }
 
-/// Every key is one Home Assistant knows; classes, units and state classes are valid for the
-/// component; the device block names the device.
+/// Every key is one the component's discovery schema accepts; classes, units and state
+/// classes are valid for the component; the device block names the device.
 pub fn check(component: &str, cfg: &Value) -> Result<(), String> {
     let obj = cfg.as_object().ok_or("config is not an object")?;
+    let accepted = lists::COMPONENT_KEYS
+        .iter()
+        .find(|(c, _)| *c == component)
+        .map(|(_, keys)| *keys)
+        .ok_or_else(|| format!("unexpected component {component}"))?;
     for key in obj.keys() {
-        if !has(lists::CONFIG_KEYS, key) {
-            return Err(format!("unknown key {key}"));
+        if !has(accepted, key) {
+            return Err(format!("{component} does not accept key {key}"));
         }
     }
     for key in ["name", "unique_id", "device", "availability"] {
@@ -50,6 +55,9 @@ pub fn check(component: &str, cfg: &Value) -> Result<(), String> {
         "switch" | "light" | "cover" | "valve" => str_of(cfg, "command_topic")
             .map(|_| ())
             .ok_or_else(|| "actuator without command_topic".into()),
+        "climate" => str_of(cfg, "temperature_command_topic")
+            .map(|_| ())
+            .ok_or_else(|| "climate without temperature_command_topic".into()),
         other => Err(format!("unexpected component {other}")),
     }
 }
@@ -114,6 +122,26 @@ fn check_sensor(cfg: &Value) -> Result<(), String> {
 pub fn render(template: &str, payload: &Value) -> String {
     let env = minijinja::Environment::new();
     let ctx = minijinja::context! { value_json => minijinja::Value::from_serialize(payload) };
+    env.render_str(template, ctx)
+        .unwrap_or_else(|e| panic!("template {template} does not render: {e}"))
+}
+
+/// Renders a command template as Home Assistant does: `value` is what the entity sends,
+/// `state_attr(entity_id, name)` reads `attributes[name]` of the entity, and `float(default)`
+/// gives the default for what is not a number.
+pub fn render_command(template: &str, value: &Value, attributes: &Value) -> String {
+    let mut env = minijinja::Environment::new();
+    let attrs = attributes.clone();
+    env.add_function("state_attr", move |_entity: String, name: String| {
+        minijinja::Value::from_serialize(&attrs[name.as_str()])
+    });
+    env.add_filter("float", |v: minijinja::Value, default: f64| {
+        f64::try_from(v).unwrap_or(default)
+    });
+    let ctx = minijinja::context! {
+        value => minijinja::Value::from_serialize(value),
+        entity_id => "climate.test",
+    };
     env.render_str(template, ctx)
         .unwrap_or_else(|e| panic!("template {template} does not render: {e}"))
 }

@@ -50,6 +50,8 @@ pub struct Entity {
     pub factor: f64,
     /// `enum` sensors: the value names; binary sensors: the names meaning "on".
     pub options: Vec<&'static str>,
+    /// Multi-channel actuators: the output channel (0-based) the value belongs to.
+    pub channel: Option<u8>,
 }
 
 /// A numeric class: (EEP unit, Home Assistant unit, device_class, state_class, factor).
@@ -173,6 +175,39 @@ pub const BUTTON_DETAILS: &[&str] = &[
 /// A push button (F6-01-01): one `event` entity.
 pub const PUSH_BUTTON: &str = "pushButton";
 
+/// Actuators with more than one output channel and how many (the EEP type tables: D2-01
+/// types 0x10 to 0x12 have two, 0x13 four, 0x14 eight; D2-05-05 is a 4-channel blind
+/// actuator). Every other profile has one. Values a device reports for one channel are also
+/// kept per channel ([`channel_state_key`]).
+pub const CHANNELS: &[(&str, u8)] = &[
+    ("D2-01-10", 2),
+    ("D2-01-11", 2),
+    ("D2-01-12", 2),
+    ("D2-01-13", 4),
+    ("D2-01-14", 8),
+    ("D2-05-05", 4),
+];
+
+/// The number of output channels of a device of `profile`.
+pub fn channels(profile: &Profile) -> u8 {
+    let eep = profile.eep.to_string();
+    CHANNELS
+        .iter()
+        .find(|(e, _)| *e == eep)
+        .map_or(1, |(_, n)| *n)
+}
+
+/// Whether a field selects the output channel (D2-01 `ioChannel`, D2-05 `channel`); the
+/// command encoder uses the same rule.
+pub fn is_channel_key(key: &str) -> bool {
+    key.to_ascii_lowercase().ends_with("channel")
+}
+
+/// The state key of a value reported for one channel (`outputValue_ch1`).
+pub fn channel_state_key(key: &str, channel: u8) -> String {
+    format!("{key}_ch{channel}")
+}
+
 /// Event types of button entities.
 pub const BUTTON_EVENTS: &[&str] = &["press", "release"];
 
@@ -206,17 +241,25 @@ pub fn is_per_unit(profile: &Profile, key: &str) -> bool {
 
 /// The fields a device sends, with the units of the fields they take their unit from.
 fn device_fields(profile: &Profile) -> impl Iterator<Item = (Vec<&'static str>, &FieldDef)> {
+    device_fields_with_channel(profile).map(|(units, f, _)| (units, f))
+}
+
+/// As [`device_fields`], with whether the field's message names an output channel.
+fn device_fields_with_channel(
+    profile: &Profile,
+) -> impl Iterator<Item = (Vec<&'static str>, &FieldDef, bool)> {
     profile
         .cases
         .iter()
         .filter(|c| c.direction != Some(Direction::ToDevice))
         .flat_map(|c| {
+            let per_channel = c.fields.iter().any(|f| is_channel_key(f.key));
             c.fields.iter().map(move |f| {
                 let units = match f.unit_from {
                     Some(i) => item_units(&c.fields[i]),
                     None => linear_unit(f).into_iter().collect(),
                 };
-                (units, f)
+                (units, f, per_channel)
             })
         })
 }
@@ -242,12 +285,18 @@ fn is_numeric(f: &FieldDef) -> bool {
     f.items.iter().any(|i| matches!(i, Item::Linear(_)))
 }
 
-/// The entities of every field a device of `profile` sends, once per state key.
+/// The entities of every field a device of `profile` sends, once per state key. On
+/// multi-channel actuators the values of messages naming a channel give one entity per
+/// channel.
 pub fn entities(profile: &Profile) -> Vec<Entity> {
     let mut out: Vec<Entity> = Vec::new();
-    for (units, f) in device_fields(profile) {
+    let channels = channels(profile);
+    for (units, f, per_channel) in device_fields_with_channel(profile) {
         let button = ROCKER_KEYS.contains(&f.key) || f.key == PUSH_BUTTON;
         if SKIPPED.contains(&f.key) || button || BUTTON_DETAILS.contains(&f.key) {
+            continue;
+        }
+        if channels > 1 && is_channel_key(f.key) {
             continue;
         }
         let per_unit = f.unit_from.is_some();
@@ -258,6 +307,13 @@ pub fn entities(profile: &Profile) -> Vec<Entity> {
         } else {
             enumerated(f).into_iter().collect()
         };
+        let made = if channels > 1 && per_channel {
+            (0..channels)
+                .flat_map(|ch| made.iter().map(move |e| e.for_channel(ch)))
+                .collect()
+        } else {
+            made
+        };
         for e in made {
             if !out.iter().any(|o| o.state_key == e.state_key) {
                 out.push(e);
@@ -265,6 +321,17 @@ pub fn entities(profile: &Profile) -> Vec<Entity> {
         }
     }
     out
+}
+
+impl Entity {
+    /// The same entity for the values of one output channel.
+    fn for_channel(&self, channel: u8) -> Entity {
+        Entity {
+            state_key: channel_state_key(&self.state_key, channel),
+            channel: Some(channel),
+            ..self.clone()
+        }
+    }
 }
 
 /// A numeric field: key override, then unit class, then a plain sensor.
@@ -279,6 +346,7 @@ pub fn numeric(f: &FieldDef, unit: Option<&'static str>, per_unit: bool) -> Enti
         unit,
         factor: 1.0,
         options: Vec::new(),
+        channel: None,
     };
     let by_key = KEYS
         .iter()
@@ -321,6 +389,7 @@ pub fn enumerated(f: &FieldDef) -> Option<Entity> {
         unit: None,
         factor: 1.0,
         options: names.clone(),
+        channel: None,
     };
     if let Some((_, class, on)) = BINARY.iter().find(|(k, _, _)| *k == f.key) {
         let on: Vec<&'static str> = names.iter().copied().filter(|n| on.contains(n)).collect();
@@ -465,6 +534,21 @@ mod tests {
     ];
 
     #[test]
+    fn multi_channel_actuators_get_entities_per_channel() {
+        let es = entities(profile("D2-01-14"));
+        for ch in 0..8 {
+            let key = channel_state_key("outputValue", ch);
+            let e = by_key(&es, &key);
+            assert_eq!(e.channel, Some(ch));
+        }
+        assert!(!es.iter().any(|e| e.state_key == "outputValue"));
+        assert!(!es.iter().any(|e| is_channel_key(&e.state_key)));
+        assert_eq!(channels(profile("D2-01-00")), 1);
+        let single = entities(profile("D2-01-00"));
+        assert_eq!(by_key(&single, "outputValue").channel, None);
+    }
+
+    #[test]
     fn every_profile_field_with_a_classed_unit_is_mapped() {
         let mut checked = 0;
         for p in eep::profiles() {
@@ -475,7 +559,10 @@ mod tests {
                 }
                 for u in units.iter().filter(|u| CLASSED_UNITS.contains(u)) {
                     let key = state_key(f.key, Some(u), f.unit_from.is_some());
-                    let e = es.iter().find(|e| e.state_key == key);
+                    let first_channel = channel_state_key(&key, 0);
+                    let e = es
+                        .iter()
+                        .find(|e| e.state_key == key || e.state_key == first_channel);
                     let e = e.unwrap_or_else(|| panic!("{}: {key} has no entity", p.eep));
                     // The first field of a key decides; a later one with another unit is the
                     // same reading in another layout.

@@ -1,7 +1,9 @@
-//! Command entities of actuators, on the control topic (`sensor/<ID>/set`, body a JSON array
-//! of `{key, value}` as the control egress reads it). Which profiles are which: data below.
+//! Command entities of actuators, on the control topic (`sensor/<ID>/set`, body as the control
+//! egress reads it: `[{key, value}]`, or `{"values": [..], "channel": n, "command": ..}`).
+//! Which profiles are which: data below. Multi-channel actuators get one entity per channel
+//! (`ha::channels`), reading the values the device reported for that channel.
 
-use enocean::eep::Profile;
+use enocean::eep::{Profile, ha};
 use serde_json::{Value, json};
 
 use super::discovery::{Config, Ctx};
@@ -15,7 +17,7 @@ enum Kind {
     Light,
     /// Position through `position` (D2-05: 0 = open, 100 = closed).
     Cover,
-    /// Valve position through the set point of A5-20-01 (0..100 %).
+    /// A5-20-01: a valve (position 0..100 %) and a thermostat (set point 0..40 °C).
     Valve,
 }
 
@@ -32,6 +34,9 @@ const KINDS: &[(&str, Kind)] = &[
     ("A5-20-01", Kind::Valve),
 ];
 
+/// A5-20-01's set point field, read as a position or a temperature by `setPointSelection`.
+const SET_POINT: &str = "valvePositionOrTemperatureSetpoint";
+
 fn kind(profile: &Profile) -> Option<Kind> {
     let eep = profile.eep.to_string();
     KINDS
@@ -40,39 +45,75 @@ fn kind(profile: &Profile) -> Option<Kind> {
         .map(|(_, k)| *k)
 }
 
-/// The command body setting `key` to a value or to a template expression.
-fn set(key: &str, value: &str) -> String {
-    format!("[{{\"key\":\"{key}\",\"value\":{value}}}]")
-}
-
-/// The command entity of `profile`, if it is an actuator.
+/// The command entities of `profile`, if it is an actuator.
 pub fn configs(profile: &Profile, ctx: &Ctx<'_>) -> Vec<Config> {
     let Some(kind) = kind(profile) else {
         return Vec::new();
     };
+    let mut out = match ha::channels(profile) {
+        1 => vec![output(kind, ctx, None)],
+        n => (0..n).map(|ch| output(kind, ctx, Some(ch))).collect(),
+    };
+    if kind == Kind::Valve {
+        out.push(thermostat(ctx));
+    }
+    out
+}
+
+/// A command body: the values (key, value or template expression), the channel and the
+/// command when given. Without channel or command, the short list form.
+fn body(values: &[(&str, &str)], channel: Option<u8>, command: Option<&str>) -> String {
+    let list: Vec<String> = values
+        .iter()
+        .map(|(k, v)| format!("{{\"key\":\"{k}\",\"value\":{v}}}"))
+        .collect();
+    let list = format!("[{}]", list.join(","));
+    if channel.is_none() && command.is_none() {
+        return list;
+    }
+    let mut out = format!("{{\"values\":{list}");
+    if let Some(c) = command {
+        out.push_str(&format!(",\"command\":\"{c}\""));
+    }
+    if let Some(ch) = channel {
+        out.push_str(&format!(",\"channel\":{ch}"));
+    }
+    out.push('}');
+    out
+}
+
+/// The command entity of one output (of channel `channel` on multi-channel actuators).
+fn output(kind: Kind, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
     let set_topic = ctx.topics.command(ctx.id);
     let state = ctx.topics.state(ctx.id);
+    let key = |k: &str| match channel {
+        Some(ch) => ha::channel_state_key(k, ch),
+        None => k.to_string(),
+    };
+    let set = |k: &str, v: &str| body(&[(k, v)], channel, None);
     let (component, extra) = match kind {
         Kind::Switch | Kind::Light => {
-            let on = "{{ none if value_json.outputValue is not number else ('ON' if value_json.outputValue > 0 else 'OFF') }}";
-            let mut v = json!({
+            let v = format!("value_json['{}']", key("outputValue"));
+            let on =
+                format!("{{{{ none if {v} is not number else ('ON' if {v} > 0 else 'OFF') }}}}");
+            let mut m = json!({
                 "command_topic": set_topic, "payload_on": set("outputValue", "100"),
                 "payload_off": set("outputValue", "0"), "state_topic": state,
             });
             if kind == Kind::Switch {
-                v["value_template"] = on.into();
-                v["state_on"] = "ON".into();
-                v["state_off"] = "OFF".into();
-                ("switch", v)
+                m["value_template"] = on.into();
+                m["state_on"] = "ON".into();
+                m["state_off"] = "OFF".into();
+                ("switch", m)
             } else {
-                v["state_value_template"] = on.into();
-                v["brightness_command_topic"] = set_topic.clone().into();
-                v["brightness_command_template"] = set("outputValue", "{{ value }}").into();
-                v["brightness_state_topic"] = state.clone().into();
-                v["brightness_value_template"] = "{{ value_json.outputValue }}".into();
-                v["brightness_scale"] = 100.into();
-                v["on_command_type"] = "brightness".into();
-                ("light", v)
+                m["state_value_template"] = on.into();
+                m["brightness_command_topic"] = set_topic.clone().into();
+                m["brightness_command_template"] = set("outputValue", "{{ value }}").into();
+                m["brightness_state_topic"] = state.clone().into();
+                m["brightness_value_template"] = format!("{{{{ {v} }}}}").into();
+                m["brightness_scale"] = 100.into();
+                m["on_command_type"] = "brightness".into();
+                ("light", m)
             }
         }
         Kind::Cover => (
@@ -80,26 +121,92 @@ pub fn configs(profile: &Profile, ctx: &Ctx<'_>) -> Vec<Config> {
             json!({
                 "command_topic": set_topic, "payload_open": set("position", "0"),
                 "payload_close": set("position", "100"),
-                "payload_stop": "{\"command\":\"stop\",\"values\":[]}",
+                "payload_stop": body(&[], channel, Some("stop")),
                 "set_position_topic": set_topic,
                 "set_position_template": set("position", "{{ 100 - position }}"),
                 "position_topic": state,
-                "position_template": "{{ 100 - value_json.position }}",
+                "position_template": format!("{{{{ 100 - value_json['{}'] }}}}", key("position")),
             }),
         ),
         Kind::Valve => (
             "valve",
             json!({
                 "command_topic": set_topic, "reports_position": true,
-                "command_template": set("valvePositionOrTemperatureSetpoint", "{{ value }}"),
+                "command_template": set(SET_POINT, "{{ value }}"),
                 "state_topic": state,
                 "value_template": "{{ value_json.currentValue }}",
             }),
         ),
     };
-    let mut m = ctx.base(component, "Output");
+    let (object, name) = match channel {
+        Some(ch) => (
+            format!("{component}_ch{ch}"),
+            format!("Output {}", u16::from(ch) + 1),
+        ),
+        None => (component.to_string(), "Output".to_string()),
+    };
+    with_base(ctx, component, &object, &name, extra)
+}
+
+/// A5-20-01 run on its own temperature control: a `climate` entity whose target temperature is
+/// sent as the set point with `setPointSelection` 1 (0..40 °C). The valve regulates against
+/// the room temperature the command carries (`temperatureFromRcu`): the valve's own last
+/// reported temperature, which is the entity's current temperature (20 °C before the first).
+fn thermostat(ctx: &Ctx<'_>) -> Config {
+    let set_topic = ctx.topics.command(ctx.id);
+    let state = ctx.topics.state(ctx.id);
+    let room = "{{ state_attr(entity_id, 'current_temperature') | float(20) }}";
+    let command = body(
+        &[
+            (SET_POINT, "{{ value }}"),
+            ("setPointSelection", "1"),
+            ("temperatureFromRcu", room),
+        ],
+        None,
+        None,
+    );
+    let extra = json!({
+        "temperature_command_topic": set_topic,
+        "temperature_command_template": command,
+        "current_temperature_topic": state,
+        "current_temperature_template":
+            "{{ value_json.temperature if value_json.temperature is number else none }}",
+        "action_topic": state,
+        "action_template": "{{ none if value_json.currentValue is not number else ('heating' if value_json.currentValue > 0 else 'idle') }}",
+        "mode_state_topic": state,
+        "mode_state_template": "heat",
+        "modes": ["heat"],
+        "min_temp": 0, "max_temp": 40, "temp_step": 0.5, "precision": 0.1,
+        "temperature_unit": "C",
+    });
+    with_base(ctx, "climate", "climate", "Thermostat", extra)
+}
+
+fn with_base(ctx: &Ctx<'_>, component: &str, object: &str, name: &str, extra: Value) -> Config {
+    let mut m = ctx.base(object, name);
     if let Value::Object(e) = extra {
         m.extend(e);
     }
-    vec![ctx.config(component, component, m)]
+    ctx.config(component, object, m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_keep_the_short_form_without_channel() {
+        assert_eq!(
+            body(&[("outputValue", "100")], None, None),
+            r#"[{"key":"outputValue","value":100}]"#
+        );
+        assert_eq!(
+            body(&[("outputValue", "0")], Some(1), None),
+            r#"{"values":[{"key":"outputValue","value":0}],"channel":1}"#
+        );
+        assert_eq!(
+            body(&[], Some(3), Some("stop")),
+            r#"{"values":[],"command":"stop","channel":3}"#
+        );
+    }
 }

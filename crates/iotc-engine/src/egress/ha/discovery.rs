@@ -41,10 +41,11 @@ pub fn configs(
         device: device_block(device, manufacturer, profile, &id),
         availability: availability_block(topics, &id, availability),
     };
-    let mut out: Vec<Config> = ha::entities(profile).iter().map(|e| ctx.field(e)).collect();
+    // Command entities first: the bound below never drops them.
+    let mut out = actuators::configs(profile, &ctx);
+    out.extend(ha::entities(profile).iter().map(|e| ctx.field(e)));
     out.extend(ha::buttons(profile).iter().map(|b| ctx.button(b)));
     out.extend(ctx.diagnostics());
-    out.extend(actuators::configs(profile, &ctx));
     out.truncate(MAX_ENTITIES);
     out
 }
@@ -85,7 +86,11 @@ impl Ctx<'_> {
 
     fn field(&self, e: &Entity) -> Config {
         let object = object_id(&e.state_key);
-        let mut m = self.base(&object, e.name);
+        let name = match e.channel {
+            Some(ch) => format!("{} (channel {})", e.name, u16::from(ch) + 1),
+            None => e.name.to_string(),
+        };
+        let mut m = self.base(&object, &name);
         m.insert("state_topic".into(), self.topics.state(self.id).into());
         m.insert("value_template".into(), value_template(e).into());
         if let Some(c) = e.device_class {

@@ -25,9 +25,11 @@ pub const INTERVAL_MS: &str = "_intervalMs";
 pub type Updates = BTreeMap<String, Value>;
 
 /// The state keys and values of decoded fields: the field key, with the unit for fields
-/// whose unit changes (`meterReading_kWh`), and signal fields as `signal_<key>`.
+/// whose unit changes (`meterReading_kWh`), and signal fields as `signal_<key>`. A message of
+/// a multi-channel actuator that names a channel also sets `<key>_ch<channel>`.
 pub fn updates(eep: &str, fields: &[Field], signal: bool, into: &mut Updates) {
     let profile = eep.parse::<Eep>().ok().and_then(eep::profile);
+    let channel = profile.and_then(|p| reported_channel(p, fields));
     for f in fields {
         let key = if signal {
             format!("signal_{}", f.key)
@@ -41,9 +43,23 @@ pub fn updates(eep: &str, fields: &[Field], signal: bool, into: &mut Updates) {
                 .unwrap_or(Value::Null),
             FieldValue::Text(t) => Value::String(t.to_string()),
         };
-        if into.len() < MAX_KEYS || into.contains_key(&key) {
-            into.insert(key, value);
+        if let Some(ch) = channel.filter(|_| !signal && !ha::is_channel_key(&f.key)) {
+            insert(into, ha::channel_state_key(&key, ch), value.clone());
         }
+        insert(into, key, value);
+    }
+}
+
+/// The output channel a message of a multi-channel actuator is about, if it names one.
+fn reported_channel(profile: &eep::Profile, fields: &[Field]) -> Option<u8> {
+    let channels = ha::channels(profile);
+    let f = fields.iter().find(|f| ha::is_channel_key(&f.key))?;
+    (channels > 1 && f.raw < u64::from(channels)).then_some(f.raw as u8)
+}
+
+fn insert(into: &mut Updates, key: String, value: Value) {
+    if into.len() < MAX_KEYS || into.contains_key(&key) {
+        into.insert(key, value);
     }
 }
 
@@ -105,6 +121,23 @@ mod tests {
         let sig = enocean::signal::decode(&[0x06, 0x38]).unwrap();
         updates("A5-12-01", &sig, true, &mut u);
         assert_eq!(u["signal_energy"], serde_json::json!(56.0));
+    }
+
+    #[test]
+    fn multi_channel_values_are_kept_per_channel() {
+        // D2-01 CMD 4 Actuator Status Response, I/O channel 1, output value 100.
+        let id: Eep = "D2-01-12".parse().unwrap();
+        let fields = eep::decode(id, 0xD2, &[0x04, 0x01, 0x64], 0).unwrap();
+        let mut u = Updates::new();
+        updates("D2-01-12", &fields, false, &mut u);
+        assert_eq!(u["outputValue_ch1"], serde_json::json!(100.0));
+        assert_eq!(u["outputValue"], serde_json::json!(100.0));
+        assert!(!u.contains_key("outputValue_ch0"));
+        assert!(!u.contains_key("ioChannel_ch1"));
+        // A single-channel type keeps the plain keys only.
+        let mut single = Updates::new();
+        updates("D2-01-00", &fields, false, &mut single);
+        assert!(single.keys().all(|k| !k.contains("_ch")), "{single:?}");
     }
 
     #[test]
