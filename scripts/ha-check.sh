@@ -93,6 +93,11 @@ onboard '{"sourceEurid":"05b00004","friendlyID":"Radiator","eep":"A5-20-01"}'
   --device "05a00000:Multisensor" --event "Hall switch" \
   --entity "Plug Output 1" --entity "Plug Output 2" --entity "Dimmer Output" \
   --entity "Blind Output" --entity "Radiator Output" --entity "Radiator Thermostat" \
+  --onoff 'Dimmer Output=05b00002:outputValue' --onoff 'Plug Output 1=05b00001:outputValue_ch0' \
+  --onoff 'Plug Output 2=05b00001:outputValue_ch1' \
   --command 'Plug Output 2|switch.turn_off|{}|sensor/05b00001/set|outputValue=0,channel=1' \
-  --command 'Radiator Thermostat|climate.set_temperature|{"temperature": 21.5}|sensor/05b00004/set|valvePositionOrTemperatureSetpoint=21.5,setPointSelection=1,temperatureFromRcu=state:temperature'
+  --command 'Radiator Thermostat|climate.set_temperature|{"temperature": 21.5}|sensor/05b00004/set|valvePositionOrTemperatureSetpoint=21.5,setPointSelection=1,temperatureFromRcu=state:temperature' \
+  ${IOTC_HA_SCREENSHOTS:+--screenshots "$IOTC_HA_SCREENSHOTS" \
+    --screenshot-device sensor.multisensor_temperature=ha-multisensor.png \
+    --screenshot-device climate.radiator_thermostat=ha-radiator.png}
 keep=${IOTC_HA_KEEP:-0}

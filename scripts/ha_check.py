@@ -8,6 +8,8 @@ topics hold. Used by scripts/ha-check.sh, with the Python of the Home Assistant 
 """
 
 import argparse
+import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -18,15 +20,21 @@ import uuid
 from datetime import datetime, timezone
 
 
-def config_files(root, mqtt_port, http_port):
-    """configuration.yaml and the MQTT config entry (the integration has no YAML for it)."""
+def config_files(root, mqtt_port, http_port, frontend):
+    """configuration.yaml and the MQTT config entry (the integration has no YAML for it); with
+    the frontend, onboarding marked done so its pages open."""
     os.makedirs(os.path.join(root, ".storage"), exist_ok=True)
     with open(os.path.join(root, "configuration.yaml"), "w") as f:
         f.write(
             "homeassistant:\n  name: iotc-check\n  unit_system: metric\n  time_zone: UTC\n"
             "  latitude: 0\n  longitude: 0\n  elevation: 0\n"
             f"http:\n  server_host: 127.0.0.1\n  server_port: {http_port}\napi:\n"
+            + ("frontend:\n" if frontend else "")
         )
+    if frontend:
+        done = {"done": ["user", "core_config", "analytics", "integration"]}
+        with open(os.path.join(root, ".storage", "onboarding"), "w") as f:
+            json.dump({"version": 4, "minor_version": 1, "key": "onboarding", "data": done}, f)
     now = datetime.now(timezone.utc).isoformat()
     entry = {
         "entry_id": uuid.uuid4().hex, "version": 1, "minor_version": 2, "domain": "mqtt",
@@ -47,7 +55,8 @@ def auth_file(root, now):
     """An owner (an administrator: HA puts the users of a store without groups into its admin
     group) with a long-lived refresh token; service calls need an administrator. Returns the
     token's id and key."""
-    user, token = uuid.uuid4().hex, {"id": uuid.uuid4().hex, "jwt_key": os.urandom(32).hex()}
+    user = uuid.uuid4().hex
+    token = {"id": uuid.uuid4().hex, "jwt_key": os.urandom(32).hex(), "token": os.urandom(32).hex()}
     data = {
         "users": [{"id": user, "group_ids": [], "is_owner": True, "is_active": True,
                    "name": "iotc-check", "system_generated": False, "local_only": False}],
@@ -55,7 +64,7 @@ def auth_file(root, now):
         "refresh_tokens": [{
             **token, "user_id": user, "client_id": None, "client_name": "iotc-check",
             "client_icon": None, "token_type": "long_lived_access_token", "created_at": now,
-            "access_token_expiration": 86400.0, "token": os.urandom(32).hex(),
+            "access_token_expiration": 86400.0,
             "last_used_at": None, "last_used_ip": None, "expire_at": None,
             "credential_id": None}],
     }
@@ -138,6 +147,104 @@ def command(args, token, all_states, spec):
     return problems
 
 
+def device_id(http_port, token, entity_id):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{http_port}/api/template",
+        data=json.dumps({"template": f"{{{{ device_id('{entity_id}') }}}}"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read().decode().strip()
+
+
+def screenshots(args, refresh, token):
+    """Home Assistant's pages in headless Chromium, driven over the DevTools protocol: the
+    overview and the device pages of the entities given (--screenshot-device ENTITY=FILE)."""
+    base = f"http://127.0.0.1:{args.http_port}"
+    tokens = {"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+              "hassUrl": base, "clientId": base + "/", "refresh_token": refresh["token"],
+              "expires": int(time.time() * 1000) + 3_600_000}
+    pages = [("/lovelace/0", "ha-overview.png")]
+    for spec in args.screenshot_device:
+        entity, name = spec.split("=", 1)
+        pages.append((f"/config/devices/device/{device_id(args.http_port, token, entity)}", name))
+    asyncio.run(capture(args.screenshots, base, tokens, pages))
+
+
+async def capture(folder, base, tokens, pages):
+    import aiohttp  # a dependency of Home Assistant
+
+    os.makedirs(folder, exist_ok=True)
+    port = free_port()
+    profile = os.path.join(folder, ".chromium-profile")
+    chromium = subprocess.Popen(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--hide-scrollbars", "--window-size=1280,860", f"--remote-debugging-port={port}",
+         f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.put(f"http://127.0.0.1:{port}/json/new?about:blank") as r:
+                        target = await r.json(content_type=None)
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.2)
+            else:
+                sys.exit("chromium's DevTools did not answer")
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                ids = iter(range(1, 1_000_000))
+
+                async def cdp(method, **params):
+                    n = next(ids)
+                    await ws.send_json({"id": n, "method": method, "params": params})
+                    async for msg in ws:
+                        data = json.loads(msg.data)
+                        if data.get("id") == n:
+                            return data.get("result", {})
+
+                await cdp("Page.navigate", url=base + "/manifest.json")
+                await asyncio.sleep(1)
+                await cdp("Runtime.evaluate", expression=(
+                    f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(tokens))})"))
+                for path, name in pages:
+                    await cdp("Page.navigate", url=base + path)
+                    await asyncio.sleep(8)
+                    shot = await cdp("Page.captureScreenshot", format="png")
+                    with open(os.path.join(folder, name), "wb") as f:
+                        f.write(base64.b64decode(shot["data"]))
+                    print(f"screenshot {os.path.join(folder, name)}")
+    finally:
+        chromium.terminate()
+        chromium.wait(10)
+        subprocess.run(["rm", "-rf", profile])
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def onoff(args, all_states, spec):
+    """NAME=ID:KEY: the entity is `on` when the device's state has KEY above 0, `off` at 0 and
+    `unknown` without a number there."""
+    name, source = spec.split("=", 1)
+    eurid, key = source.split(":", 1)
+    value = retained(args.mqtt_port, args.state_topic.replace("<ID>", eurid)).get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        want = "unknown"
+    else:
+        want = "on" if value > 0 else "off"
+    s = by_name(all_states, name)
+    if s is None or s["state"] != want:
+        return [f"'{name}' is {s and s['state']}, iotc's {key} {value!r} says {want}"]
+    return []
+
+
 def by_name(all_states, name):
     return next((s for s in all_states if s["attributes"].get("friendly_name") == name), None)
 
@@ -169,7 +276,7 @@ def problems(all_states, device, state):
 
 def run(args):
     root = args.dir
-    refresh = config_files(root, args.mqtt_port, args.http_port)
+    refresh = config_files(root, args.mqtt_port, args.http_port, bool(args.screenshots))
     log = open(os.path.join(root, "hass.log"), "w")
     hass = subprocess.Popen([args.hass, "-c", root], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + args.timeout
@@ -196,6 +303,8 @@ def run(args):
             for name in args.entity:
                 if by_name(all_states, name) is None:
                     last.append(f"no entity '{name}'")
+            for spec in args.onoff:
+                last += onoff(args, all_states, spec)
             for name in args.event:
                 if not any(s["entity_id"].startswith("event.") and
                            s["attributes"].get("friendly_name", "").startswith(name)
@@ -211,9 +320,14 @@ def run(args):
                 found = [s["entity_id"] for s in all_states
                          if s["attributes"].get("friendly_name", "").startswith(tuple(names))
                          and not s["entity_id"].startswith("zone.")]
+                for spec in args.onoff:
+                    name = spec.split("=", 1)[0]
+                    print(f"'{name}' is {by_name(all_states, name)['state']}, as iotc's state says")
                 print(f"Home Assistant shows {len(found)} iotc entities with iotc's states:")
                 for s in sorted(found):
                     print("  ", s)
+                if args.screenshots:
+                    screenshots(args, refresh, token)
                 return
         sys.exit("Home Assistant check failed:\n  " + "\n  ".join(last))
     finally:
@@ -307,8 +421,13 @@ def main():
     r.add_argument("--device", action="append", default=[], help="EURID:friendly name")
     r.add_argument("--event", action="append", default=[], help="friendly name of a switch")
     r.add_argument("--entity", action="append", default=[], help="an entity's friendly name")
+    r.add_argument("--onoff", action="append", default=[],
+                   help="NAME=ID:KEY: a switch or light whose state follows KEY of ID's state")
     r.add_argument("--command", action="append", default=[],
                    help="NAME|SERVICE|DATA|TOPIC|KEY=VALUE,...: a service call and its command")
+    r.add_argument("--screenshots", help="folder: screenshots of Home Assistant's pages")
+    r.add_argument("--screenshot-device", action="append", default=[],
+                   help="ENTITY_ID=FILE: the device page of an entity's device")
     r.add_argument("--timeout", type=int, default=240)
     run(p.parse_args())
 

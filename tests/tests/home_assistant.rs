@@ -328,6 +328,12 @@ async fn actuators_get_command_entities_on_the_control_topic() {
         body, r#"[{"key":"outputValue","value":}]"#,
         "value comes from HA"
     );
+    // A light compares its rendered state with its payloads (it has no state_on).
+    let template = l["state_value_template"].as_str().unwrap();
+    let on = ha_support::render(template, &json!({"outputValue": 40}));
+    assert_eq!(on, l["payload_on"].as_str().unwrap());
+    let off = ha_support::render(template, &json!({"outputValue": 0}));
+    assert_eq!(off, l["payload_off"].as_str().unwrap());
     let cover = configs(&sub, "d2050000");
     let c = config(&cover, "cover", "cover");
     let pos = ha_support::render(
@@ -335,6 +341,15 @@ async fn actuators_get_command_entities_on_the_control_topic() {
         &json!({"position": 30}),
     );
     assert_eq!(pos.trim(), "70", "EnOcean 30 % closed is HA 70 % open");
+    let unknown = ha_support::render(
+        c["position_template"].as_str().unwrap(),
+        &json!({"position": "positionUnknown"}),
+    );
+    assert_eq!(
+        unknown.trim(),
+        "None",
+        "HA's PAYLOAD_NONE: position unknown"
+    );
 
     // A5-20-01 as a thermostat: the target temperature is the set point in °C, with the
     // valve's own temperature as the room temperature.

@@ -188,6 +188,23 @@ pub const CHANNELS: &[(&str, u8)] = &[
     ("D2-05-05", 4),
 ];
 
+/// Request/response actuators whose tables mark no direction: the messages a controller sends
+/// (commands and queries), by EEP prefix and words of the case title. They are not what the
+/// device reports, so their fields are no entities; neither is the channel field, which only
+/// addresses an output.
+pub const CONTROLLER_CASES: &[(&str, &[&str])] = &[
+    ("D2-01-", &["Set ", "Query"]),
+    ("D2-05-", &["Set ", "Go to", "Goto", "Stop", "Query"]),
+];
+
+fn controller_words(profile: &Profile) -> Option<&'static [&'static str]> {
+    let eep = profile.eep.to_string();
+    CONTROLLER_CASES
+        .iter()
+        .find(|(prefix, _)| eep.starts_with(prefix))
+        .map(|(_, words)| *words)
+}
+
 /// The number of output channels of a device of `profile`.
 pub fn channels(profile: &Profile) -> u8 {
     let eep = profile.eep.to_string();
@@ -248,10 +265,12 @@ fn device_fields(profile: &Profile) -> impl Iterator<Item = (Vec<&'static str>, 
 fn device_fields_with_channel(
     profile: &Profile,
 ) -> impl Iterator<Item = (Vec<&'static str>, &FieldDef, bool)> {
+    let controller = controller_words(profile).unwrap_or_default();
     profile
         .cases
         .iter()
         .filter(|c| c.direction != Some(Direction::ToDevice))
+        .filter(move |c| !controller.iter().any(|w| c.title.contains(w)))
         .flat_map(|c| {
             let per_channel = c.fields.iter().any(|f| is_channel_key(f.key));
             c.fields.iter().map(move |f| {
@@ -296,7 +315,7 @@ pub fn entities(profile: &Profile) -> Vec<Entity> {
         if SKIPPED.contains(&f.key) || button || BUTTON_DETAILS.contains(&f.key) {
             continue;
         }
-        if channels > 1 && is_channel_key(f.key) {
+        if (channels > 1 || controller_words(profile).is_some()) && is_channel_key(f.key) {
             continue;
         }
         let per_unit = f.unit_from.is_some();
@@ -546,6 +565,19 @@ mod tests {
         assert_eq!(channels(profile("D2-01-00")), 1);
         let single = entities(profile("D2-01-00"));
         assert_eq!(by_key(&single, "outputValue").channel, None);
+    }
+
+    #[test]
+    fn what_a_controller_sends_is_no_entity() {
+        // D2-01: dim timers are only in Actuator Set Local; the status response stays.
+        let es = entities(profile("D2-01-02"));
+        assert!(!es.iter().any(|e| e.state_key == "dimTimer1"), "{es:?}");
+        assert!(!es.iter().any(|e| e.state_key == "ioChannel"));
+        by_key(&es, "errorLevel");
+        // D2-05: Set parameters' rotation is a command; the reply's angle is reported.
+        let es = entities(profile("D2-05-00"));
+        assert!(!es.iter().any(|e| e.state_key == "setRotation"));
+        by_key(&es, "angle");
     }
 
     #[test]

@@ -94,19 +94,27 @@ fn output(kind: Kind, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
     let (component, extra) = match kind {
         Kind::Switch | Kind::Light => {
             let v = format!("value_json['{}']", key("outputValue"));
-            let on =
-                format!("{{{{ none if {v} is not number else ('ON' if {v} > 0 else 'OFF') }}}}");
+            let (payload_on, payload_off) = (set("outputValue", "100"), set("outputValue", "0"));
+            // A switch compares the rendered state with state_on/off; a light has no such keys
+            // and compares it with its payloads.
+            let (on, off) = match kind {
+                Kind::Switch => ("ON", "OFF"),
+                _ => (payload_on.as_str(), payload_off.as_str()),
+            };
+            let state_template = format!(
+                "{{{{ none if {v} is not number else ('{on}' if {v} > 0 else '{off}') }}}}"
+            );
             let mut m = json!({
-                "command_topic": set_topic, "payload_on": set("outputValue", "100"),
-                "payload_off": set("outputValue", "0"), "state_topic": state,
+                "command_topic": set_topic, "payload_on": payload_on,
+                "payload_off": payload_off, "state_topic": state,
             });
             if kind == Kind::Switch {
-                m["value_template"] = on.into();
-                m["state_on"] = "ON".into();
-                m["state_off"] = "OFF".into();
+                m["value_template"] = state_template.into();
+                m["state_on"] = on.into();
+                m["state_off"] = off.into();
                 ("switch", m)
             } else {
-                m["state_value_template"] = on.into();
+                m["state_value_template"] = state_template.into();
                 m["brightness_command_topic"] = set_topic.clone().into();
                 m["brightness_command_template"] = set("outputValue", "{{ value }}").into();
                 m["brightness_state_topic"] = state.clone().into();
@@ -125,7 +133,10 @@ fn output(kind: Kind, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
                 "set_position_topic": set_topic,
                 "set_position_template": set("position", "{{ 100 - position }}"),
                 "position_topic": state,
-                "position_template": format!("{{{{ 100 - value_json['{}'] }}}}", key("position")),
+                "position_template": format!(
+                    "{{{{ (100 - {v}) if {v} is number else none }}}}",
+                    v = format!("value_json['{}']", key("position"))
+                ),
             }),
         ),
         Kind::Valve => (
