@@ -91,10 +91,12 @@ fi
    redis-cli -p "$redis_port" xinfo groups iotc:telegrams 2>/dev/null | sed -n '/^lag$/{n;p}'
  done >"$work/lag.log") &
 lag_pid=$!
-"$rel/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token \
+TIMEFORMAT='%U %S'
+{ time "$rel/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token \
   --onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret \
   --expect-mqtt "127.0.0.1:$mqtt_port" --gateways "$gateways" --devices "$devices" \
-  --rate "$rate" --duration "$seconds" --shared "$shared" --drain-timeout 120
+  --rate "$rate" --duration "$seconds" --shared "$shared" --drain-timeout 120 2>&4; } 4>&2 2>"$work/sim.time"
+sim_cpu=$(awk '{printf "%.2f", $1 + $2}' "$work/sim.time")
 kill "$lag_pid" 2>/dev/null || true
 echo "== engine backlog (entries not yet read), per second: $(tr '\n' ' ' <"$work/lag.log" | cut -c1-300)"
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -105,6 +107,18 @@ echo "== peak resident memory (VmHWM)"
 for name in ingress engine redis mosquitto api; do
   printf '  %-10s %s\n' "$name" "$(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' /proc/"${pids[$name]}"/status)"
 done
+# CPU time per process over the whole run (onboarding included for the API): less sensitive
+# to what else runs on the machine than the rate.
+tick=$(getconf CLK_TCK)
+echo "== CPU seconds (user + system)"
+for name in ingress engine redis mosquitto; do
+  printf '  %-10s %s\n' "$name" "$(awk -v t="$tick" '{printf "%.2f", ($14 + $15) / t}' /proc/"${pids[$name]}"/stat)"
+done
+printf '  %-10s %s\n' simulator "$sim_cpu"
+echo "== Redis commands by time spent (calls, µs in total; scripts' commands included)"
+redis-cli -p "$redis_port" info commandstats | tr -d '\r' | grep '^cmdstat_' \
+  | sed -E 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\3 \2 \1/' | sort -rn | head -12 \
+  | awk '{printf "  %-14s %9d calls %10d µs\n", $3, $2, $1}'
 if [ -n "${IOTC_BENCH_PERF:-}" ]; then
   wait "$perf_pid" || true
   out=${IOTC_BENCH_PERF_OUT:-perf-report.txt}

@@ -16,7 +16,7 @@ use iotc_core::ops::{unix_millis, unix_seconds};
 use crate::App;
 use crate::frames::{Item, StickParsers};
 use crate::gateway;
-use crate::store::{Forwarded, GatewayRef, Pending};
+use crate::store::{Forwarded, GatewayRef, Heard, Pending};
 use crate::tokens::{TokenCache, TokenStatus};
 
 /// WebSocket close codes used by the ingress.
@@ -107,9 +107,6 @@ struct Source<'a> {
     device: &'a str,
     now: u64,
 }
-
-/// A reception record: device, gateway MAC, unix ms, dBm, stick.
-type Heard = (String, String, u64, i8, String);
 
 /// Telegrams stored by one script call at most (bounds the time Redis spends on one call).
 const FORWARD_BATCH: usize = 256;
@@ -413,12 +410,11 @@ impl Session {
         });
     }
 
-    /// Stores the outbox in order (and the reception records beside it).
+    /// Stores the outbox in order, with the reception records.
     async fn flush(&mut self) -> Result<(), Stop> {
         let heard = std::mem::take(&mut self.heard);
         let outbox = std::mem::take(&mut self.outbox);
-        let (_, stored) = tokio::join!(self.app.south.heard(&heard), self.forward(&outbox));
-        stored
+        self.forward(&outbox, &heard).await
     }
 
     /// The AP's MAC (hex), once known.
@@ -481,7 +477,9 @@ impl Session {
     /// Stores telegrams in order, [`FORWARD_BATCH`] per round trip. While the stream is full
     /// it waits (the AP's messages queue up meanwhile) and carries on from the first refused
     /// telegram; each telegram waits at most the backpressure wait.
-    async fn forward(&self, mut rest: &[Pending]) -> Result<(), Stop> {
+    async fn forward(&self, mut rest: &[Pending], heard: &[Heard]) -> Result<(), Stop> {
+        // The reception records go with the first call.
+        let mut heard = heard;
         let store = &self.app.store;
         let wait = self.app.config.backpressure_wait;
         let mut give_up = Instant::now() + wait;
@@ -491,8 +489,11 @@ impl Session {
             let batch = &rest[..rest.len().min(FORWARD_BATCH)];
             let now = unix_seconds();
             metrics::counter!("iotc_ingress_forward_calls_total").increment(1);
-            let results = match self.retry(|| store.forward(batch, now)).await {
-                Ok(results) => results,
+            let results = match self.retry(|| store.forward(batch, heard, now)).await {
+                Ok(results) => {
+                    heard = &[];
+                    results
+                }
                 Err(Unavailable) => {
                     self.count_stopped(&Stop::Unavailable, rest.len() as u64);
                     return Err(Stop::Unavailable);

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use iotc_core::keys;
 use iotc_core::redis::Redis;
+
+use crate::store::Heard;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio::sync::mpsc;
 
@@ -111,26 +113,6 @@ impl South {
         }
     }
 
-    /// Records `(eurid, mac, unix ms, dBm, stick)` receptions, for the engine to pick an AP.
-    pub async fn heard(&self, records: &[(String, String, u64, i8, String)]) {
-        if records.is_empty() {
-            return;
-        }
-        let mut pipe = redis::pipe();
-        for (eurid, mac, ms, dbm, stick) in records {
-            let key = keys::device_heard(eurid);
-            pipe.hset(&key, mac, format!("{ms},{dbm},{stick}"))
-                .ignore()
-                .expire(&key, HEARD_TTL_S)
-                .ignore();
-        }
-        let mut redis = self.redis.clone();
-        if let Err(e) = pipe.query_async::<()>(&mut redis).await {
-            metrics::counter!("iotc_ingress_redis_errors_total").increment(1);
-            tracing::debug!(error = %e, "receptions not recorded");
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<SouthItem>>> {
         self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -224,5 +206,30 @@ async fn refresh_loop(south: Arc<South>) {
         if let Err(e) = pipe.query_async::<()>(&mut redis).await {
             tracing::warn!(error = %e, "AP registrations not refreshed");
         }
+    }
+}
+
+/// The reception record of one AP in a device's heard hash: `<unix ms>,<dBm>,<stick>`.
+pub fn heard_record(ms: u64, dbm: i8, stick: &str) -> String {
+    format!("{ms},{dbm},{stick}")
+}
+
+/// Writes reception records on their own (a Redis Cluster: the forwarding script touches one
+/// slot, these are the devices' slots).
+pub async fn record_heard(redis: &Redis, records: &[Heard]) {
+    if records.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for (eurid, mac, ms, dbm, stick) in records {
+        let key = keys::device_heard(eurid);
+        pipe.hset(&key, mac, heard_record(*ms, *dbm, stick))
+            .ignore()
+            .expire(&key, HEARD_TTL_S)
+            .ignore();
+    }
+    if let Err(e) = pipe.query_async::<()>(&mut redis.clone()).await {
+        metrics::counter!("iotc_ingress_redis_errors_total").increment(1);
+        tracing::debug!(error = %e, "receptions not recorded");
     }
 }

@@ -68,60 +68,78 @@ local function trim_acked(stream, exact)
   return redis.call('XLEN', stream)
 end
 -- Whether the stream holds fewer than `bound` entries a group still needs, after trimming
--- the acknowledged ones (every 64 entries, and exactly when it looks full).
-local function has_room(stream, bound)
-  local len = redis.call('XLEN', stream)
+-- the acknowledged ones (every 64 entries, and exactly when it looks full); and its length.
+-- `len`: the length when the caller knows it (it wrote the stream itself), else nil.
+local function has_room(stream, bound, len)
+  len = len or redis.call('XLEN', stream)
   if len % 64 == 0 or len >= bound then
     len = trim_acked(stream, false)
   end
   if len >= bound then
     len = trim_acked(stream, true)
   end
-  return len < bound
+  return len < bound, len
 end
 "#;
 
-/// One telegram: counts the reception for its gateway and appends the telegram to its
-/// stream unless another gateway's copy came first. Returns the new stream entry ID, 0 for
-/// a duplicate, -1 when the stream is full of entries not yet acknowledged (nothing is
-/// written then: the caller retries or refuses). `touch` '1' writes the gateway's
-/// `lastSeen` (at most once a second per connection).
+/// One telegram: appends it to its stream unless another gateway's copy came first. Returns
+/// the new stream entry ID, 0 for a duplicate, -1 when the stream is full of entries not yet
+/// acknowledged (nothing is written then: the caller retries or refuses). `touch` '1' writes
+/// the gateway's `lastSeen` (at most once a second per connection). `lens` keeps the length
+/// of each stream this call wrote, so the room check reads it once per call.
 ///
 /// The stream is trimmed only below the oldest entry a consumer group still needs (MINID),
 /// never by length, so an accepted telegram is never trimmed unread.
 const FORWARD_FN: &str = r#"
-local function forward_one(registry, dedup, stream, stats, window, bound, now, entry, mac, fresh, touch_now)
-  bound = tonumber(bound)
-  if redis.call('EXISTS', dedup) == 0 and not has_room(stream, bound) then
-    return -1
+local function forward_one(registry, dedup, stream, stats, window, bound, now, entry, mac, fresh, touch_now, lens)
+  local result = 0
+  if redis.call('SET', dedup, '1', 'NX', 'PX', window) then
+    local room, len = has_room(stream, tonumber(bound), lens[stream])
+    lens[stream] = len
+    if not room then
+      redis.call('DEL', dedup)
+      return -1
+    end
+    result = redis.call('XADD', stream, '*', 't', entry)
+    lens[stream] = len + 1
   end
-  redis.call('HINCRBY', stats, 'totalTelegramCount', 1)
   if touch_now == '1' then
     redis.call('HSET', stats, 'lastSeen', now)
     touch(registry, mac, now, fresh)
   end
-  if redis.call('SET', dedup, '1', 'NX', 'PX', window) then
-    return redis.call('XADD', stream, '*', 't', entry)
-  end
-  return 0
+  return result
 end
 "#;
 
-/// The telegrams of one connection that were waiting, in one round trip and in order.
-/// KEYS: gateway registry, then per telegram its dedup key, stream and gateway stats.
-/// ARGV: window ms, stream bound, unix seconds, then per telegram its entry, gateway MAC,
-/// first-sight record and touch flag. Returns one answer per telegram (as `forward_one`),
-/// ending early with -1 at the first refused telegram: those after it are not written,
-/// so a retry keeps their order.
+/// The telegrams of one connection that were waiting, in one round trip and in order, and
+/// the reception records of their devices.
+/// KEYS: gateway registry, then per telegram its dedup key, stream and gateway stats, then
+/// per reception record the device's heard hash.
+/// ARGV: window ms, stream bound, unix seconds, telegram count, heard TTL s, then per
+/// telegram its entry, gateway MAC, first-sight record and touch flag, then per reception
+/// record the gateway MAC and the record.
+/// Returns one answer per telegram (as `forward_one`), ending early with -1 at the first
+/// refused telegram: those after it are not written, so a retry keeps their order. Each
+/// telegram answered counts once in its gateway's `totalTelegramCount` (one HINCRBY per
+/// gateway); the reception records are written whatever the answers.
 const FORWARD_MANY: &str = r#"
-local results = {}
-local n = (#KEYS - 1) / 3
+local n = tonumber(ARGV[4])
+local results, lens, counts = {}, {}, {}
 for i = 0, n - 1 do
-  local k, a = 2 + i * 3, 4 + i * 4
+  local k, a = 2 + i * 3, 6 + i * 4
   local r = forward_one(KEYS[1], KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[1], ARGV[2], ARGV[3],
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], lens)
   results[#results + 1] = r
   if r == -1 then break end
+  counts[KEYS[k + 2]] = (counts[KEYS[k + 2]] or 0) + 1
+end
+for stats, c in pairs(counts) do
+  redis.call('HINCRBY', stats, 'totalTelegramCount', c)
+end
+local h, ha = 2 + n * 3, 6 + n * 4
+for j = 0, #KEYS - h do
+  redis.call('HSET', KEYS[h + j], ARGV[ha + 2 * j], ARGV[ha + 2 * j + 1])
+  redis.call('EXPIRE', KEYS[h + j], ARGV[5])
 end
 return results
 "#;
@@ -162,6 +180,9 @@ pub(crate) fn forwarded(reply: redis::Value) -> Forwarded {
         other => Forwarded::New(format!("{other:?}")),
     }
 }
+
+/// A reception record: device, gateway MAC, unix ms, dBm, stick.
+pub type Heard = (String, String, u64, i8, String);
 
 /// Whether a telegram went on to the engines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,16 +270,28 @@ impl Store {
     }
 
     /// Counts each reception and forwards each telegram unless it is a duplicate, in order,
-    /// in one round trip. The answers may be fewer than the telegrams: they stop at the
-    /// first [`Forwarded::Full`], and nothing after it was written.
-    pub async fn forward(&self, telegrams: &[Pending], now: u64) -> RedisResult<Vec<Forwarded>> {
+    /// in one round trip, and writes the reception records `heard`. The answers may be fewer
+    /// than the telegrams: they stop at the first [`Forwarded::Full`], and nothing after it
+    /// was written.
+    pub async fn forward(
+        &self,
+        telegrams: &[Pending],
+        heard: &[Heard],
+        now: u64,
+    ) -> RedisResult<Vec<Forwarded>> {
         if self.redis.is_cluster() {
-            return self.forward_each_cluster(telegrams, now).await;
+            let (_, results) = tokio::join!(
+                crate::south::record_heard(&self.redis, heard),
+                self.forward_each_cluster(telegrams, now)
+            );
+            return results;
         }
         let mut call = self.forward.key(keys::GATEWAYS);
         call.arg(self.dedup_window_ms)
             .arg(self.telegram_maxlen)
-            .arg(now);
+            .arg(now)
+            .arg(telegrams.len())
+            .arg(crate::south::HEARD_TTL_S);
         for t in telegrams {
             let p = t.partition(&self.layout);
             call.key(self.dedup_key(p, t))
@@ -268,6 +301,11 @@ impl Store {
                 .arg(&t.mac)
                 .arg(&t.first_sight)
                 .arg(if t.touch { "1" } else { "0" });
+        }
+        for (eurid, mac, ms, dbm, stick) in heard {
+            call.key(keys::device_heard(eurid))
+                .arg(mac)
+                .arg(crate::south::heard_record(*ms, *dbm, stick));
         }
         let replies: Vec<redis::Value> = call.invoke_async(&mut self.redis.clone()).await?;
         Ok(replies.into_iter().map(forwarded).collect())

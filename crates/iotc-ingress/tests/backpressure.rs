@@ -168,6 +168,14 @@ async fn a_full_stream_holds_the_ap_back_until_the_engine_acknowledges() {
     assert_eq!(drain(&redis), 3);
     ws.send(serial(8)).await.unwrap();
     wait_added(&redis, 9);
+    // Each telegram counted once for its gateway, however often it was refused and retried.
+    let total: i64 = redis::Commands::hget(
+        &mut redis.conn(),
+        keys::gateway_stats("904c81cf3887"),
+        keys::stats::TOTAL,
+    )
+    .unwrap();
+    assert_eq!(total, 9);
     assert_eq!(
         metric(&ingress, "iotc_ingress_telegrams_refused_total").await,
         0.0

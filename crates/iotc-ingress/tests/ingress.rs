@@ -330,6 +330,14 @@ async fn gateway_last_seen_is_written_at_most_once_a_second() {
     let record: String = redis.conn().hget(keys::GATEWAYS, "904c81cf3886").unwrap();
     let record: iotc_core::model::GatewayRecord = serde_json::from_str(&record).unwrap();
     assert!(record.last_seen > 0);
+    // The sender's reception record, written with the telegrams, for the control egress.
+    let heard_key = keys::device_heard("feee14ab");
+    let heard: String = redis.conn().hget(&heard_key, "904c81cf3886").unwrap();
+    let parts: Vec<&str> = heard.split(',').collect();
+    assert_eq!(parts.len(), 3, "{heard}");
+    assert!(parts[0].parse::<u64>().unwrap() > 0);
+    let ttl: i64 = redis.conn().ttl(&heard_key).unwrap();
+    assert!(ttl > 0 && ttl <= 86_400, "TTL {ttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
