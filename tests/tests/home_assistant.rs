@@ -261,6 +261,8 @@ async fn actuators_get_command_entities_on_the_control_topic() {
         ("d2050000", "D2-05-00", "cover", "cover"),
         ("a5200001", "A5-20-01", "valve", "valve"),
         ("a5200001", "A5-20-01", "climate", "climate"),
+        ("a5200006", "A5-20-06", "valve", "valve"),
+        ("a5200006", "A5-20-06", "climate", "climate"),
     ];
     for (i, (id, eep, component, object)) in devices.into_iter().enumerate() {
         if i == 0 || devices[i - 1].0 != id {
@@ -351,44 +353,55 @@ async fn actuators_get_command_entities_on_the_control_topic() {
         "HA's PAYLOAD_NONE: position unknown"
     );
 
-    // A5-20-01 as a thermostat: the target temperature is the set point in °C, with the
-    // valve's own temperature as the room temperature.
-    let valve = configs(&sub, "a5200001");
+    // Battery valves as thermostats: the target temperature is the set point in °C, with the
+    // valve's own temperature as the room temperature; the control egress encodes it.
+    thermostat_sends_set_point_and_room(&sub, "a5200001", "A5-20-01", (137, 131)).await;
+    thermostat_sends_set_point_and_room(&sub, "a5200006", "A5-20-06", (43, 78)).await;
+}
+
+/// The thermostat of valve `id` at 21.5 °C with the room at 19.5 °C: the raw set point and
+/// room temperature bytes (DB3, DB2) of the telegram the control egress encodes.
+async fn thermostat_sends_set_point_and_room(
+    sub: &Subscriber,
+    id: &str,
+    eep: &str,
+    (set_point, room): (u8, u8),
+) {
+    let valve = configs(sub, id);
     let t = config(&valve, "climate", "climate");
-    let room = ha_support::render(
+    let reported = json!({"temperature": 19.5, "currentValue": 30});
+    let current = ha_support::render(
         t["current_temperature_template"].as_str().unwrap(),
-        &json!({"temperature": 19.5, "currentValue": 30}),
+        &reported,
     );
-    assert_eq!(room.trim(), "19.5");
-    let action = ha_support::render(
-        t["action_template"].as_str().unwrap(),
-        &json!({"temperature": 19.5, "currentValue": 30}),
-    );
-    assert_eq!(action, "heating");
+    assert_eq!(current.trim(), "19.5", "{eep}");
+    let action = ha_support::render(t["action_template"].as_str().unwrap(), &reported);
+    assert_eq!(action, "heating", "{eep}");
     let body = ha_support::render_command(
         t["temperature_command_template"].as_str().unwrap(),
         &json!(21.5),
         &json!({"current_temperature": 19.5}),
     );
-    // The control egress encodes it: set point 21.5 °C is raw 137 of 0..255 (0..40 °C).
     let encoded = iotc_core::command::CommandBody::parse(body.as_bytes())
         .unwrap()
-        .encode("A5-20-01", 0xa5200001)
+        .encode(eep, u32::from_str_radix(id, 16).unwrap())
         .unwrap();
-    assert_eq!((encoded.rorg, encoded.data[0]), (0xA5, 137), "{encoded:?}");
-    assert_ne!(encoded.data[2] & 0x04, 0, "SPS: temperature set point");
-    assert_ne!(encoded.data[3] & 0x08, 0, "a data telegram, not a teach-in");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    let value = |k: &str| {
-        body.as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["key"] == k)
-            .map(|v| v["value"].as_f64().unwrap())
-    };
-    assert_eq!(value("valvePositionOrTemperatureSetpoint"), Some(21.5));
-    assert_eq!(value("setPointSelection"), Some(1.0));
-    assert_eq!(value("temperatureFromRcu"), Some(19.5));
+    assert_eq!(encoded.rorg, 0xA5, "{eep}");
+    assert_eq!(
+        (encoded.data[0], encoded.data[1]),
+        (set_point, room),
+        "{eep} {body}"
+    );
+    assert_ne!(
+        encoded.data[2] & 0x04,
+        0,
+        "{eep}: SPS, temperature set point"
+    );
+    assert_ne!(
+        encoded.data[3] & 0x08,
+        0,
+        "{eep}: a data telegram, not a teach-in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

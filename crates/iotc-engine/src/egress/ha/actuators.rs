@@ -17,7 +17,8 @@ enum Kind {
     Light,
     /// Position through `position` (D2-05: 0 = open, 100 = closed).
     Cover,
-    /// A5-20-01: a valve (position 0..100 %) and a thermostat (set point 0..40 °C).
+    /// Battery valves (A5-20-01, A5-20-06): a valve (position 0..100 %) and a thermostat
+    /// (set point 0..40 °C), keys in [`VALVES`].
     Valve,
 }
 
@@ -32,10 +33,46 @@ const KINDS: &[(&str, Kind)] = &[
     ("D2-01-", Kind::Switch),
     ("D2-05-", Kind::Cover),
     ("A5-20-01", Kind::Valve),
+    ("A5-20-06", Kind::Valve),
 ];
 
-/// A5-20-01's set point field, read as a position or a temperature by `setPointSelection`.
-const SET_POINT: &str = "valvePositionOrTemperatureSetpoint";
+/// The keys of a battery valve's profile.
+struct Valve {
+    eep: &'static str,
+    /// The set point sent to the valve: a position or, with `setPointSelection` 1, a
+    /// temperature.
+    set_point: &'static str,
+    /// The room temperature sent with a temperature set point.
+    room: &'static str,
+    /// What the valve reports: its position (%) and its temperature (°C).
+    position: &'static str,
+    temperature: &'static str,
+}
+
+/// Set point selection value meaning "temperature set point" in both profiles.
+const SPS_TEMPERATURE: &str = "1";
+
+const VALVES: &[Valve] = &[
+    Valve {
+        eep: "A5-20-01",
+        set_point: "valvePositionOrTemperatureSetpoint",
+        room: "temperatureFromRcu",
+        position: "currentValue",
+        temperature: "temperature",
+    },
+    Valve {
+        eep: "A5-20-06",
+        set_point: "setpoint",
+        room: "roomTemperatureFromControlUnit",
+        position: "currentValue",
+        temperature: "temperature",
+    },
+];
+
+fn valve(profile: &Profile) -> &'static Valve {
+    let eep = profile.eep.to_string();
+    VALVES.iter().find(|v| v.eep == eep).unwrap_or(&VALVES[0])
+}
 
 fn kind(profile: &Profile) -> Option<Kind> {
     let eep = profile.eep.to_string();
@@ -51,11 +88,13 @@ pub fn configs(profile: &Profile, ctx: &Ctx<'_>) -> Vec<Config> {
         return Vec::new();
     };
     let mut out = match ha::channels(profile) {
-        1 => vec![output(kind, ctx, None)],
-        n => (0..n).map(|ch| output(kind, ctx, Some(ch))).collect(),
+        1 => vec![output(kind, profile, ctx, None)],
+        n => (0..n)
+            .map(|ch| output(kind, profile, ctx, Some(ch)))
+            .collect(),
     };
     if kind == Kind::Valve {
-        out.push(thermostat(ctx));
+        out.push(thermostat(valve(profile), ctx));
     }
     out
 }
@@ -83,7 +122,7 @@ fn body(values: &[(&str, &str)], channel: Option<u8>, command: Option<&str>) -> 
 }
 
 /// The command entity of one output (of channel `channel` on multi-channel actuators).
-fn output(kind: Kind, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
+fn output(kind: Kind, profile: &Profile, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
     let set_topic = ctx.topics.command(ctx.id);
     let state = ctx.topics.state(ctx.id);
     let key = |k: &str| match channel {
@@ -139,15 +178,18 @@ fn output(kind: Kind, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
                 ),
             }),
         ),
-        Kind::Valve => (
-            "valve",
-            json!({
-                "command_topic": set_topic, "reports_position": true,
-                "command_template": set(SET_POINT, "{{ value }}"),
-                "state_topic": state,
-                "value_template": "{{ value_json.currentValue }}",
-            }),
-        ),
+        Kind::Valve => {
+            let v = valve(profile);
+            (
+                "valve",
+                json!({
+                    "command_topic": set_topic, "reports_position": true,
+                    "command_template": set(v.set_point, "{{ value }}"),
+                    "state_topic": state,
+                    "value_template": format!("{{{{ value_json['{}'] }}}}", v.position),
+                }),
+            )
+        }
     };
     let (object, name) = match channel {
         Some(ch) => (
@@ -159,31 +201,35 @@ fn output(kind: Kind, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
     with_base(ctx, component, &object, &name, extra)
 }
 
-/// A5-20-01 run on its own temperature control: a `climate` entity whose target temperature is
+/// A valve run on its own temperature control: a `climate` entity whose target temperature is
 /// sent as the set point with `setPointSelection` 1 (0..40 °C). The valve regulates against
-/// the room temperature the command carries (`temperatureFromRcu`): the valve's own last
-/// reported temperature, which is the entity's current temperature (20 °C before the first).
-fn thermostat(ctx: &Ctx<'_>) -> Config {
+/// the room temperature the command carries: the valve's own last reported temperature,
+/// which is the entity's current temperature (20 °C before the first).
+fn thermostat(v: &Valve, ctx: &Ctx<'_>) -> Config {
     let set_topic = ctx.topics.command(ctx.id);
     let state = ctx.topics.state(ctx.id);
     let room = "{{ state_attr(entity_id, 'current_temperature') | float(20) }}";
     let command = body(
         &[
-            (SET_POINT, "{{ value }}"),
-            ("setPointSelection", "1"),
-            ("temperatureFromRcu", room),
+            (v.set_point, "{{ value }}"),
+            ("setPointSelection", SPS_TEMPERATURE),
+            (v.room, room),
         ],
         None,
         None,
+    );
+    let (t, p) = (
+        format!("value_json['{}']", v.temperature),
+        format!("value_json['{}']", v.position),
     );
     let extra = json!({
         "temperature_command_topic": set_topic,
         "temperature_command_template": command,
         "current_temperature_topic": state,
-        "current_temperature_template":
-            "{{ value_json.temperature if value_json.temperature is number else none }}",
+        "current_temperature_template": format!("{{{{ {t} if {t} is number else none }}}}"),
         "action_topic": state,
-        "action_template": "{{ none if value_json.currentValue is not number else ('heating' if value_json.currentValue > 0 else 'idle') }}",
+        "action_template":
+            format!("{{{{ none if {p} is not number else ('heating' if {p} > 0 else 'idle') }}}}"),
         "mode_state_topic": state,
         "mode_state_template": "heat",
         "modes": ["heat"],
