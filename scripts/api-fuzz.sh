@@ -43,12 +43,16 @@ redis_cli HSET iotc:gateways 24f27fca1ba4 \
 
 echo "fuzzing $base with $examples examples per operation"
 status=0
+# One worker: with the fixed seed every run generates the same cases. With two, the cases
+# depended on how the operations were shared out, and one run met a known false positive of
+# the negative_data_rejection check (an extra query parameter the HTTP client left out of the
+# request, so the API rightly answered 200 to `?seconds=1`).
 "$venv/bin/schemathesis" run "$base/api.beta/v1/openapi.json" \
   --auth "$user:$pass" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
   --phases examples,coverage,fuzzing \
   --max-examples "$examples" \
-  --workers 2 \
+  --workers 1 \
   --seed "${IOTC_FUZZ_SEED:-1887}" \
   --request-timeout 10 \
   --report junit --report-dir "$work/report" \
