@@ -9,7 +9,7 @@
 //! its value names as options. Rocker and push buttons become `event` entities ([`buttons`]).
 //! Class, unit and state class names are Home Assistant's (see the lists in the engine's tests).
 
-use super::model::{Direction, FieldDef, Item, Profile};
+use super::model::{Case, Direction, FieldDef, Item, Profile};
 
 /// The kind of Home Assistant entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +205,18 @@ fn controller_words(profile: &Profile) -> Option<&'static [&'static str]> {
         .map(|(_, words)| *words)
 }
 
+/// Whether `profile` is an actuator whose messages address its output channels (D2-01, D2-05).
+pub fn addresses_channels(profile: &Profile) -> bool {
+    controller_words(profile).is_some()
+}
+
+/// Whether `case` of `profile` is a message a controller sends to the device: marked so, or
+/// named so in [`CONTROLLER_CASES`].
+pub fn is_controller_case(profile: &Profile, case: &Case) -> bool {
+    let words = controller_words(profile).unwrap_or_default();
+    case.direction == Some(Direction::ToDevice) || words.iter().any(|w| case.title.contains(w))
+}
+
 /// The number of output channels of a device of `profile`.
 pub fn channels(profile: &Profile) -> u8 {
     let eep = profile.eep.to_string();
@@ -265,12 +277,10 @@ fn device_fields(profile: &Profile) -> impl Iterator<Item = (Vec<&'static str>, 
 fn device_fields_with_channel(
     profile: &Profile,
 ) -> impl Iterator<Item = (Vec<&'static str>, &FieldDef, bool)> {
-    let controller = controller_words(profile).unwrap_or_default();
     profile
         .cases
         .iter()
-        .filter(|c| c.direction != Some(Direction::ToDevice))
-        .filter(move |c| !controller.iter().any(|w| c.title.contains(w)))
+        .filter(move |c| !is_controller_case(profile, c))
         .flat_map(|c| {
             let per_channel = c.fields.iter().any(|f| is_channel_key(f.key));
             c.fields.iter().map(move |f| {
@@ -315,7 +325,7 @@ pub fn entities(profile: &Profile) -> Vec<Entity> {
         if SKIPPED.contains(&f.key) || button || BUTTON_DETAILS.contains(&f.key) {
             continue;
         }
-        if (channels > 1 || controller_words(profile).is_some()) && is_channel_key(f.key) {
+        if (channels > 1 || addresses_channels(profile)) && is_channel_key(f.key) {
             continue;
         }
         let per_unit = f.unit_from.is_some();

@@ -43,10 +43,11 @@ impl Device {
     /// A device of `eep`; fails when the profile is unknown or cannot be encoded.
     pub fn new(id: u32, eep: Eep) -> anyhow::Result<Device> {
         let profile = eep::profile(eep).with_context(|| format!("EEP {eep} is not supported"))?;
+        // The first message the device sends (not a controller's command or query).
         let Some(case) = profile
             .cases
             .iter()
-            .find(|c| c.direction.is_none_or(|d| d == Direction::FromDevice))
+            .find(|c| !eep::ha::is_controller_case(profile, c))
         else {
             bail!("EEP {eep} has no telegram a device sends");
         };
@@ -67,6 +68,14 @@ impl Device {
             .filter(|f| !f.shortcut.starts_with("LRN"))
             .filter(|f| !fixed.iter().any(|(s, _)| *s == f.shortcut))
             .filter_map(|f| {
+                if eep::ha::is_channel_key(f.key) && eep::ha::addresses_channels(profile) {
+                    // An actuator reports one of the output channels it has.
+                    let raws = (0..i64::from(eep::ha::channels(profile))).collect();
+                    return Some(Vary::Choice {
+                        shortcut: f.shortcut,
+                        raws,
+                    });
+                }
                 if let Some(Item::Linear(l)) = f.items.iter().find(|i| matches!(i, Item::Linear(_)))
                 {
                     return Some(Vary::Scaled {
@@ -208,6 +217,23 @@ mod tests {
             }
             assert!(distinct.len() > 1, "{name} values vary");
         }
+    }
+
+    #[test]
+    fn actuators_report_status_on_their_own_channels() {
+        let mut rng = rand::rng();
+        let eep: Eep = "D2-01-12".parse().unwrap();
+        let device = Device::new(0x0510_0002, eep).unwrap();
+        let mut channels = std::collections::HashSet::new();
+        for _ in 0..40 {
+            let c = device.next_content(&mut rng);
+            let fields = eep::decode(eep, c.rorg, &c.data, c.status).unwrap();
+            let raw = |key: &str| fields.iter().find(|f| f.key == key).map(|f| f.raw);
+            // D2-01 CMD 4, Actuator Status Response: not a controller's Set Output.
+            assert_eq!(raw("commandID"), Some(4));
+            channels.insert(raw("ioChannel").unwrap());
+        }
+        assert_eq!(channels, [0, 1].into(), "D2-01-12 has two channels");
     }
 
     #[test]
