@@ -333,6 +333,11 @@ impl Stack {
         format!("http://127.0.0.1:{}/api.beta/v1{path}", self.api_port)
     }
 
+    /// `iotc simulate` arguments that reach this stack's ingress as an AP.
+    pub fn simulate_args(&self) -> Vec<String> {
+        simulate_args(self.ingress_port)
+    }
+
     /// Onboards a device through the API; panics unless it is accepted.
     pub async fn onboard(&self, device: &Value) {
         let res = reqwest::Client::new()
@@ -486,4 +491,41 @@ impl Stack {
         .await
         .expect("send health");
     }
+}
+
+/// `iotc simulate` and the arguments that reach an ingress on `port` as an AP: WebSocket and
+/// login URLs, user and password. Callers add what the run is about.
+pub fn simulate_args(ingress_port: u16) -> Vec<String> {
+    let base = format!("127.0.0.1:{ingress_port}");
+    [
+        "simulate".to_string(),
+        "--url".into(),
+        format!("ws://{base}/aruba"),
+        "--auth-url".into(),
+        format!("http://{base}/auth/aruba"),
+        "--username".into(),
+        AP_USER.into(),
+        "--password".into(),
+        AP_PASSWORD.into(),
+    ]
+    .into()
+}
+
+/// Asks `probe` every 100 ms until it gives a value; panics naming `what` after `timeout`.
+pub async fn until<T>(
+    timeout: Duration,
+    what: &str,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let poll = async {
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(timeout, poll)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {timeout:?}"))
 }

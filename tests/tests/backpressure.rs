@@ -76,13 +76,7 @@ fn start_ingress(stack: &Stack) -> (Proc, u16) {
 /// `iotc simulate` offering `OFFERED` telegrams of distinct devices; returns its output.
 fn simulate(stack: &Stack, ingress_port: u16) -> String {
     let out = Command::new(bin("iotc"))
-        .arg("simulate")
-        .args(["--url", &format!("ws://127.0.0.1:{ingress_port}/aruba")])
-        .args([
-            "--auth-url",
-            &format!("http://127.0.0.1:{ingress_port}/auth/aruba"),
-        ])
-        .args(["--username", AP_USER, "--password", AP_PASSWORD])
+        .args(iotc_e2e::simulate_args(ingress_port))
         .args(["--onboard", &stack.api_url("")])
         .args(["--api-username", API_USER, "--api-password", API_PASSWORD])
         .args(["--gateways", "2", "--devices", &OFFERED.to_string()])

@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use iotc_core::keys;
 use iotc_e2e::browser::{Browser, Page};
-use iotc_e2e::{
-    AP_PASSWORD, AP_USER, API_PASSWORD, API_USER, Proc, Stack, Subscriber, ap, bin, radio,
-    repo_root,
-};
+use iotc_e2e::{API_PASSWORD, API_USER, Proc, Stack, Subscriber, ap, bin, radio, repo_root};
 use redis::AsyncCommands;
 
 const SIM_DEVICE: &str = "05c00001";
@@ -33,11 +30,8 @@ fn shots() -> PathBuf {
 /// `iotc simulate`: one AP, one A5-02-05 device onboarded through the API, two telegrams a
 /// second until it is dropped.
 fn simulator(stack: &Stack) -> Proc {
-    let ingress = format!("127.0.0.1:{}", stack.ingress_port);
     let mut cmd = Command::new(bin("iotc"));
-    cmd.args(["simulate", "--url", &format!("ws://{ingress}/aruba")])
-        .args(["--auth-url", &format!("http://{ingress}/auth/aruba")])
-        .args(["--username", AP_USER, "--password", AP_PASSWORD])
+    cmd.args(stack.simulate_args())
         .args(["--onboard", &stack.api_url("")])
         .args(["--api-username", API_USER, "--api-password", API_PASSWORD])
         .args(["--gateways", "1", "--devices", "1", "--eep", "A5-02-05"])

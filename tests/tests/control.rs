@@ -8,7 +8,7 @@ use enocean::esp3;
 use enocean::south::sender_for;
 use futures_util::StreamExt;
 use iotc_core::keys;
-use iotc_e2e::{Stack, Subscriber, ap, radio};
+use iotc_e2e::{Stack, Subscriber, ap, radio, until};
 use prost::Message as _;
 use redis::AsyncCommands;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
@@ -131,25 +131,18 @@ async fn switch_heard_by_two(stack: &Stack, token: &str) -> (ap::Socket, ap::Soc
     ap::send(&mut ws1, token, AP1, &[&status(0.0, -75)]).await;
     ap::send(&mut ws2, token, AP2, &[&status(0.0, -52)]).await;
     let mut r = stack.redis.conn().await;
-    let heard = async {
-        loop {
-            let n: usize = r.hlen(keys::device_heard(ID)).await.unwrap();
-            let live: usize = r
-                .exists(&[
-                    keys::ap_ingress(&hex::encode(AP1)),
-                    keys::ap_ingress(&hex::encode(AP2)),
-                ])
-                .await
-                .unwrap();
-            if n == 2 && live == 2 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, heard)
-        .await
-        .expect("both APs heard the switch");
+    until(WAIT, "both APs heard the switch", async || {
+        let n: usize = r.hlen(keys::device_heard(ID)).await.unwrap();
+        let live: usize = r
+            .exists(&[
+                keys::ap_ingress(&hex::encode(AP1)),
+                keys::ap_ingress(&hex::encode(AP2)),
+            ])
+            .await
+            .unwrap();
+        (n == 2 && live == 2).then_some(())
+    })
+    .await;
     (ws1, ws2)
 }
 
@@ -279,18 +272,11 @@ async fn disconnected_ap_is_skipped_and_without_ap_the_command_fails() {
     // AP2 heard the switch best but disconnects: AP1 takes the command.
     drop(ws2);
     let mut r = stack.redis.conn().await;
-    let gone = async {
-        while r
-            .exists::<_, bool>(keys::ap_ingress(&hex::encode(AP2)))
-            .await
-            .unwrap()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, gone)
-        .await
-        .expect("AP2 deregistered");
+    until(WAIT, "AP2 deregistered", async || {
+        let live: bool = r.exists(keys::ap_ingress(&hex::encode(AP2))).await.unwrap();
+        (!live).then_some(())
+    })
+    .await;
     let (status, _) = post_command(&stack, &json!([{"key": "outputValue", "value": 50}])).await;
     assert_eq!(status, 200);
     answer_command(&mut ws1, &token, AP1, &set_output_frame(0, 50), true).await;
@@ -302,18 +288,11 @@ async fn disconnected_ap_is_skipped_and_without_ap_the_command_fails() {
     assert!(text.contains(&hex::encode(AP1)), "{text}");
 
     drop(ws1);
-    let gone = async {
-        while r
-            .exists::<_, bool>(keys::ap_ingress(&hex::encode(AP1)))
-            .await
-            .unwrap()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, gone)
-        .await
-        .expect("AP1 deregistered");
+    until(WAIT, "AP1 deregistered", async || {
+        let live: bool = r.exists(keys::ap_ingress(&hex::encode(AP1))).await.unwrap();
+        (!live).then_some(())
+    })
+    .await;
     let (status, _) = post_command(&stack, &json!([{"key": "outputValue", "value": 1}])).await;
     assert_eq!(status, 200);
     let failed = events(&sub, "COMMAND_FAILED", 1).await;
@@ -338,18 +317,11 @@ async fn ute_teach_in_is_listed_outside_the_window_and_answered_and_onboarded_in
 
     // Outside a learn window: listed, not onboarded.
     ap::send(&mut ws, &token, AP1, &[&ute_query(NEW, 0xFF)]).await;
-    let listed = async {
-        loop {
-            let (_, list) = stack.api_get("/devices/unknown").await;
-            if let Some(d) = list.as_array().and_then(|l| l.first()).cloned() {
-                return d;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let d = tokio::time::timeout(WAIT, listed)
-        .await
-        .expect("listed as unknown");
+    let d = until(WAIT, "listed as unknown", async || {
+        let (_, list) = stack.api_get("/devices/unknown").await;
+        list.as_array().and_then(|l| l.first()).cloned()
+    })
+    .await;
     assert_eq!(
         (
             &d["sourceEurid"],
@@ -405,18 +377,11 @@ async fn ute_teach_in_is_listed_outside_the_window_and_answered_and_onboarded_in
     assert_eq!(res.status(), 200);
     let teach = radio::telegram(0xA5, vec![0x08, 0x28, 0x46, 0x80], 0x0190_0004, 0, -60);
     ap::send(&mut ws, &token, AP1, &[&radio::frame(&teach)]).await;
-    let onboarded = async {
-        loop {
-            let (status, device) = stack.api_get("/devices?sourceID=01900004").await;
-            if status == 200 {
-                return device;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let device = tokio::time::timeout(WAIT, onboarded)
-        .await
-        .expect("4BS teach-in onboarded");
+    let device = until(WAIT, "4BS teach-in onboarded", async || {
+        let (status, device) = stack.api_get("/devices?sourceID=01900004").await;
+        (status == 200).then_some(device)
+    })
+    .await;
     assert_eq!(device["eep"], "A5-02-05");
     // Both teach-ins named manufacturer 0x046; it is kept with the onboarded devices.
     let mut redis = stack.redis.conn().await;
@@ -483,12 +448,10 @@ async fn valve_command_waits_for_the_valve_and_goes_out_right_after_its_telegram
     let path = format!("/devices/command?sourceID={VALVE_ID}");
     let (status, accepted) = api(&stack, reqwest::Method::POST, &path, Some(set.clone())).await;
     assert_eq!((status, &accepted["telegram"]), (200, &json!("a532000008")));
-    let waiting = async {
-        while queued(&stack).await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, waiting).await.expect("queued");
+    until(WAIT, "queued", async || {
+        (!queued(&stack).await.is_empty()).then_some(())
+    })
+    .await;
     assert_eq!(queued(&stack).await[0]["id"], accepted["id"]);
 
     // The valve sends: the command follows at once. Set point 50 % (SPS 0) in DB3, TMP raw
@@ -517,14 +480,10 @@ async fn valve_command_waits_for_the_valve_and_goes_out_right_after_its_telegram
     // A queued command can be dropped.
     let (status, _) = api(&stack, reqwest::Method::POST, &path, Some(set)).await;
     assert_eq!(status, 200);
-    let waiting = async {
-        while queued(&stack).await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, waiting)
-        .await
-        .expect("queued again");
+    until(WAIT, "queued again", async || {
+        (!queued(&stack).await.is_empty()).then_some(())
+    })
+    .await;
     let queue = format!("/devices/queue?sourceID={VALVE_ID}");
     let (status, _) = api(&stack, reqwest::Method::DELETE, &queue, None).await;
     assert_eq!(status, 200);
@@ -569,19 +528,16 @@ async fn simulated_ap_answers_the_stick_side() {
         ],
     );
     let mut r = stack.redis.conn().await;
-    let heard = async {
-        loop {
+    until(
+        WAIT,
+        "the simulated device is heard and onboarded",
+        async || {
             let n: usize = r.hlen(keys::device_heard(sim_id)).await.unwrap();
             let (status, _) = stack.api_get(&format!("/devices?sourceID={sim_id}")).await;
-            if n > 0 && status == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, heard)
-        .await
-        .expect("the simulated device is heard and onboarded");
+            (n > 0 && status == 200).then_some(())
+        },
+    )
+    .await;
     let path = format!("/devices/command?sourceID={sim_id}");
     let body = json!([{"key": "outputValue", "value": 100}]);
     let (status, _) = api(&stack, reqwest::Method::POST, &path, Some(body)).await;
@@ -615,20 +571,10 @@ async fn simulated_ap_answers_the_stick_side() {
 /// `iotc simulate` against the stack: one device, the given options, for two minutes.
 fn simulator(stack: &Stack, options: &[&str], more: &[&str]) -> tokio::process::Child {
     tokio::process::Command::new(iotc_e2e::bin("iotc"))
-        .arg("simulate")
-        .args([
-            "--url",
-            &format!("ws://127.0.0.1:{}/aruba", stack.ingress_port),
-        ])
-        .args([
-            "--auth-url",
-            &format!("http://127.0.0.1:{}/auth/aruba", stack.ingress_port),
-        ])
+        .args(stack.simulate_args())
         .args(["--devices", "1", "--duration", "120"])
         .args(options)
         .args(more)
-        .env("IOT_ENDPOINT_USERNAME", iotc_e2e::AP_USER)
-        .env("IOT_ENDPOINT_PASSWORD", iotc_e2e::AP_PASSWORD)
         .env("IOT_API_USERNAME", iotc_e2e::API_USER)
         .env("IOT_API_PASSWORD", iotc_e2e::API_PASSWORD)
         .stdin(std::process::Stdio::null())
@@ -701,19 +647,12 @@ async fn simulated_ute_device_is_listed_then_taught_in_by_learn_mode() {
         &["--id-base", device, "--rate", "2"],
     );
     // Outside the learn window its UTE queries list it as unknown.
-    let listed = async {
-        loop {
-            let (_, list) = stack.api_get("/devices/unknown").await;
-            let mut all = list.as_array().cloned().unwrap_or_default().into_iter();
-            if let Some(entry) = all.find(|d| d["sourceEurid"] == device) {
-                return entry;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    let entry = tokio::time::timeout(WAIT, listed)
-        .await
-        .expect("listed as unknown");
+    let entry = until(WAIT, "listed as unknown", async || {
+        let (_, list) = stack.api_get("/devices/unknown").await;
+        let mut all = list.as_array().cloned().unwrap_or_default().into_iter();
+        all.find(|d| d["sourceEurid"] == device)
+    })
+    .await;
     assert_eq!(entry["eep"], "D2-01-12");
     let (status, _) = stack.api_get(&format!("/devices?sourceID={device}")).await;
     assert_eq!(status, 404, "not onboarded outside the window");

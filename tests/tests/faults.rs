@@ -219,21 +219,7 @@ async fn simulator_aps_reconnect_after_an_ingress_restart() {
     // The stream length then only grows (the ingress trims what every group acknowledged).
     iotc_e2e::load::keep_every_entry(&stack);
     let mut cmd = std::process::Command::new(iotc_e2e::bin("iotc"));
-    cmd.arg("simulate")
-        .args([
-            "--url",
-            &format!("ws://127.0.0.1:{}/aruba", stack.ingress_port),
-        ])
-        .args([
-            "--auth-url",
-            &format!("http://127.0.0.1:{}/auth/aruba", stack.ingress_port),
-        ])
-        .args([
-            "--username",
-            iotc_e2e::AP_USER,
-            "--password",
-            iotc_e2e::AP_PASSWORD,
-        ])
+    cmd.args(stack.simulate_args())
         .args([
             "--gateways",
             "2",

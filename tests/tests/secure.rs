@@ -12,8 +12,8 @@ use enocean::telegram::Telegram;
 use enocean::{Eep, eep};
 use iotc_core::keys;
 use iotc_e2e::{
-    AP_PASSWORD, AP_USER, API_PASSWORD, API_USER, EngineProc, Proc, Received, Stack, Subscriber,
-    ap, bin, radio, spawn_api,
+    API_PASSWORD, API_USER, EngineProc, Proc, Received, Stack, Subscriber, ap, bin, radio,
+    spawn_api,
 };
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -366,13 +366,7 @@ async fn simulator_secure_devices_reach_mqtt() {
         let mqtt = stack.mqtt.connstring();
         move || {
             Command::new(bin("iotc"))
-                .arg("simulate")
-                .args(["--url", &format!("ws://127.0.0.1:{ingress}/aruba")])
-                .args([
-                    "--auth-url",
-                    &format!("http://127.0.0.1:{ingress}/auth/aruba"),
-                ])
-                .args(["--username", AP_USER, "--password", AP_PASSWORD])
+                .args(iotc_e2e::simulate_args(ingress))
                 .args(["--gateways", "2", "--shared", "0", "--devices", "4"])
                 .args(["--eep", "A5-02-05,D2-14-41", "--id-base", "05ec1000"])
                 .args(["--secure", "3", "--secure-teach-in"])
