@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::discovery::{Config, Ctx};
 
 /// What kind of command entity a profile family gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Kind {
     /// On/off through `outputValue` 0/100 (D2-01 without dimming).
     Switch,
@@ -17,9 +17,9 @@ enum Kind {
     Light,
     /// Position through `position` (D2-05: 0 = open, 100 = closed).
     Cover,
-    /// Battery valves (A5-20-01, A5-20-06): a valve (position 0..100 %) and a thermostat
-    /// (set point 0..40 °C), keys in [`VALVES`].
-    Valve,
+    /// Battery valves ([`VALVES`]): a valve (position 0..100 %) and a thermostat (set point
+    /// 0..40 °C).
+    Valve(&'static Valve),
 }
 
 /// EEP prefixes and their kind, most specific first. D2-01 dimmers are types 02..05 and 09
@@ -32,8 +32,6 @@ const KINDS: &[(&str, Kind)] = &[
     ("D2-01-09", Kind::Light),
     ("D2-01-", Kind::Switch),
     ("D2-05-", Kind::Cover),
-    ("A5-20-01", Kind::Valve),
-    ("A5-20-06", Kind::Valve),
 ];
 
 /// The keys of a battery valve's profile.
@@ -69,13 +67,11 @@ const VALVES: &[Valve] = &[
     },
 ];
 
-fn valve(profile: &Profile) -> &'static Valve {
-    let eep = profile.eep.to_string();
-    VALVES.iter().find(|v| v.eep == eep).unwrap_or(&VALVES[0])
-}
-
 fn kind(profile: &Profile) -> Option<Kind> {
     let eep = profile.eep.to_string();
+    if let Some(v) = VALVES.iter().find(|v| v.eep == eep) {
+        return Some(Kind::Valve(v));
+    }
     KINDS
         .iter()
         .find(|(prefix, _)| eep.starts_with(prefix))
@@ -88,13 +84,11 @@ pub fn configs(profile: &Profile, ctx: &Ctx<'_>) -> Vec<Config> {
         return Vec::new();
     };
     let mut out = match ha::channels(profile) {
-        1 => vec![output(kind, profile, ctx, None)],
-        n => (0..n)
-            .map(|ch| output(kind, profile, ctx, Some(ch)))
-            .collect(),
+        1 => vec![output(kind, ctx, None)],
+        n => (0..n).map(|ch| output(kind, ctx, Some(ch))).collect(),
     };
-    if kind == Kind::Valve {
-        out.push(thermostat(valve(profile), ctx));
+    if let Kind::Valve(v) = kind {
+        out.push(thermostat(v, ctx));
     }
     out
 }
@@ -122,7 +116,7 @@ fn body(values: &[(&str, &str)], channel: Option<u8>, command: Option<&str>) -> 
 }
 
 /// The command entity of one output (of channel `channel` on multi-channel actuators).
-fn output(kind: Kind, profile: &Profile, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
+fn output(kind: Kind, ctx: &Ctx<'_>, channel: Option<u8>) -> Config {
     let set_topic = ctx.topics.command(ctx.id);
     let state = ctx.topics.state(ctx.id);
     let key = |k: &str| match channel {
@@ -147,7 +141,7 @@ fn output(kind: Kind, profile: &Profile, ctx: &Ctx<'_>, channel: Option<u8>) -> 
                 "command_topic": set_topic, "payload_on": payload_on,
                 "payload_off": payload_off, "state_topic": state,
             });
-            if kind == Kind::Switch {
+            if matches!(kind, Kind::Switch) {
                 m["value_template"] = state_template.into();
                 m["state_on"] = on.into();
                 m["state_off"] = off.into();
@@ -178,18 +172,15 @@ fn output(kind: Kind, profile: &Profile, ctx: &Ctx<'_>, channel: Option<u8>) -> 
                 ),
             }),
         ),
-        Kind::Valve => {
-            let v = valve(profile);
-            (
-                "valve",
-                json!({
-                    "command_topic": set_topic, "reports_position": true,
-                    "command_template": set(v.set_point, "{{ value }}"),
-                    "state_topic": state,
-                    "value_template": format!("{{{{ value_json['{}'] }}}}", v.position),
-                }),
-            )
-        }
+        Kind::Valve(v) => (
+            "valve",
+            json!({
+                "command_topic": set_topic, "reports_position": true,
+                "command_template": set(v.set_point, "{{ value }}"),
+                "state_topic": state,
+                "value_template": format!("{{{{ value_json['{}'] }}}}", v.position),
+            }),
+        ),
     };
     let (object, name) = match channel {
         Some(ch) => (
