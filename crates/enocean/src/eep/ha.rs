@@ -213,8 +213,22 @@ pub fn addresses_channels(profile: &Profile) -> bool {
 /// Whether `case` of `profile` is a message a controller sends to the device: marked so, or
 /// named so in [`CONTROLLER_CASES`].
 pub fn is_controller_case(profile: &Profile, case: &Case) -> bool {
-    let words = controller_words(profile).unwrap_or_default();
-    case.direction == Some(Direction::ToDevice) || words.iter().any(|w| case.title.contains(w))
+    sent_by_controller(controller_words(profile), case)
+}
+
+/// [`is_controller_case`] with the profile's words looked up once.
+fn sent_by_controller(words: Option<&[&str]>, case: &Case) -> bool {
+    case.direction == Some(Direction::ToDevice)
+        || words.is_some_and(|w| w.iter().any(|w| case.title.contains(w)))
+}
+
+/// The cases a device of `profile` sends.
+fn device_cases(profile: &Profile) -> impl Iterator<Item = &Case> {
+    let words = controller_words(profile);
+    profile
+        .cases
+        .iter()
+        .filter(move |c| !sent_by_controller(words, c))
 }
 
 /// The number of output channels of a device of `profile`.
@@ -264,8 +278,11 @@ fn ascii_unit(unit: &str) -> String {
 }
 
 /// Whether the profile reports `key` with a unit taken from another field.
+/// Called per decoded field when the state topic is on: no units are collected.
 pub fn is_per_unit(profile: &Profile, key: &str) -> bool {
-    device_fields(profile).any(|(_, f)| f.key == key && f.unit_from.is_some())
+    device_cases(profile)
+        .flat_map(|c| &c.fields)
+        .any(|f| f.key == key && f.unit_from.is_some())
 }
 
 /// The fields a device sends, with the units of the fields they take their unit from.
@@ -277,20 +294,16 @@ fn device_fields(profile: &Profile) -> impl Iterator<Item = (Vec<&'static str>, 
 fn device_fields_with_channel(
     profile: &Profile,
 ) -> impl Iterator<Item = (Vec<&'static str>, &FieldDef, bool)> {
-    profile
-        .cases
-        .iter()
-        .filter(move |c| !is_controller_case(profile, c))
-        .flat_map(|c| {
-            let per_channel = c.fields.iter().any(|f| is_channel_key(f.key));
-            c.fields.iter().map(move |f| {
-                let units = match f.unit_from {
-                    Some(i) => item_units(&c.fields[i]),
-                    None => linear_unit(f).into_iter().collect(),
-                };
-                (units, f, per_channel)
-            })
+    device_cases(profile).flat_map(|c| {
+        let per_channel = c.fields.iter().any(|f| is_channel_key(f.key));
+        c.fields.iter().map(move |f| {
+            let units = match f.unit_from {
+                Some(i) => item_units(&c.fields[i]),
+                None => linear_unit(f).into_iter().collect(),
+            };
+            (units, f, per_channel)
         })
+    })
 }
 
 fn item_units(f: &FieldDef) -> Vec<&'static str> {
