@@ -49,6 +49,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1000..))]
     pub claim_idle_ms: u32,
 
+    /// Devices whose counters the engine keeps in memory (about 50 bytes each); the copy
+    /// starts over when full, at the cost of reading the counters again.
+    #[arg(long, env = "IOTC_ENGINE_COUNTER_CACHE", default_value_t = 200_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub counter_cache: u32,
+
     /// Time (ms) allowed between the first and the last part of a chained telegram.
     #[arg(long, env = "IOTC_ENGINE_CHAIN_TIMEOUT_MS", default_value_t = 3000,
           value_parser = clap::value_parser!(u32).range(1..=600_000))]

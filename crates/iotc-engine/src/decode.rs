@@ -113,6 +113,11 @@ pub struct Decoder {
 const UNKNOWN_SEEN_MAX: usize = 10_000;
 
 impl Decoder {
+    /// The onboarded devices this decoder looks up.
+    pub fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
     pub fn new(devices: Devices, chain_timeout_ms: u64) -> Self {
         Decoder {
             devices,

@@ -7,7 +7,7 @@
 //! unpacks it. Loading reads the hash in pages (`HSCAN`), never the whole registry at once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -24,10 +24,23 @@ const PAGE: usize = 1000;
 
 type Map = HashMap<u64, Box<[u8]>>;
 
+/// Source EURIDs changed one by one that are kept before [`Changes::all`] is said instead.
+const CHANGES_KEPT: usize = 10_000;
+
+/// What changed since the last [`Devices::take_changes`]: for copies of per-device state.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Everything may have changed (a reload).
+    pub all: bool,
+    /// Source EURIDs of devices added, changed or removed.
+    pub sources: Vec<String>,
+}
+
 /// Onboarded devices by source and destination.
 #[derive(Clone, Default)]
 pub struct Devices {
     map: Arc<RwLock<Map>>,
+    changes: Arc<Mutex<Changes>>,
 }
 
 impl Devices {
@@ -65,10 +78,27 @@ impl Devices {
             .collect();
     }
 
+    /// What changed since the last call.
+    pub fn take_changes(&self) -> Changes {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn changed(&self, source: Option<&str>) {
+        let mut c = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        match source {
+            Some(s) if !c.all && c.sources.len() < CHANGES_KEPT => c.sources.push(s.to_string()),
+            _ => {
+                c.all = true;
+                c.sources.clear();
+            }
+        }
+    }
+
     fn set(&self, field: &str, json: Option<String>) {
         let Some(key) = field_key(field) else {
             return;
         };
+        self.changed(field.split_once(':').map(|(s, _)| s));
         let packed = json.and_then(|j| parse(field, &j)).map(|d| pack(&d));
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         match packed {
@@ -117,6 +147,7 @@ impl Devices {
             }
         }
         self.write().retain(|key, _| seen.contains(key));
+        self.changed(None);
         metrics::gauge!("iotc_engine_devices").set(self.len() as f64);
         Ok(())
     }
@@ -224,6 +255,25 @@ mod tests {
             v["destinationEurid"] = d.into();
         }
         v.to_string()
+    }
+
+    #[test]
+    fn changes_name_each_source_until_there_are_too_many() {
+        let devices = Devices::default();
+        devices.set(
+            "01020304:ffffffff",
+            Some(device("01020304", None, "a5-02-05")),
+        );
+        devices.set("0a0b0c0d:ffffffff", None);
+        let changes = devices.take_changes();
+        assert_eq!(changes.sources, ["01020304", "0a0b0c0d"]);
+        assert!(!changes.all);
+        assert_eq!(devices.take_changes(), Changes::default());
+        for _ in 0..=CHANGES_KEPT {
+            devices.set("01020304:ffffffff", None);
+        }
+        let changes = devices.take_changes();
+        assert!(changes.all && changes.sources.is_empty());
     }
 
     #[test]

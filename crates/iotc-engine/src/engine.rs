@@ -19,6 +19,7 @@ use iotc_core::redis::Redis;
 use tokio::sync::{mpsc, watch};
 
 use crate::decode::Decoder;
+use crate::device_counts::DeviceCounts;
 use crate::egress::Egress;
 use crate::pipeline::{commit, prepare::Prepare, publish};
 use crate::secure;
@@ -37,6 +38,8 @@ pub struct Engine {
     pub shutdown: watch::Receiver<bool>,
     /// Home Assistant state, availability and button events, when enabled.
     pub ha: Option<crate::egress::ha::Ha>,
+    /// Devices whose counters are kept in memory at most.
+    pub counter_cache: usize,
 }
 
 impl Engine {
@@ -69,6 +72,7 @@ impl Engine {
             committed,
             in_flight: HashSet::new(),
             first_pending: HashSet::new(),
+            counts: DeviceCounts::new(self.counter_cache),
         }
         .run()
         .await;

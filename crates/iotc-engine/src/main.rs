@@ -134,6 +134,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         egress,
         shutdown: stop_rx,
         ha: ha.map(iotc_engine::egress::ha::Ha::new),
+        counter_cache: args.counter_cache as usize,
     }
     .run()
     .await;

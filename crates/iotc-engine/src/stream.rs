@@ -150,6 +150,11 @@ impl Reader {
         Ok(())
     }
 
+    /// The telegram streams held now.
+    pub fn partitions(&self) -> std::sync::Arc<Vec<String>> {
+        self.settings.partitions.current()
+    }
+
     /// Whether the next [`Reader::next_batch`] runs a claim (and so needs the held ids).
     pub fn claim_due(&self) -> bool {
         Instant::now() >= self.next_claim

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::batch::Item;
 use crate::decode::DeviceResult;
+use crate::device_counts::Counters;
 use crate::egress::{Egress, OutMessage};
 use crate::telemetry;
 
@@ -33,30 +34,9 @@ pub struct Assembler<'a> {
     pub out: Publication,
 }
 
-/// The device counters of one item as the counting script returned them.
-pub struct ItemCounts {
-    pub counts: telemetry::Counts,
-    /// The device's first-time marker existed.
-    pub seen: bool,
-}
-
-impl ItemCounts {
-    /// Four numbers per item: total, successful, not processed, seen (0/1).
-    pub fn from_script(c: &[i64]) -> ItemCounts {
-        ItemCounts {
-            counts: telemetry::Counts {
-                total: c[0] as u64,
-                ok: c[1] as u64,
-                not_processed: c[2] as u64,
-            },
-            seen: c[3] != 0,
-        }
-    }
-}
-
 impl Assembler<'_> {
     /// Everything one telegram of an onboarded device publishes.
-    pub fn telegram(&mut self, item: &Item, c: ItemCounts) {
+    pub fn telegram(&mut self, item: &Item, c: &Counters) {
         let dt = &item.dt;
         let sensor = SensorInfo::from(dt.device.as_ref());
         if !c.seen && self.first_pending.insert(dt.eurid.clone()) {
@@ -74,7 +54,7 @@ impl Assembler<'_> {
                     received_ms: item.received_ms,
                     entry_dbm: item.entry_dbm,
                 };
-                let json = telemetry::build(sensor, telegram, fields, signal, c.counts, radio);
+                let json = telemetry::build(sensor, telegram, fields, signal, c.telemetry(), radio);
                 let topic = self.egress.topics().sensor_telemetry(&dt.eurid);
                 let list = if signal {
                     keys::device_recent_signal(&dt.eurid)

@@ -16,11 +16,12 @@ use iotc_core::redis::Redis;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::assemble::{Assembler, ItemCounts, Publication, telegram_metric};
+use super::assemble::{Assembler, Publication, telegram_metric};
 use super::batch::{AfterPublish, Batch, Committed, Item, Prepared};
 use super::retry;
 use crate::counting;
 use crate::decode::{Decoder, DeviceResult, DeviceTelegram, Outcome};
+use crate::device_counts::{self, Counters, DeviceCounts};
 use crate::egress::{Egress, OutMessage};
 use crate::secure;
 use crate::stream::{Entry, Reader, Source};
@@ -42,6 +43,8 @@ pub struct Prepare {
     pub in_flight: HashSet<String>,
     /// Devices whose FIRST_TIME_SEND is published but not yet marked in Redis.
     pub first_pending: HashSet<String>,
+    /// The counters of the devices of the partitions held.
+    pub counts: DeviceCounts,
 }
 
 impl Prepare {
@@ -98,6 +101,7 @@ impl Prepare {
             }
             for eurid in &c.first_seen {
                 self.first_pending.remove(eurid);
+                self.counts.mark_seen(eurid);
             }
         }
     }
@@ -117,16 +121,9 @@ impl Prepare {
         if batch.is_empty() {
             return None;
         }
-        // Markers committed up to now are visible to the counting script below.
+        // Markers committed up to now count as seen below.
         self.take_committed();
-        let b = &batch;
-        let counters = retry::redis(
-            &self.redis,
-            &mut self.shutdown,
-            "counting",
-            |mut r| async move { count(&mut r, b).await },
-        )
-        .await?;
+        let counters = self.count(&batch).await?;
         let mut publication = self.assemble(&batch, &counters);
         if let Some(ha) = &mut self.ha {
             let observations: Vec<_> = batch.items.iter().filter_map(Item::observation).collect();
@@ -151,15 +148,15 @@ impl Prepare {
         })
     }
 
-    fn assemble(&mut self, batch: &Batch, counters: &[i64]) -> Publication {
+    fn assemble(&mut self, batch: &Batch, counters: &[Counters]) -> Publication {
         let mut assembler = Assembler {
             egress: &self.egress,
             first_pending: &mut self.first_pending,
             now_s: unix_seconds(),
             out: Publication::default(),
         };
-        for (item, c) in batch.items.iter().zip(counters.chunks_exact(4)) {
-            assembler.telegram(item, ItemCounts::from_script(c));
+        for (item, c) in batch.items.iter().zip(counters) {
+            assembler.telegram(item, c);
         }
         let mut out = assembler.out;
         out.messages.extend(batch.gateway_events.iter().cloned());
@@ -277,25 +274,80 @@ impl Prepare {
     }
 }
 
-/// Device and gateway counters, and whether each device was seen before, applied once per
-/// batch even when retried. Four numbers per item: total, succesfullyProcessed,
-/// notProcessed, seen (0/1).
-async fn count(redis: &mut Redis, batch: &Batch) -> redis::RedisResult<Vec<i64>> {
-    let key = counting::batch_key(batch.acks.ids().map(String::as_str));
-    let counts = counting::Counts {
-        devices: batch
+impl Prepare {
+    /// Counts the batch: its devices' counters including each telegram (and whether the
+    /// device was seen before), written to Redis together with the gateway counters.
+    async fn count(&mut self, batch: &Batch) -> Option<Vec<Counters>> {
+        self.counts.follow_partitions(self.reader.partitions());
+        let changes = self.decoder.devices().take_changes();
+        if changes.all {
+            self.counts.clear();
+        }
+        for source in &changes.sources {
+            self.counts.forget(source);
+        }
+        let items: Vec<(&str, bool)> = batch
             .items
             .iter()
             .map(|i| (i.dt.eurid.as_str(), i.dt.result.is_success()))
-            .collect(),
-        gateways: batch
+            .collect();
+        let missing = self.counts.missing(items.iter().map(|(e, _)| *e));
+        let loaded = if missing.is_empty() {
+            Default::default()
+        } else {
+            let missing = &missing;
+            retry::redis(
+                &self.redis,
+                &mut self.shutdown,
+                "reading device counters",
+                |mut r| async move { device_counts::load(&mut r, missing).await },
+            )
+            .await?
+        };
+        let applied = self.counts.apply(&items, &loaded);
+        let key = counting::batch_key(batch.acks.ids().map(String::as_str));
+        let gateways: Vec<_> = batch
             .gateway_counts
             .iter()
             .map(|((mac, field), n)| (mac.as_str(), *field, *n))
-            .collect(),
-    };
-    if redis.is_cluster() {
-        return crate::counting_cluster::count_by_slot(redis, &key, &counts, unix_seconds()).await;
+            .collect();
+        let (writes, gateways, key) = (&applied.writes, &gateways, &key);
+        retry::redis(
+            &self.redis,
+            &mut self.shutdown,
+            "counting",
+            |r| async move { write_counts(r, key, gateways, writes).await },
+        )
+        .await?;
+        self.counts.store(&applied.writes);
+        Some(applied.items)
     }
-    counting::count(redis, &key, &counts, unix_seconds()).await
+}
+
+/// The devices' new counters and the batch's gateway increments (applied once per batch even
+/// when retried), side by side on the connection.
+async fn write_counts(
+    redis: Redis,
+    key: &str,
+    gateways: &counting::GatewayCounts<'_>,
+    writes: &[(String, Counters)],
+) -> redis::RedisResult<()> {
+    let devices = async {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        device_counts::add_writes(&mut pipe, writes, unix_seconds());
+        pipe.query_async::<()>(&mut redis.clone()).await
+    };
+    let gateways = async {
+        if redis.is_cluster() {
+            crate::counting_cluster::count_by_slot(&redis, key, gateways).await
+        } else {
+            counting::count(&mut redis.clone(), key, gateways)
+                .await
+                .map(drop)
+        }
+    };
+    futures_util::try_join!(devices, gateways).map(drop)
 }
