@@ -1,10 +1,11 @@
-//! The gateway counters of one batch in one Redis script (the device counters are
-//! [`crate::device_counts`]).
+//! The counters of one batch in one Redis script: gateway statistics, and the statistics of
+//! the devices this engine does not hold in memory yet, with whether each was seen before
+//! (the others are [`crate::device_counts`]).
 //!
-//! Several engines count the same gateway, so these stay increments. A call retried after a
-//! timeout may reach Redis twice (the first one ran, only its answer was lost). The script
-//! therefore first claims the batch's idempotency key (a hash of the batch's stream entry ids,
-//! kept for [`BATCH_MARKER_TTL_SECS`]); the second run finds it claimed and changes nothing.
+//! A call retried after a timeout may reach Redis twice (the first one ran, only its answer
+//! was lost). The script therefore first claims the batch's idempotency key (a hash of the
+//! batch's stream entry ids, kept for [`BATCH_MARKER_TTL_SECS`]); the second run finds it
+//! claimed, changes nothing and answers with the counters as they stand.
 
 use std::sync::LazyLock;
 
@@ -16,24 +17,53 @@ use sha2::{Digest, Sha256};
 /// How long a batch's idempotency key is kept: longer than any retry of its counting.
 pub const BATCH_MARKER_TTL_SECS: u64 = 600;
 
-/// KEYS: marker, then one gateway stats key per increment. ARGV: marker TTL, then per
-/// increment its field and amount. Returns 1 when counted, 0 when the marker was taken.
+/// KEYS: marker, then per item its stats and seen keys, then gateway stats keys.
+/// ARGV: now, marker TTL, item count n, n success flags, then per gateway field and
+/// increment. Returns four numbers per item: total, successful, not processed, seen.
 static COUNT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return 0
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2])
+local n = tonumber(ARGV[3])
+local out = {}
+for i = 1, n do
+  local st, seen = KEYS[2 * i], KEYS[2 * i + 1]
+  local ok = tonumber(ARGV[3 + i])
+  local t, s, np
+  if fresh then
+    t = redis.call('HINCRBY', st, 'totalTelegramCount', 1)
+    s = redis.call('HINCRBY', st, 'succesfullyProcessed', ok)
+    np = redis.call('HINCRBY', st, 'notProcessed', 1 - ok)
+    redis.call('HSET', st, 'lastSeen', ARGV[1])
+  else
+    local v = redis.call('HMGET', st, 'totalTelegramCount', 'succesfullyProcessed', 'notProcessed')
+    t, s, np = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  end
+  out[#out + 1] = t
+  out[#out + 1] = s
+  out[#out + 1] = np
+  out[#out + 1] = redis.call('EXISTS', seen)
 end
-for k = 2, #KEYS do
-  redis.call('HINCRBY', KEYS[k], ARGV[2 * k - 2], ARGV[2 * k - 1])
+if fresh then
+  local g = 3 + n
+  for k = 2 + 2 * n, #KEYS do
+    redis.call('HINCRBY', KEYS[k], ARGV[g + 1], ARGV[g + 2])
+    g = g + 2
+  end
 end
-return 1
+return out
 ",
     )
 });
 
-/// Per gateway MAC and statistics field: the increment.
-pub type GatewayCounts<'a> = [(&'a str, &'static str, i64)];
+/// What one batch counts.
+#[derive(Default)]
+pub struct Counts<'a> {
+    /// Per telegram of an onboarded device: its EURID and whether it was processed.
+    pub devices: Vec<(&'a str, bool)>,
+    /// Per gateway MAC and statistics field: the increment.
+    pub gateways: Vec<(&'a str, &'static str, i64)>,
+}
 
 /// The idempotency key of a batch made of these stream entries.
 pub fn batch_key<'a>(entries: impl IntoIterator<Item = &'a str>) -> String {
@@ -45,22 +75,30 @@ pub fn batch_key<'a>(entries: impl IntoIterator<Item = &'a str>) -> String {
     format!("iotc:batch:{}", hex::encode(&hash.finalize()[..12]))
 }
 
-/// Applies the gateway increments once per `batch_key`; true when this call counted them.
+/// Applies the counts once per `batch_key`; returns total, successful, not processed and
+/// seen (0/1) per device telegram.
 pub async fn count<C: ConnectionLike>(
     redis: &mut C,
     batch_key: &str,
-    gateways: &GatewayCounts<'_>,
-) -> RedisResult<bool> {
-    if gateways.is_empty() {
-        return Ok(false);
+    counts: &Counts<'_>,
+    now_s: u64,
+) -> RedisResult<Vec<i64>> {
+    if counts.devices.is_empty() && counts.gateways.is_empty() {
+        return Ok(Vec::new());
     }
     let mut call = COUNT.key(batch_key);
-    call.arg(BATCH_MARKER_TTL_SECS);
-    for (mac, field, n) in gateways {
+    call.arg(now_s)
+        .arg(BATCH_MARKER_TTL_SECS)
+        .arg(counts.devices.len());
+    for (eurid, ok) in &counts.devices {
+        call.key(keys::device_stats(eurid))
+            .key(keys::device_seen(eurid))
+            .arg(i64::from(*ok));
+    }
+    for (mac, field, n) in &counts.gateways {
         call.key(keys::gateway_stats(mac)).arg(*field).arg(*n);
     }
-    let counted: i64 = call.invoke_async(redis).await?;
-    Ok(counted == 1)
+    call.invoke_async(redis).await
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! kept in memory by the engine that reads the device's partition.
 //!
 //! Only the holder of a partition's lease counts its devices, so this engine's copy is the
-//! truth while it holds the lease. A device missing from the copy is read from Redis once
-//! (`HMGET` + `EXISTS`, plain commands in one pipeline); each batch then writes the new
-//! values as absolute numbers (`HSET`). An absolute write is idempotent, so a write retried
-//! after a lost answer changes nothing, and no Lua runs per telegram: in Redis, a script's
-//! per-call and per-`redis.call` overhead cost more than the commands themselves.
+//! truth while it holds the lease. A device not in the copy is counted by the batch's
+//! counting script (`counting`), whose answer then seeds the copy; from then on each batch
+//! writes the device's new values as absolute numbers (`HSET`). An absolute write is
+//! idempotent, so a write retried after a lost answer changes nothing, and no Lua runs for
+//! known devices: in Redis, a script's per-`redis.call` overhead costs more than the
+//! commands themselves.
 //!
 //! The copy is dropped whenever it may be stale: when the partitions held change (another
 //! engine may have counted meanwhile), when a device is changed or removed through the API,
@@ -16,8 +17,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use iotc_core::keys::{self, stats};
-use redis::aio::ConnectionLike;
-use redis::{RedisResult, Value};
 
 /// One device's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,36 +107,30 @@ impl DeviceCounts {
         }
     }
 
-    /// Devices among `eurids` that must be read from Redis first, each once. A full copy is
-    /// cleared here, before the batch, so the batch's own devices stay loaded.
-    pub fn missing<'a>(&mut self, eurids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    /// Called before each batch: a full copy starts over here, so that the batch's own
+    /// devices stay in it.
+    pub fn make_room(&mut self) {
         if self.map.len() >= self.cap {
             self.map.clear();
         }
-        let mut out: Vec<&str> = Vec::new();
-        for e in eurids {
-            let cached = key(e).is_some_and(|k| self.map.contains_key(&k));
-            if !cached && !out.contains(&e) {
-                out.push(e);
-            }
-        }
-        out
     }
 
-    /// Counts a batch's device telegrams (EURID, processed) on top of the copy and `loaded`
-    /// (what [`load`] read for the missing ones). The copy itself changes only in
-    /// [`DeviceCounts::store`], once the writes are in Redis.
-    pub fn apply(&self, items: &[(&str, bool)], loaded: &HashMap<String, Counters>) -> Applied {
+    /// Whether the device is in the copy.
+    pub fn knows(&self, eurid: &str) -> bool {
+        key(eurid).is_some_and(|k| self.map.contains_key(&k))
+    }
+
+    /// Counts device telegrams (EURID, processed) of devices in the copy. The copy itself
+    /// changes only in [`DeviceCounts::store`], once the writes are in Redis.
+    pub fn apply(&self, items: &[(&str, bool)]) -> Applied {
         let mut current: HashMap<&str, Counters> = HashMap::new();
         let mut order: Vec<&str> = Vec::new();
         let mut out = Applied::default();
         for &(eurid, ok) in items {
             let c = current.entry(eurid).or_insert_with(|| {
                 order.push(eurid);
-                loaded
-                    .get(eurid)
-                    .copied()
-                    .or_else(|| key(eurid).and_then(|k| self.map.get(&k).copied()))
+                key(eurid)
+                    .and_then(|k| self.map.get(&k).copied())
                     .unwrap_or_default()
             });
             c.count(ok);
@@ -168,45 +161,25 @@ fn key(eurid: &str) -> Option<u32> {
     u32::from_str_radix(eurid, 16).ok()
 }
 
-/// Reads the counters and first-time markers of `eurids` in one pipeline.
-pub async fn load<C: ConnectionLike>(
-    redis: &mut C,
-    eurids: &[&str],
-) -> RedisResult<HashMap<String, Counters>> {
-    if eurids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut pipe = redis::pipe();
-    for e in eurids {
-        pipe.cmd("HMGET")
-            .arg(keys::device_stats(e))
-            .arg(stats::TOTAL)
-            .arg(stats::OK)
-            .arg(stats::NOT_PROCESSED)
-            .exists(keys::device_seen(e));
-    }
-    let replies: Vec<Value> = pipe.query_async(redis).await?;
-    let mut out = HashMap::with_capacity(eurids.len());
-    let mut replies = replies.into_iter();
-    for e in eurids {
-        let (Some(numbers), Some(exists)) = (replies.next(), replies.next()) else {
-            let short = (redis::ErrorKind::Parse, "fewer replies than commands");
-            return Err(short.into());
+/// The counting script's answer (four numbers per device telegram: total, successful, not
+/// processed, seen) as counters per item, and each device's last values for the copy.
+pub fn from_script(items: &[(&str, bool)], answer: &[i64]) -> Applied {
+    let number = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut out = Applied::default();
+    for (&(eurid, _), a) in items.iter().zip(answer.chunks_exact(4)) {
+        let c = Counters {
+            total: number(a[0]),
+            ok: number(a[1]),
+            not_processed: number(a[2]),
+            seen: a[3] != 0,
         };
-        let (total, ok, not_processed): (Option<u64>, Option<u64>, Option<u64>) =
-            redis::from_redis_value(numbers)?;
-        let seen: bool = redis::from_redis_value(exists)?;
-        out.insert(
-            e.to_string(),
-            Counters {
-                total: total.unwrap_or(0),
-                ok: ok.unwrap_or(0),
-                not_processed: not_processed.unwrap_or(0),
-                seen,
-            },
-        );
+        out.items.push(c);
+        match out.writes.iter_mut().find(|(e, _)| e == eurid) {
+            Some((_, last)) => *last = c,
+            None => out.writes.push((eurid.to_string(), c)),
+        }
     }
-    Ok(out)
+    out
 }
 
 /// Adds the absolute writes of `writes` (with `lastSeen` = `now_s`) to a pipeline.
@@ -229,26 +202,22 @@ pub fn add_writes(pipe: &mut redis::Pipeline, writes: &[(String, Counters)], now
 mod tests {
     use super::*;
 
-    fn loaded(eurid: &str, total: u64, ok: u64, seen: bool) -> HashMap<String, Counters> {
-        HashMap::from([(
-            eurid.to_string(),
-            Counters {
-                total,
-                ok,
-                not_processed: total - ok,
-                seen,
-            },
-        )])
+    fn seed(counts: &mut DeviceCounts, eurid: &str, total: u64, ok: u64, seen: bool) {
+        let c = Counters {
+            total,
+            ok,
+            not_processed: total - ok,
+            seen,
+        };
+        counts.store(&[(eurid.to_string(), c)]);
     }
 
     #[test]
     fn a_device_twice_in_a_batch_counts_on() {
         let mut counts = DeviceCounts::new(10);
-        let from_redis = loaded("0000000a", 5, 4, true);
-        let applied = counts.apply(
-            &[("0000000a", true), ("0000000b", false), ("0000000a", false)],
-            &from_redis,
-        );
+        seed(&mut counts, "0000000a", 5, 4, true);
+        seed(&mut counts, "0000000b", 0, 0, false);
+        let applied = counts.apply(&[("0000000a", true), ("0000000b", false), ("0000000a", false)]);
         let totals: Vec<_> = applied
             .items
             .iter()
@@ -257,41 +226,59 @@ mod tests {
         assert_eq!(totals, [(6, 5, 1, true), (1, 0, 1, false), (7, 5, 2, true)]);
         assert_eq!(applied.writes.len(), 2);
         assert_eq!(applied.writes[0].1.total, 7);
+        assert_eq!(
+            counts.apply(&[("0000000a", true)]).items[0].total,
+            6,
+            "not stored yet"
+        );
         counts.store(&applied.writes);
-        assert!(counts.missing(["0000000a", "0000000b"]).is_empty());
-        let next = counts.apply(&[("0000000a", true)], &HashMap::new());
-        assert_eq!(next.items[0].total, 8);
+        assert_eq!(counts.apply(&[("0000000a", true)]).items[0].total, 8);
+    }
+
+    #[test]
+    fn the_script_answer_seeds_the_copy_with_each_device_last_values() {
+        let items = [("0000000a", true), ("0000000b", false), ("0000000a", true)];
+        let answer = [3, 3, 0, 1, 1, 0, 1, 0, 4, 4, 0, 1];
+        let counted = from_script(&items, &answer);
+        assert_eq!(counted.items.len(), 3);
+        assert_eq!(counted.items[1].not_processed, 1);
+        assert!(!counted.items[1].seen);
+        let last: Vec<_> = counted
+            .writes
+            .iter()
+            .map(|(e, c)| (e.as_str(), c.total))
+            .collect();
+        assert_eq!(last, [("0000000a", 4), ("0000000b", 1)]);
     }
 
     #[test]
     fn the_copy_is_dropped_when_partitions_change_or_it_is_full() {
         let mut counts = DeviceCounts::new(2);
         counts.follow_partitions(Arc::new(vec!["p0".into()]));
-        let applied = counts.apply(&[("0000000a", true)], &HashMap::new());
-        counts.store(&applied.writes);
+        seed(&mut counts, "0000000a", 1, 1, true);
         counts.follow_partitions(Arc::new(vec!["p0".into()]));
-        assert_eq!(counts.len(), 1, "same partitions: kept");
+        assert!(counts.knows("0000000a"), "same partitions: kept");
         counts.follow_partitions(Arc::new(vec!["p0".into(), "p1".into()]));
         assert!(counts.is_empty(), "partitions changed: dropped");
 
-        let applied = counts.apply(&[("0000000a", true), ("0000000b", true)], &HashMap::new());
-        counts.store(&applied.writes);
-        assert_eq!(
-            counts.missing(["0000000a", "0000000c", "0000000c"]),
-            ["0000000a", "0000000c"]
-        );
+        seed(&mut counts, "0000000a", 1, 1, true);
+        counts.make_room();
+        assert_eq!(counts.len(), 1, "room left: kept");
+        seed(&mut counts, "0000000b", 1, 1, true);
+        counts.make_room();
         assert!(counts.is_empty(), "full: cleared before the batch");
     }
 
     #[test]
-    fn forgotten_and_unusual_ids_are_read_again() {
+    fn forgotten_and_unusual_ids_are_not_known() {
         let mut counts = DeviceCounts::new(10);
-        let applied = counts.apply(&[("0000000a", true), ("x", true)], &HashMap::new());
-        counts.store(&applied.writes);
-        assert_eq!(counts.missing(["0000000a", "x"]), ["x"]);
+        seed(&mut counts, "0000000a", 1, 1, false);
+        seed(&mut counts, "x", 1, 1, false);
+        assert!(counts.knows("0000000a"));
+        assert!(!counts.knows("x"));
         counts.mark_seen("0000000a");
-        assert!(counts.apply(&[("0000000a", true)], &HashMap::new()).items[0].seen);
-        counts.forget("0000000a");
-        assert_eq!(counts.missing(["0000000a"]), ["0000000a"]);
+        assert!(counts.apply(&[("0000000a", true)]).items[0].seen);
+        counts.forget("0000000A");
+        assert!(!counts.knows("0000000a"));
     }
 }

@@ -276,7 +276,8 @@ impl Prepare {
 
 impl Prepare {
     /// Counts the batch: its devices' counters including each telegram (and whether the
-    /// device was seen before), written to Redis together with the gateway counters.
+    /// device was seen before), written to Redis together with the gateway counters in one
+    /// round trip.
     async fn count(&mut self, batch: &Batch) -> Option<Vec<Counters>> {
         self.counts.follow_partitions(self.reader.partitions());
         let changes = self.decoder.devices().take_changes();
@@ -286,52 +287,56 @@ impl Prepare {
         for source in &changes.sources {
             self.counts.forget(source);
         }
-        let items: Vec<(&str, bool)> = batch
+        self.counts.make_room();
+        let in_copy: Vec<bool> = batch
             .items
             .iter()
-            .map(|i| (i.dt.eurid.as_str(), i.dt.result.is_success()))
+            .map(|i| self.counts.knows(&i.dt.eurid))
             .collect();
-        let missing = self.counts.missing(items.iter().map(|(e, _)| *e));
-        let loaded = if missing.is_empty() {
-            Default::default()
-        } else {
-            let missing = &missing;
-            retry::redis(
-                &self.redis,
-                &mut self.shutdown,
-                "reading device counters",
-                |mut r| async move { device_counts::load(&mut r, missing).await },
-            )
-            .await?
-        };
-        let applied = self.counts.apply(&items, &loaded);
+        let (mut known, mut new) = (Vec::new(), Vec::new());
+        for (item, &k) in batch.items.iter().zip(&in_copy) {
+            let counted = (item.dt.eurid.as_str(), item.dt.result.is_success());
+            if k { &mut known } else { &mut new }.push(counted);
+        }
+        let applied = self.counts.apply(&known);
         let key = counting::batch_key(batch.acks.ids().map(String::as_str));
-        let gateways: Vec<_> = batch
-            .gateway_counts
-            .iter()
-            .map(|((mac, field), n)| (mac.as_str(), *field, *n))
-            .collect();
-        let (writes, gateways, key) = (&applied.writes, &gateways, &key);
-        retry::redis(
+        let script = counting::Counts {
+            devices: new,
+            gateways: batch
+                .gateway_counts
+                .iter()
+                .map(|((mac, field), n)| (mac.as_str(), *field, *n))
+                .collect(),
+        };
+        let (writes, script, key) = (&applied.writes, &script, &key);
+        let answers = retry::redis(
             &self.redis,
             &mut self.shutdown,
             "counting",
-            |r| async move { write_counts(r, key, gateways, writes).await },
+            |r| async move { write_counts(r, key, script, writes).await },
         )
         .await?;
+        let counted = device_counts::from_script(&script.devices, &answers);
         self.counts.store(&applied.writes);
-        Some(applied.items)
+        self.counts.store(&counted.writes);
+        // Back into the batch's order.
+        let (mut known, mut new) = (applied.items.into_iter(), counted.items.into_iter());
+        let items = in_copy
+            .iter()
+            .map(|&k| if k { known.next() } else { new.next() }.unwrap_or_default());
+        Some(items.collect())
     }
 }
 
-/// The devices' new counters and the batch's gateway increments (applied once per batch even
-/// when retried), side by side on the connection.
+/// The absolute writes of the devices in the copy, and the counting script for the others
+/// and the gateways (applied once per batch even when retried), side by side on the
+/// connection. Returns the script's answer: four numbers per device telegram it counted.
 async fn write_counts(
     redis: Redis,
     key: &str,
-    gateways: &counting::GatewayCounts<'_>,
+    script: &counting::Counts<'_>,
     writes: &[(String, Counters)],
-) -> redis::RedisResult<()> {
+) -> redis::RedisResult<Vec<i64>> {
     let devices = async {
         if writes.is_empty() {
             return Ok(());
@@ -340,14 +345,14 @@ async fn write_counts(
         device_counts::add_writes(&mut pipe, writes, unix_seconds());
         pipe.query_async::<()>(&mut redis.clone()).await
     };
-    let gateways = async {
+    let now = unix_seconds();
+    let counted = async {
         if redis.is_cluster() {
-            crate::counting_cluster::count_by_slot(&redis, key, gateways).await
+            crate::counting_cluster::count_by_slot(&redis, key, script, now).await
         } else {
-            counting::count(&mut redis.clone(), key, gateways)
-                .await
-                .map(drop)
+            counting::count(&mut redis.clone(), key, script, now).await
         }
     };
-    futures_util::try_join!(devices, gateways).map(drop)
+    let ((), answers) = futures_util::try_join!(devices, counted)?;
+    Ok(answers)
 }
