@@ -14,6 +14,7 @@ use iotc_core::backoff::Backoff;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::tls::Trust;
 
@@ -223,6 +224,8 @@ fn reporter(mac: [u8; 6]) -> Reporter {
 
 /// How long an AP keeps trying to reach the server: briefly at start (a wrong URL is reported
 /// at once), longer once it ran (a restarted ingress is waited for, as a real AP does).
+/// Read buffer of one simulated AP's WebSocket; what the ingress sends is small.
+const READ_BUFFER_BYTES: usize = 4096;
 const FIRST_CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 const RECONNECT_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -271,9 +274,13 @@ async fn try_connect(endpoint: &Endpoint, http: &reqwest::Client) -> anyhow::Res
         }
     };
     let connector = endpoint.trust.ws_connector()?;
-    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(&url, None, false, connector)
-        .await
-        .with_context(|| format!("WebSocket {url}"))?;
+    // The library's default read buffer (128 KiB) is zero-filled again before reads: with
+    // a small one the simulator spends its time on the APs' traffic instead.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), false, connector)
+            .await
+            .with_context(|| format!("WebSocket {url}"))?;
     Ok(Session {
         ws,
         token,
