@@ -22,6 +22,10 @@ pub struct Radio {
     pub entry_dbm: i8,
 }
 
+/// Room reserved for one telemetry message: most are 600 to 1,000 bytes, so the text is
+/// written without growing its buffer again and again.
+const TYPICAL_BYTES: usize = 1024;
+
 /// The JSON text of the telemetry message.
 pub fn build(
     sensor: SensorInfo,
@@ -30,7 +34,7 @@ pub fn build(
     signal: bool,
     counts: Counts,
     radio: Radio,
-) -> String {
+) -> Vec<u8> {
     let (data, signal) = if signal {
         (Vec::new(), fields.to_vec())
     } else {
@@ -52,7 +56,9 @@ pub fn build(
         },
         raw: raw(telegram, radio),
     };
-    serde_json::to_string(&msg).expect("telemetry serializes")
+    let mut out = Vec::with_capacity(TYPICAL_BYTES);
+    serde_json::to_writer(&mut out, &msg).expect("telemetry serializes");
+    out
 }
 
 fn raw(t: &Telegram, radio: Radio) -> Raw {
@@ -126,7 +132,7 @@ mod tests {
             entry_dbm: -70,
         };
         let json: Value =
-            serde_json::from_str(&build(sensor(), &t, &fields, true, counts, radio)).unwrap();
+            serde_json::from_slice(&build(sensor(), &t, &fields, true, counts, radio)).unwrap();
         assert_eq!(json["telemetry"]["data"], serde_json::json!([]));
         let signal = json["telemetry"]["signal"].as_array().unwrap();
         assert_eq!(signal[0]["key"], "signalIdentifier");
