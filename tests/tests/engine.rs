@@ -357,6 +357,56 @@ async fn device_changes_take_effect_at_once() {
     );
 }
 
+/// The engine keeps a device's counters in memory; a device removed (its statistics deleted,
+/// as the API does) and onboarded again counts from zero, not from the engine's old copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_onboarded_again_counts_from_zero() {
+    let dir = temp_dir();
+    let redis = Redis::start(dir.path());
+    let mqtt = Mosquitto::start(dir.path());
+    let mut r = redis.conn().await;
+    let sub = Subscriber::start(mqtt.port, "sensor/#").await;
+    let _engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
+    let field = "01900002:ffffffff";
+    let device = json!({"sourceEurid": "01900002", "friendlyID": "again", "eep": "A5-02-05"});
+    let announce = async |r: &mut redis::aio::MultiplexedConnection| {
+        let _: i64 = r.publish(keys::DEVICES_CHANGED, field).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    onboard(&mut r, device.clone()).await;
+    announce(&mut r).await;
+
+    let frame = |t: f64| radio::eep_frame("A5-02-05", &[("TMP", t)], 0x0190_0002, -60);
+    let t0 = iotc_e2e::now_s() * 1000;
+    let topic = "sensor/01900002/telemetry";
+    let total = |m: &iotc_e2e::Received| {
+        m.json()["telemetry"]["meta"]["stats"][0]["totalTelegramCount"].clone()
+    };
+    for (n, t) in [(1, 5.0), (2, 6.0)] {
+        stream::add(&mut r, &[stream::entry(MAC, t0 + n, frame(t))]).await;
+        let msgs = sub.wait_for(topic, n as usize, WAIT).await;
+        assert_eq!(total(&msgs[n as usize - 1]), n);
+    }
+
+    let _: i64 = r.hdel(keys::DEVICES, field).await.unwrap();
+    let _: i64 = r
+        .del(&[
+            keys::device_stats("01900002"),
+            keys::device_seen("01900002"),
+        ])
+        .await
+        .unwrap();
+    announce(&mut r).await;
+    onboard(&mut r, device).await;
+    announce(&mut r).await;
+    stream::add(&mut r, &[stream::entry(MAC, t0 + 3, frame(7.0))]).await;
+    let msgs = sub.wait_for(topic, 3, WAIT).await;
+    assert_eq!(total(&msgs[2]), 1, "counted from the engine's old copy");
+    let dev = stats(&mut r, &keys::device_stats("01900002")).await;
+    assert_eq!(dev["totalTelegramCount"], 1);
+    assert_eq!(dev["succesfullyProcessed"], 1);
+}
+
 /// Unique 4BS data per index: DB3/DB2 carry the index (unused by A5-02-05), DB1 a temperature.
 fn numbered_frame(sender: u32, n: u16) -> Vec<u8> {
     let [hi, lo] = n.to_be_bytes();
