@@ -307,15 +307,26 @@ async fn decodes_counts_publishes_and_acknowledges() {
     assert_eq!(engine.get("/healthz").await.0, 200);
 }
 
-/// A device onboarded after the engine started is used at once (DEVICES_CHANGED).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_changes_take_effect_at_once() {
+/// Redis, mosquitto and an engine with default settings, a connection, and a subscriber to
+/// `sensor/#`. The processes stop when the first part is dropped.
+async fn engine_alone() -> (
+    (EngineProc, Mosquitto, Redis, tempfile::TempDir),
+    redis::aio::MultiplexedConnection,
+    Subscriber,
+) {
     let dir = temp_dir();
     let redis = Redis::start(dir.path());
     let mqtt = Mosquitto::start(dir.path());
-    let mut r = redis.conn().await;
+    let r = redis.conn().await;
     let sub = Subscriber::start(mqtt.port, "sensor/#").await;
-    let _engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
+    let engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
+    ((engine, mqtt, redis, dir), r, sub)
+}
+
+/// A device onboarded after the engine started is used at once (DEVICES_CHANGED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_changes_take_effect_at_once() {
+    let (_parts, mut r, sub) = engine_alone().await;
 
     let sensor = 0x0190_0001;
     let frame = |t: f64| radio::eep_frame("A5-02-05", &[("TMP", t)], sensor, -60);
@@ -361,12 +372,7 @@ async fn device_changes_take_effect_at_once() {
 /// as the API does) and onboarded again counts from zero, not from the engine's old copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_onboarded_again_counts_from_zero() {
-    let dir = temp_dir();
-    let redis = Redis::start(dir.path());
-    let mqtt = Mosquitto::start(dir.path());
-    let mut r = redis.conn().await;
-    let sub = Subscriber::start(mqtt.port, "sensor/#").await;
-    let _engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
+    let (_parts, mut r, sub) = engine_alone().await;
     let field = "01900002:ffffffff";
     let device = json!({"sourceEurid": "01900002", "friendlyID": "again", "eep": "A5-02-05"});
     let announce = async |r: &mut redis::aio::MultiplexedConnection| {
