@@ -23,6 +23,8 @@ pub mod load;
 pub struct Received {
     pub topic: String,
     pub payload: Vec<u8>,
+    /// The broker sent it again (DUP): a copy it delivered before, not a new publication.
+    pub dup: bool,
 }
 
 impl Received {
@@ -78,6 +80,7 @@ impl Subscriber {
                         sink.lock().unwrap().push(Received {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
+                            dup: p.dup,
                         });
                     }
                     Ok(_) => {}

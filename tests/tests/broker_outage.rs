@@ -1,8 +1,10 @@
 //! The whole connector under steady load while the MQTT broker is down for 60 s: simulated
 //! APs keep sending through the ingress, the engine holds what it cannot publish and sends it
-//! once the broker is back. Every telegram the ingress accepted arrives; none more often than
-//! the documented bound (once per connection loss it lived through, plus the original: at
-//! most twice here). Prints a `FAULT` line for docs/reliability.md.
+//! once the broker is back. Every telegram the ingress accepted arrives; none is published
+//! more often than the documented bound (once per connection loss it lived through, plus the
+//! original: at most twice here). The broker's own redeliveries to the subscriber (DUP set,
+//! its persistent session after the restart) are the broker's copies, not the engine's, and
+//! are not counted against that bound. Prints a `FAULT` line for docs/reliability.md.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -74,10 +76,17 @@ async fn every_telegram_arrives_after_a_broker_outage() {
     // Give late duplicates time to show up before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tally = Tally::new(&sent, accepted, &sub.all());
-    let most = tally.arrived.values().copied().max().unwrap_or(0);
+    let published: Vec<_> = sub.all().into_iter().filter(|m| !m.dup).collect();
+    let redelivered = sub.all().len() - published.len();
+    let most = Tally::new(&sent, tally.accepted.clone(), &published)
+        .arrived
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0);
     println!(
-        "{} recovery {recovered:.1} s ({} sent while the broker was down, at most {most} copies) \
-         peak MiB ingress {:.1} engine {:.1}",
+        "{} recovery {recovered:.1} s ({} sent while the broker was down, at most {most} copies \
+         published, {redelivered} redelivered by the broker) peak MiB ingress {:.1} engine {:.1}",
         tally.line("broker-down-60s"),
         restarted - stopped,
         stack.ingress.peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
@@ -98,7 +107,7 @@ async fn every_telegram_arrives_after_a_broker_outage() {
     assert_eq!(tally.unknown(), 0, "telegrams never sent");
     assert!(
         most <= 2,
-        "a telegram arrived {most} times after one connection loss"
+        "a telegram was published {most} times after one connection loss"
     );
     assert!(
         restarted > stopped,
