@@ -111,10 +111,17 @@ done
 # to what else runs on the machine than the rate.
 tick=$(getconf CLK_TCK)
 echo "== CPU seconds (user + system)"
+cpu_all=$sim_cpu
 for name in ingress engine redis mosquitto; do
-  printf '  %-10s %s\n' "$name" "$(awk -v t="$tick" '{printf "%.2f", ($14 + $15) / t}' /proc/"${pids[$name]}"/stat)"
+  cpu=$(awk -v t="$tick" '{printf "%.2f", ($14 + $15) / t}' /proc/"${pids[$name]}"/stat)
+  printf '  %-10s %s\n' "$name" "$cpu"
+  cpu_all=$(awk -v a="$cpu_all" -v b="$cpu" 'BEGIN {printf "%.2f", a + b}')
 done
 printf '  %-10s %s\n' simulator "$sim_cpu"
+# The telegrams the engines were given: every unique telegram the ingress appended.
+added=$(redis-cli -p "$redis_port" xinfo stream iotc:telegrams | sed -n '/^entries-added$/{n;p}')
+printf '  %-10s %s, %s µs per telegram (%s telegrams)\n' all "$cpu_all" \
+  "$(awk -v c="$cpu_all" -v n="$added" 'BEGIN {printf "%.0f", n > 0 ? c * 1e6 / n : 0}')" "$added"
 echo "== Redis commands by time spent (calls, µs in total; scripts' commands included)"
 redis-cli -p "$redis_port" info commandstats | tr -d '\r' | grep '^cmdstat_' \
   | sed -E 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\3 \2 \1/' | sort -rn | head -12 \

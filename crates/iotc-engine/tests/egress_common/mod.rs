@@ -227,6 +227,8 @@ pub struct Received {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// The broker sent it again (DUP): a copy it delivered before, not a new publication.
+    pub dup: bool,
 }
 
 /// An MQTT subscriber on the broker's plain listener.
@@ -272,6 +274,7 @@ impl Subscriber {
                             topic: p.topic,
                             payload: p.payload.to_vec(),
                             retain: p.retain,
+                            dup: p.dup,
                         });
                     }
                     Ok(_) => {}
