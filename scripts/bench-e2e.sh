@@ -121,7 +121,7 @@ printf '  %-10s %s\n' simulator "$sim_cpu"
 # The telegrams the engines were given: every unique telegram the ingress appended.
 added=$(redis-cli -p "$redis_port" xinfo stream iotc:telegrams | sed -n '/^entries-added$/{n;p}')
 printf '  %-10s %s, %s µs per telegram (%s telegrams)\n' all "$cpu_all" \
-  "$(awk -v c="$cpu_all" -v n="$added" 'BEGIN {printf "%.0f", n > 0 ? c * 1e6 / n : 0}')" "$added"
+  "$(awk -v c="$cpu_all" -v n="$added" 'BEGIN {printf "%.0f", (n > 0 ? c * 1e6 / n : 0)}')" "$added"
 echo "== Redis commands by time spent (calls, µs in total; scripts' commands included)"
 redis-cli -p "$redis_port" info commandstats | tr -d '\r' | grep '^cmdstat_' \
   | sed -E 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\3 \2 \1/' | sort -rn | head -12 \
