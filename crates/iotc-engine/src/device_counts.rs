@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use iotc_core::keys::{self, stats};
 
-/// One device's counters.
+use crate::devices::Changes;
+
+/// One device's counters; the last three numbers of its telemetry messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub total: u64,
@@ -29,15 +31,6 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// The numbers a telemetry message carries.
-    pub fn telemetry(&self) -> crate::telemetry::Counts {
-        crate::telemetry::Counts {
-            total: self.total,
-            ok: self.ok,
-            not_processed: self.not_processed,
-        }
-    }
-
     fn count(&mut self, ok: bool) {
         self.total += 1;
         if ok {
@@ -81,12 +74,24 @@ impl DeviceCounts {
         self.map.is_empty()
     }
 
-    pub fn clear(&mut self) {
-        self.map.clear();
+    /// Called before each batch with the partitions held now and the device changes since
+    /// the last call: drops what may be stale, and starts over when full (here, so that the
+    /// batch's own devices stay in the copy).
+    pub fn refresh(&mut self, held: Arc<Vec<String>>, changes: Changes) {
+        self.follow_partitions(held);
+        if changes.all {
+            self.map.clear();
+        }
+        for source in &changes.sources {
+            self.forget(source);
+        }
+        if self.map.len() >= self.cap {
+            self.map.clear();
+        }
     }
 
     /// Clears the copy when the partitions held are no longer those it was built for.
-    pub fn follow_partitions(&mut self, held: Arc<Vec<String>>) {
+    fn follow_partitions(&mut self, held: Arc<Vec<String>>) {
         if held != self.partitions {
             self.map.clear();
             self.partitions = held;
@@ -107,14 +112,6 @@ impl DeviceCounts {
         }
     }
 
-    /// Called before each batch: a full copy starts over here, so that the batch's own
-    /// devices stay in it.
-    pub fn make_room(&mut self) {
-        if self.map.len() >= self.cap {
-            self.map.clear();
-        }
-    }
-
     /// Whether the device is in the copy.
     pub fn knows(&self, eurid: &str) -> bool {
         key(eurid).is_some_and(|k| self.map.contains_key(&k))
@@ -124,23 +121,22 @@ impl DeviceCounts {
     /// changes only in [`DeviceCounts::store`], once the writes are in Redis.
     pub fn apply(&self, items: &[(&str, bool)]) -> Applied {
         let mut current: HashMap<&str, Counters> = HashMap::new();
-        let mut order: Vec<&str> = Vec::new();
-        let mut out = Applied::default();
-        for &(eurid, ok) in items {
-            let c = current.entry(eurid).or_insert_with(|| {
-                order.push(eurid);
-                key(eurid)
-                    .and_then(|k| self.map.get(&k).copied())
-                    .unwrap_or_default()
-            });
-            c.count(ok);
-            out.items.push(*c);
-        }
-        out.writes = order
-            .into_iter()
-            .map(|e| (e.to_string(), current[e]))
+        let counted: Vec<Counters> = items
+            .iter()
+            .map(|&(eurid, ok)| {
+                let c = current.entry(eurid).or_insert_with(|| {
+                    key(eurid)
+                        .and_then(|k| self.map.get(&k).copied())
+                        .unwrap_or_default()
+                });
+                c.count(ok);
+                *c
+            })
             .collect();
-        out
+        Applied {
+            writes: last_values(items, &counted),
+            items: counted,
+        }
     }
 
     /// Takes a batch's written values into the copy.
@@ -153,33 +149,44 @@ impl DeviceCounts {
     }
 }
 
-/// EURIDs are 8 hex digits; anything else is never kept (read again every time).
+/// EURIDs are 8 hex digits; anything else is never kept (counted by the script every time).
 fn key(eurid: &str) -> Option<u32> {
-    if eurid.len() != 8 {
-        return None;
+    crate::devices::eurid(eurid)
+}
+
+/// Each device's last counters among a batch's items, in the order of first appearance.
+fn last_values(items: &[(&str, bool)], counted: &[Counters]) -> Vec<(String, Counters)> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<(String, Counters)> = Vec::new();
+    for (&(eurid, _), c) in items.iter().zip(counted) {
+        match index.get(eurid) {
+            Some(&i) => out[i].1 = *c,
+            None => {
+                index.insert(eurid, out.len());
+                out.push((eurid.to_string(), *c));
+            }
+        }
     }
-    u32::from_str_radix(eurid, 16).ok()
+    out
 }
 
 /// The counting script's answer (four numbers per device telegram: total, successful, not
 /// processed, seen) as counters per item, and each device's last values for the copy.
 pub fn from_script(items: &[(&str, bool)], answer: &[i64]) -> Applied {
     let number = |n: i64| u64::try_from(n).unwrap_or(0);
-    let mut out = Applied::default();
-    for (&(eurid, _), a) in items.iter().zip(answer.chunks_exact(4)) {
-        let c = Counters {
+    let counted: Vec<Counters> = answer
+        .chunks_exact(4)
+        .map(|a| Counters {
             total: number(a[0]),
             ok: number(a[1]),
             not_processed: number(a[2]),
             seen: a[3] != 0,
-        };
-        out.items.push(c);
-        match out.writes.iter_mut().find(|(e, _)| e == eurid) {
-            Some((_, last)) => *last = c,
-            None => out.writes.push((eurid.to_string(), c)),
-        }
+        })
+        .collect();
+    Applied {
+        writes: last_values(items, &counted),
+        items: counted,
     }
-    out
 }
 
 /// Adds the absolute writes of `writes` (with `lastSeen` = `now_s`) to a pipeline.
@@ -252,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn the_copy_is_dropped_when_partitions_change_or_it_is_full() {
+    fn the_copy_is_dropped_when_partitions_or_devices_change_or_it_is_full() {
         let mut counts = DeviceCounts::new(2);
         counts.follow_partitions(Arc::new(vec!["p0".into()]));
         seed(&mut counts, "0000000a", 1, 1, true);
@@ -261,12 +268,28 @@ mod tests {
         counts.follow_partitions(Arc::new(vec!["p0".into(), "p1".into()]));
         assert!(counts.is_empty(), "partitions changed: dropped");
 
+        let held = Arc::new(vec!["p0".into(), "p1".into()]);
         seed(&mut counts, "0000000a", 1, 1, true);
-        counts.make_room();
+        counts.refresh(held.clone(), Changes::default());
         assert_eq!(counts.len(), 1, "room left: kept");
         seed(&mut counts, "0000000b", 1, 1, true);
-        counts.make_room();
+        counts.refresh(held.clone(), Changes::default());
         assert!(counts.is_empty(), "full: cleared before the batch");
+
+        seed(&mut counts, "0000000a", 1, 1, true);
+        let one = Changes {
+            all: false,
+            sources: vec!["0000000A".into()],
+        };
+        counts.refresh(held.clone(), one);
+        assert!(!counts.knows("0000000a"), "a changed device: dropped");
+        seed(&mut counts, "0000000a", 1, 1, true);
+        let all = Changes {
+            all: true,
+            sources: Vec::new(),
+        };
+        counts.refresh(held, all);
+        assert!(counts.is_empty(), "a reload: all dropped");
     }
 
     #[test]

@@ -201,7 +201,7 @@ fn entry(field: &str, json: &str) -> Option<(u64, Box<[u8]>)> {
 }
 
 /// An 8-hex-digit ID (any case) as a number.
-fn eurid(hex: &str) -> Option<u32> {
+pub(crate) fn eurid(hex: &str) -> Option<u32> {
     if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }

@@ -6,13 +6,7 @@ use iotc_core::payload::{
     EgressStats, Raw, SensorInfo, Telemetry, TelemetryBody, TelemetryMeta, egress_time,
 };
 
-/// The device counters including this telegram.
-#[derive(Debug, Clone, Copy)]
-pub struct Counts {
-    pub total: u64,
-    pub ok: u64,
-    pub not_processed: u64,
-}
+use crate::device_counts::Counters;
 
 /// Reception details from the stream entry.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +26,7 @@ pub fn build(
     telegram: &Telegram,
     fields: &[Field],
     signal: bool,
-    counts: Counts,
+    counts: &Counters,
     radio: Radio,
 ) -> Vec<u8> {
     let (data, signal) = if signal {
@@ -122,17 +116,18 @@ mod tests {
             security_level: Some(0),
         };
         let fields = signal::decode(&t.data).unwrap();
-        let counts = Counts {
+        let counts = Counters {
             total: 6,
             ok: 6,
             not_processed: 0,
+            seen: true,
         };
         let radio = Radio {
             received_ms: 1_638_876_903_512,
             entry_dbm: -70,
         };
         let json: Value =
-            serde_json::from_slice(&build(sensor(), &t, &fields, true, counts, radio)).unwrap();
+            serde_json::from_slice(&build(sensor(), &t, &fields, true, &counts, radio)).unwrap();
         assert_eq!(json["telemetry"]["data"], serde_json::json!([]));
         let signal = json["telemetry"]["signal"].as_array().unwrap();
         assert_eq!(signal[0]["key"], "signalIdentifier");

@@ -279,15 +279,8 @@ impl Prepare {
     /// device was seen before), written to Redis together with the gateway counters in one
     /// round trip.
     async fn count(&mut self, batch: &Batch) -> Option<Vec<Counters>> {
-        self.counts.follow_partitions(self.reader.partitions());
         let changes = self.decoder.devices().take_changes();
-        if changes.all {
-            self.counts.clear();
-        }
-        for source in &changes.sources {
-            self.counts.forget(source);
-        }
-        self.counts.make_room();
+        self.counts.refresh(self.reader.partitions(), changes);
         let in_copy: Vec<bool> = batch
             .items
             .iter()
@@ -337,15 +330,15 @@ async fn write_counts(
     script: &counting::Counts<'_>,
     writes: &[(String, Counters)],
 ) -> redis::RedisResult<Vec<i64>> {
+    let now = unix_seconds();
     let devices = async {
         if writes.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        device_counts::add_writes(&mut pipe, writes, unix_seconds());
+        device_counts::add_writes(&mut pipe, writes, now);
         pipe.query_async::<()>(&mut redis.clone()).await
     };
-    let now = unix_seconds();
     let counted = async {
         if redis.is_cluster() {
             crate::counting_cluster::count_by_slot(&redis, key, script, now).await
