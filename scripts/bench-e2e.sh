@@ -122,6 +122,13 @@ printf '  %-10s %s\n' simulator "$sim_cpu"
 added=$(redis-cli -p "$redis_port" xinfo stream iotc:telegrams | sed -n '/^entries-added$/{n;p}')
 printf '  %-10s %s, %s µs per telegram (%s telegrams)\n' all "$cpu_all" \
   "$(awk -v c="$cpu_all" -v n="$added" 'BEGIN {printf "%.0f", (n > 0 ? c * 1e6 / n : 0)}')" "$added"
+# Reads and writes on sockets and files per telegram: shows how well each hop batches.
+echo "== read and write system calls per telegram"
+for name in ingress engine redis mosquitto; do
+  awk -v n="$added" '/^syscr/ {r = $2} /^syscw/ {w = $2}
+    END {printf "  %-10s", name; printf " %.2f reads, %.2f writes\n", (n > 0 ? r / n : 0), (n > 0 ? w / n : 0)}' \
+    name="$name" /proc/"${pids[$name]}"/io
+done
 echo "== Redis commands by time spent (calls, µs in total; scripts' commands included)"
 redis-cli -p "$redis_port" info commandstats | tr -d '\r' | grep '^cmdstat_' \
   | sed -E 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\3 \2 \1/' | sort -rn | head -12 \

@@ -74,20 +74,34 @@ async fn wait_acknowledged(r: &mut redis::aio::MultiplexedConnection) {
 /// One telegram per batch: many batches are in flight at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_in_flight_keep_each_device_in_order_and_announce_it_once() {
+    each_device_in_order(1, 400).await;
+}
+
+/// Full batches (the default size) in flight together: hundreds of messages are on their way
+/// at once, more than the broker's window, and still leave in the stream's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_batches_keep_each_device_in_order() {
+    each_device_in_order(256, 3000).await;
+}
+
+/// Publishes `n` numbered telegrams of four devices with batches of `batch` and checks each
+/// device's telemetry arrives once and in order, with one FIRST_TIME_SEND.
+async fn each_device_in_order(batch: u16, n: u16) {
     let dir = temp_dir();
     let redis = Redis::start(dir.path());
     let mqtt = Mosquitto::start(dir.path());
     let mut r = redis.conn().await;
     const DEVICES: u32 = 4;
-    const N: u16 = 400;
+    let batch = batch.to_string();
     for d in 0..DEVICES {
         onboard(&mut r, &format!("{:08x}", 0x0195_0000 + d)).await;
     }
     let sub = Subscriber::start(mqtt.port, "sensor/#").await;
-    let _engine = EngineProc::start(dir.path(), &redis, &mqtt, &[("IOTC_ENGINE_BATCH", "1")]).await;
+    let _engine =
+        EngineProc::start(dir.path(), &redis, &mqtt, &[("IOTC_ENGINE_BATCH", &batch)]).await;
 
     let t0 = iotc_e2e::now_s() * 1000;
-    let entries: Vec<_> = (0..N)
+    let entries: Vec<_> = (0..n)
         .map(|n| {
             let sender = 0x0195_0000 + u32::from(n) % DEVICES;
             stream::entry(MAC, t0 + u64::from(n), numbered_frame(sender, n))
@@ -97,7 +111,7 @@ async fn batches_in_flight_keep_each_device_in_order_and_announce_it_once() {
     let telemetry = |m: &Received| m.topic.ends_with("/telemetry");
     let all = sub
         .wait_until(WAIT, |m| {
-            m.iter().filter(|m| telemetry(m)).count() >= N as usize
+            m.iter().filter(|m| telemetry(m)).count() >= n as usize
         })
         .await;
     assert!(all, "not every telegram was published");
@@ -107,7 +121,7 @@ async fn batches_in_flight_keep_each_device_in_order_and_announce_it_once() {
     for d in 0..DEVICES {
         let eurid = format!("{:08x}", 0x0195_0000 + d);
         let on = sub.on(&format!("sensor/{eurid}/telemetry"));
-        let expected: Vec<u16> = (0..N).filter(|n| u32::from(*n) % DEVICES == d).collect();
+        let expected: Vec<u16> = (0..n).filter(|i| u32::from(*i) % DEVICES == d).collect();
         assert_eq!(
             numbers(&on),
             expected,

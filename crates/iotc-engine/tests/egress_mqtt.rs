@@ -474,3 +474,52 @@ async fn mqtt5_refusals_are_errors_not_confirmations() {
         );
     }
 }
+
+/// An idle connection stays up: the engine pings within its keep-alive, and mosquitto drops a
+/// client that stays silent for one and a half keep-alive periods.
+#[tokio::test]
+async fn an_idle_connection_is_kept_alive() {
+    let broker = Mosquitto::start(plain);
+    let mut sub = Subscriber::start(broker.sub_port, "#", false).await;
+    let conn = connstring(broker.port);
+    let egress = connected_egress(&["--mqtt-connstring", &conn, "--mqtt-keep-alive", "1"]).await;
+    let connects = egress.connects();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(egress.connects(), connects, "no reconnect while idle");
+    assert_delivers(&egress, &mut sub, "after-idle").await;
+    assert!(broker.log().contains("PINGREQ"), "the broker saw pings");
+}
+
+/// Many messages at once, more than the in-flight window: every one is confirmed and arrives,
+/// in order, whichever order the runtime polls their futures in (MQTT 3.1.1 writes the
+/// publishes waiting together, and its window still holds).
+#[tokio::test]
+async fn a_burst_larger_than_the_window_arrives_whole_and_in_order() {
+    // mosquitto drops what exceeds a subscriber's queue (1,000 by default): not under test.
+    let broker = Mosquitto::start(|dir, port| plain(dir, port) + "max_queued_messages 100000\n");
+    let mut sub = Subscriber::start(broker.sub_port, "#", false).await;
+    let conn = connstring(broker.port);
+    for (version, window) in [("3.1.1", "3"), ("3.1.1", "100"), ("5", "100")] {
+        let egress = connected_egress(&[
+            "--mqtt-connstring",
+            &conn,
+            "--mqtt-version",
+            version,
+            "--mqtt-max-inflight",
+            window,
+        ])
+        .await;
+        let topic = egress.topics().sensor_telemetry("0badcafe");
+        let burst: Vec<_> = (0..1500)
+            .map(|i| OutMessage::new(topic.clone(), format!("{version}-{window}-{i}")))
+            .collect();
+        egress.publish(burst).await.expect("all confirmed");
+        for i in 0..1500 {
+            let got = sub
+                .next_on(&topic, WAIT)
+                .await
+                .unwrap_or_else(|| panic!("{version}-{window}-{i} arrives"));
+            assert_eq!(got.payload, format!("{version}-{window}-{i}").as_bytes());
+        }
+    }
+}

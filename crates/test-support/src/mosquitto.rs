@@ -38,7 +38,11 @@ impl Mosquitto {
         } else {
             "persistence false\n".to_string()
         };
-        let body = format!("listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}");
+        // No limit on a subscriber's queue: mosquitto would otherwise drop what exceeds 1,000
+        // messages behind, which a test would count as the engine's loss.
+        let body = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n{persistence}"
+        );
         Self::start_conf(dir, &body, &[port])
     }
 

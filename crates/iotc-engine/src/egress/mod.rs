@@ -8,6 +8,7 @@ pub mod ha;
 pub mod mqtt;
 pub mod tls;
 pub mod topics;
+mod v4_loop;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -20,14 +20,17 @@ use std::time::Duration;
 
 use iotc_core::backoff::Backoff;
 use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, sleep, timeout_at};
 
 use super::config::{BrokerAddr, MqttVersion, Scheme};
+use super::v4_loop::{self, V4Loop, V4Sender};
 use super::{EgressError, OutMessage};
 
-/// Requests that may wait in one generation's channel (also the number of concurrent publishes).
-const CHANNEL_CAP: usize = 1024;
+/// Requests that may wait in one generation's channel. Callers bound what they send at once
+/// (the pipeline: 8 batches; the others publish in chunks), so this is only a safety limit:
+/// past it, a message waits and is sent again later, and may then change places.
+const CHANNEL_CAP: usize = 65_536;
 /// Largest packet we accept from the broker.
 const MAX_INCOMING: usize = 256 * 1024;
 /// Bytes an MQTT PUBLISH adds to its topic and payload, at most: fixed header (5), topic
@@ -113,7 +116,6 @@ struct Shared {
     connected: AtomicBool,
     /// Successful connections so far.
     connects: AtomicU64,
-    permits: Semaphore,
     /// Maximum packet size the broker announced in its CONNACK (0: none).
     broker_max_packet: AtomicU32,
 }
@@ -149,7 +151,6 @@ impl Link {
             open,
             connected: AtomicBool::new(false),
             connects: AtomicU64::new(0),
-            permits: Semaphore::new(CHANNEL_CAP),
             broker_max_packet: AtomicU32::new(0),
         });
         let (name, qos, retain, max_packet) = (spec.name, spec.qos, spec.retain, spec.max_packet);
@@ -185,50 +186,69 @@ impl Link {
 
     /// Publishes one message and waits for its confirmation, sending it again after each lost
     /// connection, until `deadline` (a message sent late still gets the full wait).
-    pub async fn publish(&self, msg: &OutMessage, deadline: Instant) -> Result<(), EgressError> {
-        let timeout = || EgressError::Timeout {
-            egress: self.name,
-            connected: self.connected(),
-        };
-        self.check_size(msg)?;
+    ///
+    /// The message is handed to the connection when this is called, not when the future is
+    /// first polled: messages published one after the other leave in that order, whatever
+    /// order their futures are polled in (a batch's futures run together, and the runtime's
+    /// cooperative budget makes some of them wait a turn).
+    pub fn publish<'a>(
+        &'a self,
+        msg: &'a OutMessage,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<(), EgressError>> + 'a {
+        let first = self.check_size(msg).map(|()| self.submit(msg));
         // A message on the wire gets the whole patience for its confirmation even when it
         // left just before `deadline` (a reconnect late in a retry): resending it at once
         // would only put one more copy on the broker.
         let patience = deadline.saturating_duration_since(Instant::now());
-        let _permit = timeout_at(deadline, self.shared.permits.acquire())
-            .await
-            .map_err(|_| timeout())?
-            .map_err(|_| EgressError::Closed)?;
-        loop {
-            if !self.wait_open(deadline).await {
-                return Err(timeout());
+        async move {
+            let mut submitted = first?;
+            loop {
+                let rx = match submitted.take() {
+                    Some(rx) => rx,
+                    None => {
+                        if !self.wait_open(deadline).await {
+                            return Err(self.timeout());
+                        }
+                        match self.submit(msg) {
+                            Some(rx) => rx,
+                            None => {
+                                sleep(Duration::from_millis(5)).await;
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let confirm_by = deadline.max(Instant::now() + patience);
+                match timeout_at(confirm_by, rx).await {
+                    Ok(Ok(Ok(()))) => {
+                        metrics::counter!("iotc_egress_confirmed_total", "egress" => self.name)
+                            .increment(1);
+                        return Ok(());
+                    }
+                    Ok(Ok(Err(Failure::Rejected { reason, permanent }))) => {
+                        metrics::counter!("iotc_egress_rejected_total", "egress" => self.name)
+                            .increment(1);
+                        return Err(EgressError::Rejected {
+                            egress: self.name,
+                            reason,
+                            permanent,
+                        });
+                    }
+                    Ok(Ok(Err(Failure::Lost)) | Err(_)) => {
+                        metrics::counter!("iotc_egress_resent_total", "egress" => self.name)
+                            .increment(1);
+                    }
+                    Err(_) => return Err(self.timeout()),
+                }
             }
-            let Some(rx) = self.submit(msg) else {
-                sleep(Duration::from_millis(5)).await;
-                continue;
-            };
-            let confirm_by = deadline.max(Instant::now() + patience);
-            match timeout_at(confirm_by, rx).await {
-                Ok(Ok(Ok(()))) => {
-                    metrics::counter!("iotc_egress_confirmed_total", "egress" => self.name)
-                        .increment(1);
-                    return Ok(());
-                }
-                Ok(Ok(Err(Failure::Rejected { reason, permanent }))) => {
-                    metrics::counter!("iotc_egress_rejected_total", "egress" => self.name)
-                        .increment(1);
-                    return Err(EgressError::Rejected {
-                        egress: self.name,
-                        reason,
-                        permanent,
-                    });
-                }
-                Ok(Ok(Err(Failure::Lost)) | Err(_)) => {
-                    metrics::counter!("iotc_egress_resent_total", "egress" => self.name)
-                        .increment(1);
-                }
-                Err(_) => return Err(timeout()),
-            }
+        }
+    }
+
+    fn timeout(&self) -> EgressError {
+        EgressError::Timeout {
+            egress: self.name,
+            connected: self.connected(),
         }
     }
 
@@ -342,23 +362,25 @@ enum Ev {
 
 #[derive(Clone)]
 enum Publisher {
-    V4(rumqttc::AsyncClient),
+    V4(V4Sender),
     V5(rumqttc::v5::AsyncClient),
 }
 
 impl Publisher {
     fn try_publish(&self, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) -> bool {
         match self {
-            Publisher::V4(c) => c.try_publish(topic, qos, retain, payload).is_ok(),
+            Publisher::V4(c) => c.try_publish(topic, qos, retain, payload),
             Publisher::V5(c) => c.try_publish(topic, v5_qos(qos), retain, payload).is_ok(),
         }
     }
 
     fn try_disconnect(&self) {
-        let _ = match self {
-            Publisher::V4(c) => c.try_disconnect().map_err(|_| ()),
-            Publisher::V5(c) => c.try_disconnect().map_err(|_| ()),
-        };
+        match self {
+            Publisher::V4(c) => c.try_disconnect(),
+            Publisher::V5(c) => {
+                let _ = c.try_disconnect();
+            }
+        }
     }
 }
 
@@ -371,7 +393,7 @@ fn v5_qos(qos: QoS) -> rumqttc::v5::mqttbytes::QoS {
 }
 
 enum Events {
-    V4(Box<rumqttc::EventLoop>),
+    V4(Box<V4Loop>),
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
@@ -380,7 +402,7 @@ impl Events {
         match self {
             Events::V4(el) => {
                 use rumqttc::{Event, Packet};
-                Ok(match el.poll().await.map_err(|e| e.to_string())? {
+                Ok(match el.poll().await? {
                     Event::Incoming(Packet::ConnAck(_)) => Ev::ConnAck(None),
                     Event::Incoming(Packet::PubAck(a)) => Ev::Confirmed(a.pkid),
                     Event::Incoming(Packet::PubComp(c)) => Ev::Confirmed(c.pkid),
@@ -478,7 +500,7 @@ impl Generation {
                         true,
                     ));
                 }
-                let (client, el) = rumqttc::AsyncClient::new(o, CHANNEL_CAP);
+                let (client, el) = v4_loop::new(o, CHANNEL_CAP);
                 Generation {
                     publisher: Publisher::V4(client),
                     events: Events::V4(Box::new(el)),
