@@ -121,7 +121,11 @@ end
 /// Returns one answer per telegram (as `forward_one`), ending early with -1 at the first
 /// refused telegram: those after it are not written, so a retry keeps their order. Each
 /// telegram answered counts once in its gateway's `totalTelegramCount` (one HINCRBY per
-/// gateway); the reception records are written whatever the answers.
+/// gateway); the reception records are written whatever the answers. A record's hash gets
+/// its time to live when an AP is added to it (a new hash included), not at every reception:
+/// an `EXPIRE` per reception was a fifth of the key look-ups of the call, and a hash that
+/// expires while its device is still heard is rebuilt by the next receptions, which are the
+/// ones the routing prefers.
 const FORWARD_MANY: &str = r#"
 local n = tonumber(ARGV[4])
 local results, lens, counts = {}, {}, {}
@@ -138,8 +142,9 @@ for stats, c in pairs(counts) do
 end
 local h, ha = 2 + n * 3, 6 + n * 4
 for j = 0, #KEYS - h do
-  redis.call('HSET', KEYS[h + j], ARGV[ha + 2 * j], ARGV[ha + 2 * j + 1])
-  redis.call('EXPIRE', KEYS[h + j], ARGV[5])
+  if redis.call('HSET', KEYS[h + j], ARGV[ha + 2 * j], ARGV[ha + 2 * j + 1]) == 1 then
+    redis.call('EXPIRE', KEYS[h + j], ARGV[5])
+  end
 end
 return results
 "#;

@@ -374,6 +374,39 @@ async fn same_telegram_from_two_gateways_is_forwarded_once() {
     assert_eq!(entries(&redis).len(), 3);
 }
 
+/// A device's reception hash gets its one-day time to live when an AP is added to it, not at
+/// every reception (a key look-up less per telegram).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reception_records_get_their_time_to_live_when_an_ap_is_added() {
+    let redis = RedisServer::start();
+    let ingress = Ingress::start(&redis.url(), &[]);
+    let mut a = connect(&ingress, "/aruba").await;
+    let mut b = connect(&ingress, "/aruba").await;
+    let heard_key = keys::device_heard("feee14ab");
+    let ttl = |redis: &RedisServer| -> i64 { redis.conn().ttl(&heard_key).unwrap() };
+    let rps = |i: u8| with_crc(&format!("55000707017af6{i:02x}feee14ab2000ffffffff4700"));
+
+    send(&mut a, serial(STATIC_TOKEN, MAC_A, &rps(1))).await;
+    wait_stat(&redis, "904c81cf3886", keys::stats::TOTAL, 1);
+    assert!(ttl(&redis) > 86_000, "a new hash lives a day");
+
+    // The same AP again, in a later second (records are written once a second): its record
+    // is updated, the time to live is left as it was.
+    let _: () = redis.conn().expire(&heard_key, 100).unwrap();
+    let first: String = redis.conn().hget(&heard_key, "904c81cf3886").unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut a, serial(STATIC_TOKEN, MAC_A, &rps(2))).await;
+    wait_stat(&redis, "904c81cf3886", keys::stats::TOTAL, 2);
+    let second: String = redis.conn().hget(&heard_key, "904c81cf3886").unwrap();
+    assert_ne!(first, second, "the record follows the reception");
+    assert!(ttl(&redis) <= 100, "not refreshed by the same AP");
+
+    // Another AP joins the hash: a day again.
+    send(&mut b, serial(STATIC_TOKEN, MAC_B, &rps(3))).await;
+    wait_stat(&redis, "204c03344441", keys::stats::TOTAL, 1);
+    assert!(ttl(&redis) > 86_000, "set again when an AP is added");
+}
+
 /// A rocker telegram of `sender` (the RPS vector's layout with another sender ID).
 fn rps_from(sender: u32) -> Vec<u8> {
     let mut data = vec![0xf6, 0x30];
