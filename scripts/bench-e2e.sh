@@ -16,6 +16,10 @@
 #   IOTC_BENCH_BINS       folder of the iotc-engine and iotc-ingress to measure (default
 #                         target/release; e.g. older builds for a before/after comparison)
 #   IOTC_BENCH_PERF=SECS  record a CPU profile of the engine and ingress (perf) for SECS s
+#   IOTC_BENCH_WARM=1     first let every device send once (at most 10,000/s, not measured),
+#                         so the run measures a system that knows its devices (no first-time
+#                         events, counters in the engine's memory); CPU figures then cover the
+#                         measured run only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -92,10 +96,36 @@ fi
  done >"$work/lag.log") &
 lag_pid=$!
 TIMEFORMAT='%U %S'
-{ time "$rel/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token \
-  --onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret \
-  --expect-mqtt "127.0.0.1:$mqtt_port" --gateways "$gateways" --devices "$devices" \
-  --rate "$rate" --duration "$seconds" --shared "$shared" --drain-timeout 120 2>&4; } 4>&2 2>"$work/sim.time"
+simulate=("$rel/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token
+  --expect-mqtt "127.0.0.1:$mqtt_port" --gateways "$gateways" --devices "$devices"
+  --shared "$shared" --drain-timeout 120)
+onboard=(--onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret)
+# What each service has used so far: the figures below are what the measured run adds.
+declare -A cpu0 reads0 writes0
+added_now() {
+  redis-cli -p "$redis_port" xinfo stream iotc:telegrams 2>/dev/null | sed -n '/^entries-added$/{n;p}' | grep . || echo 0
+}
+snapshot() {
+  for name in ingress engine redis mosquitto; do
+    cpu0[$name]=$(awk '{print $14 + $15}' /proc/"${pids[$name]}"/stat)
+    reads0[$name]=$(awk '/^syscr/ {print $2}' /proc/"${pids[$name]}"/io)
+    writes0[$name]=$(awk '/^syscw/ {print $2}' /proc/"${pids[$name]}"/io)
+  done
+  added0=$(added_now)
+}
+for name in ingress engine redis mosquitto; do cpu0[$name]=0 reads0[$name]=0 writes0[$name]=0; done
+added0=0
+if [ -n "${IOTC_BENCH_WARM:-}" ]; then
+  warm_rate=$((rate < 10000 ? rate : 10000))
+  echo "== warm-up: each device once at $warm_rate/s (not measured)"
+  "${simulate[@]}" "${onboard[@]}" --rate "$warm_rate" --count "$devices" >"$work/warm.log" 2>&1 \
+    || { cat "$work/warm.log"; exit 1; }
+  grep -E "end to end" "$work/warm.log" | sed 's/^/   /'
+  redis-cli -p "$redis_port" config resetstat >/dev/null
+  snapshot
+  onboard=()
+fi
+{ time "${simulate[@]}" "${onboard[@]}" --rate "$rate" --duration "$seconds" 2>&4; } 4>&2 2>"$work/sim.time"
 sim_cpu=$(awk '{printf "%.2f", $1 + $2}' "$work/sim.time")
 kill "$lag_pid" 2>/dev/null || true
 echo "== engine backlog (entries not yet read), per second: $(tr '\n' ' ' <"$work/lag.log" | cut -c1-300)"
@@ -113,19 +143,20 @@ tick=$(getconf CLK_TCK)
 echo "== CPU seconds (user + system)"
 cpu_all=$sim_cpu
 for name in ingress engine redis mosquitto; do
-  cpu=$(awk -v t="$tick" '{printf "%.2f", ($14 + $15) / t}' /proc/"${pids[$name]}"/stat)
+  cpu=$(awk -v t="$tick" -v z="${cpu0[$name]}" '{printf "%.2f", ($14 + $15 - z) / t}' /proc/"${pids[$name]}"/stat)
   printf '  %-10s %s\n' "$name" "$cpu"
   cpu_all=$(awk -v a="$cpu_all" -v b="$cpu" 'BEGIN {printf "%.2f", a + b}')
 done
 printf '  %-10s %s\n' simulator "$sim_cpu"
 # The telegrams the engines were given: every unique telegram the ingress appended.
-added=$(redis-cli -p "$redis_port" xinfo stream iotc:telegrams | sed -n '/^entries-added$/{n;p}')
+added=$(($(added_now) - added0))
 printf '  %-10s %s, %s µs per telegram (%s telegrams)\n' all "$cpu_all" \
   "$(awk -v c="$cpu_all" -v n="$added" 'BEGIN {printf "%.0f", (n > 0 ? c * 1e6 / n : 0)}')" "$added"
 # Reads and writes on sockets and files per telegram: shows how well each hop batches.
 echo "== read and write system calls per telegram"
 for name in ingress engine redis mosquitto; do
-  awk -v n="$added" '/^syscr/ {r = $2} /^syscw/ {w = $2}
+  awk -v n="$added" -v r0="${reads0[$name]}" -v w0="${writes0[$name]}" \
+    '/^syscr/ {r = $2 - r0} /^syscw/ {w = $2 - w0}
     END {printf "  %-10s", name; printf " %.2f reads, %.2f writes\n", (n > 0 ? r / n : 0), (n > 0 ? w / n : 0)}' \
     name="$name" /proc/"${pids[$name]}"/io
 done

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use iotc_core::keys::{self, stats};
+use rustc_hash::FxHashMap;
 
 use crate::devices::Changes;
 
@@ -43,7 +44,9 @@ impl Counters {
 
 /// The copy: devices by EURID.
 pub struct DeviceCounts {
-    map: HashMap<u32, Counters>,
+    /// Only onboarded devices are counted, so the keys are chosen by operators, not by radio:
+    /// a fast non-keyed hash is safe.
+    map: FxHashMap<u32, Counters>,
     cap: usize,
     partitions: Arc<Vec<String>>,
 }
@@ -60,7 +63,7 @@ impl DeviceCounts {
     /// A copy of at most `cap` devices (it is cleared when a batch finds it full).
     pub fn new(cap: usize) -> Self {
         DeviceCounts {
-            map: HashMap::new(),
+            map: FxHashMap::default(),
             cap: cap.max(1),
             partitions: Arc::default(),
         }

@@ -6,7 +6,7 @@
 //! one `u64`, the value the device packed into one small block (`device_pack`); a lookup
 //! unpacks it. Loading reads the hash in pages (`HSCAN`), never the whole registry at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ use crate::device_pack::{pack, unpack};
 /// Entries one `HSCAN` page asks for while loading.
 const PAGE: usize = 1000;
 
-type Map = HashMap<u64, Box<[u8]>>;
+/// Keys are onboarded devices (set by operators), so a fast non-keyed hash is safe here.
+type Map = rustc_hash::FxHashMap<u64, Box<[u8]>>;
 
 /// Source EURIDs changed one by one that are kept before [`Changes::all`] is said instead.
 const CHANGES_KEPT: usize = 10_000;
@@ -71,7 +72,7 @@ impl Devices {
     }
 
     #[cfg(test)]
-    fn replace_all(&self, entries: HashMap<String, String>) {
+    fn replace_all(&self, entries: std::collections::HashMap<String, String>) {
         *self.write() = entries
             .iter()
             .filter_map(|(field, json)| entry(field, json))
@@ -248,6 +249,7 @@ fn parse(field: &str, json: &str) -> Option<EnOceanSensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn device(src: &str, dst: Option<&str>, eep: &str) -> String {
         let mut v = serde_json::json!({"sourceEurid": src, "friendlyID": "x", "eep": eep});
