@@ -3,17 +3,20 @@
 //! rumqttc's `publish` only queues a request; the broker's PUBACK (QoS 1) or PUBCOMP (QoS 2)
 //! arrives later as an event of the event loop, identified by packet id. The event loop hands
 //! out packet ids in the order it takes requests, and reports each with
-//! `Outgoing::Publish(pkid)`; so a waiter queued together with its request (under one lock) is
-//! matched to its packet id when that event arrives, and resolved by the PUBACK/PUBCOMP.
+//! `Outgoing::Publish(pkid)`; so a message handed over together with its place in a queue
+//! (under one lock) is matched to its packet id when that event arrives, and settled by the
+//! PUBACK/PUBCOMP.
 //!
+//! The link keeps every message until it is settled, numbered in the order it was published.
 //! Every connection attempt uses a fresh client and event loop (a "generation"). When a
-//! connection ends, the whole generation is dropped with the requests still in its channel, and
-//! every unresolved waiter is told the message was lost, so the caller sends it again on the
-//! next connection. That keeps the matching exact (no request of an old connection can turn up
-//! on a new one) and makes loss impossible: a message counts as delivered only after its
-//! acknowledgement on the connection that carried it.
+//! connection ends, the whole generation is dropped with the requests still in its channel;
+//! the next connection is handed every message not yet settled again, in their order, before
+//! any newer one. That keeps the matching exact (no request of an old connection can turn up on
+//! a new one), keeps each device's order across reconnects, and makes loss impossible: a
+//! message counts as delivered only after its acknowledgement on the connection that carried
+//! it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use iotc_core::backoff::Backoff;
 use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
 use tokio::sync::{oneshot, watch};
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 use super::config::{BrokerAddr, MqttVersion, Scheme};
 use super::v4_loop::{self, V4Loop, V4Sender};
@@ -70,25 +73,41 @@ pub struct LinkSpec {
     pub max_packet: usize,
 }
 
-/// Why a message was not confirmed.
+/// Why a message was not confirmed: the broker refused it (MQTT 5 reason code);
+/// `permanent` when sending it again cannot succeed.
 #[derive(Debug)]
-enum Failure {
-    /// The connection ended first; send it again.
-    Lost,
-    /// The broker refused it (MQTT 5 reason code); `permanent` when sending it again
-    /// cannot succeed.
-    Rejected { reason: String, permanent: bool },
+struct Refusal {
+    reason: String,
+    permanent: bool,
 }
 
-type Waiter = oneshot::Sender<Result<(), Failure>>;
+type Waiter = oneshot::Sender<Result<(), Refusal>>;
+
+/// A published message the link holds until it is settled or its caller gives up.
+struct Entry {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+    waiter: Option<Waiter>,
+    /// When the current connection was handed it (`None`: waiting for a connection).
+    handed_at: Option<Instant>,
+    /// Connections it was handed to so far.
+    attempts: u32,
+}
 
 #[derive(Default)]
 struct State {
     publisher: Option<Publisher>,
-    /// Waiters whose request was queued but has no packet id yet, in request order.
-    queued: VecDeque<Waiter>,
-    /// Waiters by packet id, sent and awaiting PUBACK/PUBCOMP.
-    sent: HashMap<u16, Waiter>,
+    /// Every message not settled yet, by publication number.
+    entries: BTreeMap<u64, Entry>,
+    next_seq: u64,
+    /// Publication number from which the current connection has not been handed messages.
+    cursor: u64,
+    /// Handed to the connection, no packet id yet, in request order (`None`: an on-connect
+    /// message nobody waits for).
+    queued: VecDeque<Option<u64>>,
+    /// By packet id: sent and awaiting PUBACK/PUBCOMP.
+    sent: HashMap<u16, u64>,
     /// No new requests: waiting for the in-flight ones before a planned reconnect.
     draining: bool,
 }
@@ -98,13 +117,50 @@ impl State {
         self.queued.is_empty() && self.sent.is_empty()
     }
 
-    fn fail_all(&mut self) {
-        for w in self
-            .queued
-            .drain(..)
-            .chain(self.sent.drain().map(|(_, w)| w))
-        {
-            let _ = w.send(Err(Failure::Lost));
+    /// Hands the connection, in order, every message it has not been handed yet.
+    fn pump(&mut self, qos: QoS, name: &'static str) {
+        let State {
+            publisher,
+            entries,
+            cursor,
+            queued,
+            draining,
+            ..
+        } = self;
+        let Some(publisher) = publisher.as_ref().filter(|_| !*draining) else {
+            return;
+        };
+        let now = Instant::now();
+        for (&seq, e) in entries.range_mut(*cursor..) {
+            if !publisher.try_publish(&e.topic, qos, e.retain, e.payload.clone()) {
+                break; // channel full: the rest follows after the next event
+            }
+            if e.attempts > 0 {
+                metrics::counter!("iotc_egress_resent_total", "egress" => name).increment(1);
+            }
+            e.attempts += 1;
+            e.handed_at = Some(now);
+            queued.push_back(Some(seq));
+            *cursor = seq + 1;
+        }
+    }
+
+    /// The connection ended: nothing is on a wire any more; the next one starts from the
+    /// oldest message not settled.
+    fn lost_connection(&mut self) {
+        self.publisher = None;
+        self.draining = false;
+        self.queued.clear();
+        self.sent.clear();
+        for e in self.entries.values_mut() {
+            e.handed_at = None;
+        }
+        self.cursor = self.entries.keys().next().copied().unwrap_or(self.next_seq);
+    }
+
+    fn settle(&mut self, seq: u64, outcome: Result<(), Refusal>) {
+        if let Some(waiter) = self.entries.remove(&seq).and_then(|e| e.waiter) {
+            let _ = waiter.send(outcome);
         }
     }
 }
@@ -184,65 +240,69 @@ impl Link {
         matches!(timeout_at(deadline, rx.wait_for(|o| *o)).await, Ok(Ok(_)))
     }
 
-    /// Publishes one message and waits for its confirmation, sending it again after each lost
-    /// connection, until `deadline` (a message sent late still gets the full wait).
+    /// Publishes one message and waits for its confirmation until `deadline`; the link sends
+    /// it again, in its place, after each lost connection.
     ///
-    /// The message is handed to the connection when this is called, not when the future is
-    /// first polled: messages published one after the other leave in that order, whatever
-    /// order their futures are polled in (a batch's futures run together, and the runtime's
-    /// cooperative budget makes some of them wait a turn).
+    /// The message is handed to the link when this is called, not when the future is first
+    /// polled: messages published one after the other leave in that order, whatever order
+    /// their futures are polled in (a batch's futures run together, and the runtime's
+    /// cooperative budget makes some of them wait a turn). Dropping the future, or its
+    /// timeout, takes the message back (a copy already on the wire still goes out).
     pub fn publish<'a>(
         &'a self,
         msg: &'a OutMessage,
         deadline: Instant,
     ) -> impl Future<Output = Result<(), EgressError>> + 'a {
-        let first = self.check_size(msg).map(|()| self.submit(msg));
-        // A message on the wire gets the whole patience for its confirmation even when it
-        // left just before `deadline` (a reconnect late in a retry): resending it at once
-        // would only put one more copy on the broker.
+        let submitted = self.check_size(msg).map(|()| self.submit(msg));
         let patience = deadline.saturating_duration_since(Instant::now());
         async move {
-            let mut submitted = first?;
+            let (seq, mut rx) = submitted?;
+            let mut taken_back = TakeBack {
+                shared: &self.shared,
+                seq: Some(seq),
+            };
+            let mut wait_until = deadline;
             loop {
-                let rx = match submitted.take() {
-                    Some(rx) => rx,
-                    None => {
-                        if !self.wait_open(deadline).await {
-                            return Err(self.timeout());
-                        }
-                        match self.submit(msg) {
-                            Some(rx) => rx,
-                            None => {
-                                sleep(Duration::from_millis(5)).await;
+                let outcome = match timeout_at(wait_until, &mut rx).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(_)) => return Err(self.timeout()),
+                    Err(_) => {
+                        // A message on the wire gets the whole patience for its confirmation
+                        // even when a reconnect late in the wait handed it over again:
+                        // giving up at once would only make the caller add one more copy.
+                        match self.handed_at(seq) {
+                            Some(at) if at + patience > Instant::now() => {
+                                wait_until = at + patience;
                                 continue;
                             }
+                            _ => return Err(self.timeout()),
                         }
                     }
                 };
-                let confirm_by = deadline.max(Instant::now() + patience);
-                match timeout_at(confirm_by, rx).await {
-                    Ok(Ok(Ok(()))) => {
+                taken_back.seq = None;
+                return match outcome {
+                    Ok(()) => {
                         metrics::counter!("iotc_egress_confirmed_total", "egress" => self.name)
                             .increment(1);
-                        return Ok(());
+                        Ok(())
                     }
-                    Ok(Ok(Err(Failure::Rejected { reason, permanent }))) => {
+                    Err(Refusal { reason, permanent }) => {
                         metrics::counter!("iotc_egress_rejected_total", "egress" => self.name)
                             .increment(1);
-                        return Err(EgressError::Rejected {
+                        Err(EgressError::Rejected {
                             egress: self.name,
                             reason,
                             permanent,
-                        });
+                        })
                     }
-                    Ok(Ok(Err(Failure::Lost)) | Err(_)) => {
-                        metrics::counter!("iotc_egress_resent_total", "egress" => self.name)
-                            .increment(1);
-                    }
-                    Err(_) => return Err(self.timeout()),
-                }
+                };
             }
         }
+    }
+
+    /// When the current connection was handed message `seq`, if it was.
+    fn handed_at(&self, seq: u64) -> Option<Instant> {
+        self.shared.lock().entries.get(&seq)?.handed_at
     }
 
     fn timeout(&self) -> EgressError {
@@ -276,20 +336,38 @@ impl Link {
         })
     }
 
-    /// Queues the request and its waiter atomically; `None` when not accepting right now.
-    fn submit(&self, msg: &OutMessage) -> Option<oneshot::Receiver<Result<(), Failure>>> {
-        let mut st = self.shared.lock();
-        if st.draining {
-            return None;
-        }
-        let publisher = st.publisher.as_ref()?;
-        let retain = msg.retain && self.retain;
-        if !publisher.try_publish(&msg.topic, self.qos, retain, msg.payload.clone()) {
-            return None;
-        }
+    /// Numbers the message, keeps it until it is settled, and hands it to the connection if
+    /// one is open; its publication number and the receiver of its outcome.
+    fn submit(&self, msg: &OutMessage) -> (u64, oneshot::Receiver<Result<(), Refusal>>) {
         let (tx, rx) = oneshot::channel();
-        st.queued.push_back(tx);
-        Some(rx)
+        let entry = Entry {
+            topic: msg.topic.clone(),
+            payload: msg.payload.clone(),
+            retain: msg.retain && self.retain,
+            waiter: Some(tx),
+            handed_at: None,
+            attempts: 0,
+        };
+        let mut st = self.shared.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.entries.insert(seq, entry);
+        st.pump(self.qos, self.name);
+        (seq, rx)
+    }
+}
+
+/// Takes a message back from the link when its caller stops waiting for it.
+struct TakeBack<'a> {
+    shared: &'a Shared,
+    seq: Option<u64>,
+}
+
+impl Drop for TakeBack<'_> {
+    fn drop(&mut self) {
+        if let Some(seq) = self.seq {
+            self.shared.lock().entries.remove(&seq);
+        }
     }
 }
 
@@ -307,12 +385,7 @@ async fn run(shared: Arc<Shared>, spec: LinkSpec) {
             }
             Err(e) => Ended::Failed(e.to_string()),
         };
-        {
-            let mut st = shared.lock();
-            st.publisher = None;
-            st.draining = false;
-            st.fail_all();
-        }
+        shared.lock().lost_connection();
         shared.open.send_replace(false);
         shared.connected.store(false, Ordering::Relaxed);
         metrics::gauge!("iotc_egress_connected", "egress" => spec.name).set(0.0);
@@ -542,7 +615,6 @@ impl Generation {
         last_problem: &mut Option<String>,
         connected_at: &mut Option<Instant>,
     ) -> Ended {
-        shared.lock().publisher = Some(self.publisher.clone());
         let mut renew = None;
         loop {
             let ev = match self.events.next().await {
@@ -561,29 +633,41 @@ impl Generation {
                     metrics::gauge!("iotc_egress_connected", "egress" => spec.name).set(1.0);
                     tracing::info!(egress = spec.name, broker = %spec.addr.host, port = spec.addr.port, "MQTT connected");
                     *last_problem = None;
-                    self.announce(shared, spec);
+                    {
+                        // The on-connect messages first, then every message not settled, in
+                        // order: those an earlier connection took with it, then newer ones.
+                        let mut st = shared.lock();
+                        self.announce(&mut st, spec);
+                        st.publisher = Some(self.publisher.clone());
+                        st.pump(spec.qos, spec.name);
+                    }
                     shared.open.send_replace(true);
                     renew = spec.renew_after.map(|d| Instant::now() + d);
                 }
                 Ev::Sent(pkid) => {
                     let mut st = shared.lock();
-                    if let Some(w) = st.queued.pop_front() {
+                    if let Some(Some(seq)) = st.queued.pop_front() {
                         if pkid == 0 {
                             // QoS 0: written to the connection is all the confirmation there is.
-                            let _ = w.send(Ok(()));
+                            st.settle(seq, Ok(()));
                         } else {
-                            st.sent.insert(pkid, w);
+                            st.sent.insert(pkid, seq);
                         }
+                    }
+                    if st.cursor < st.next_seq {
+                        st.pump(spec.qos, spec.name); // the channel was full
                     }
                 }
                 Ev::Confirmed(pkid) => {
-                    if let Some(w) = shared.lock().sent.remove(&pkid) {
-                        let _ = w.send(Ok(()));
+                    let mut st = shared.lock();
+                    if let Some(seq) = st.sent.remove(&pkid) {
+                        st.settle(seq, Ok(()));
                     }
                 }
                 Ev::Rejected(pkid, reason, permanent) => {
-                    if let Some(w) = shared.lock().sent.remove(&pkid) {
-                        let _ = w.send(Err(Failure::Rejected { reason, permanent }));
+                    let mut st = shared.lock();
+                    if let Some(seq) = st.sent.remove(&pkid) {
+                        st.settle(seq, Err(Refusal { reason, permanent }));
                     }
                 }
                 Ev::Disconnect => return Ended::Renew,
@@ -604,16 +688,14 @@ impl Generation {
     }
 
     /// Sends the on-connect messages (e.g. `online`); their confirmation is not awaited.
-    fn announce(&self, shared: &Arc<Shared>, spec: &LinkSpec) {
-        let mut st = shared.lock();
+    fn announce(&self, st: &mut State, spec: &LinkSpec) {
         for msg in &spec.on_connect {
             let retain = msg.retain && spec.retain;
             if self
                 .publisher
                 .try_publish(&msg.topic, spec.qos, retain, msg.payload.clone())
             {
-                let (tx, _) = oneshot::channel();
-                st.queued.push_back(tx);
+                st.queued.push_back(None);
             }
         }
     }
