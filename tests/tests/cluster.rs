@@ -13,8 +13,9 @@
 //!    on by themselves; what asynchronous replication lost is printed (`SCALE` lines), and
 //!    every telegram sent after the failover is published.
 //!
-//! Also on one Redis: device counters stay exact while partitions move to an engine that
-//! joins and back when it leaves (each engine keeps the counters of its partitions in memory).
+//! Also on one Redis: device counters stay exact, and nothing is published twice, while
+//! partitions move to an engine that joins and back when it leaves (each engine keeps the
+//! counters of its partitions in memory; the one leaving drains what it has in flight).
 //!
 //! No duration is asserted; waits are bounded only so that a broken build fails.
 
@@ -371,9 +372,10 @@ async fn two_ingress_three_engines_on_a_redis_cluster() {
 }
 
 /// The engines keep device counters in memory for the partitions they hold. Partitions move
-/// from one engine to a second one joining, and back when it leaves: every device's counters
-/// in Redis still count each telegram exactly once (a stale copy kept across the moves would
-/// write lower totals over the second engine's counts).
+/// from one engine to a second one joining, and back when it leaves: every device's published
+/// counts run 1, 2, 3, ... without a repeat or a gap, and Redis ends with the last one (a
+/// stale copy kept across the moves would publish numbers already used, and write a lower
+/// total over the second engine's counts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_stay_exact_while_partitions_move_and_come_back() {
     let dir = temp_dir();
@@ -415,24 +417,55 @@ async fn counters_stay_exact_while_partitions_move_and_come_back() {
     delivered_load(port, &sub, &mut sent, "engine-1 again").await;
     drop(first);
 
+    // The last batch's counters are written before its messages leave: let them arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = sub.all();
     for id in &ids {
         let eurid = format!("{id:08x}");
-        let expected = sent.iter().filter(|(sender, _)| *sender == eurid).count() as i64;
+        let sent_n = sent.iter().filter(|(sender, _)| *sender == eurid).count();
+        assert!(sent_n > 0, "{eurid}: nothing sent");
+        // Each telemetry message carries the device's count including it: a copy kept across
+        // the moves would give numbers the other engine had already used to other telegrams.
+        let topic = format!("sensor/{eurid}/telemetry");
+        let mut by_telegram: BTreeMap<(String, String), BTreeSet<i64>> = BTreeMap::new();
+        for m in received.iter().filter(|m| m.topic == topic) {
+            let j = m.json();
+            let telegram = (
+                j["raw"]["data"].to_string(),
+                j["raw"]["timestamp"].to_string(),
+            );
+            let count = j["telemetry"]["meta"]["stats"][0]["totalTelegramCount"].as_i64();
+            by_telegram
+                .entry(telegram)
+                .or_default()
+                .insert(count.unwrap());
+        }
+        // No fault: the engine that leaves drains what it has in flight, so nothing is
+        // published (and counted) a second time by the one taking its partitions back.
+        let twice = received.iter().filter(|m| m.topic == topic).count() - by_telegram.len();
+        assert_eq!(twice, 0, "{eurid}: telegrams published twice");
+        let k = by_telegram.len() as i64;
+        assert!(
+            k >= sent_n as i64,
+            "{eurid}: {k} telegrams published, {sent_n} sent"
+        );
+        let mut counts: Vec<i64> = by_telegram.values().flatten().copied().collect();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            (1..=k).collect::<Vec<_>>(),
+            "{eurid}: one number per telegram, none repeated or skipped"
+        );
         let stats: BTreeMap<String, i64> = redis
             .hgetall(iotc_core::keys::device_stats(&eurid))
             .await
             .unwrap();
-        assert!(expected > 0, "{eurid}: nothing sent");
         assert_eq!(
             stats.get("totalTelegramCount"),
-            Some(&expected),
+            Some(&k),
             "{eurid}: {stats:?}"
         );
-        assert_eq!(
-            stats.get("succesfullyProcessed"),
-            Some(&expected),
-            "{eurid}"
-        );
+        assert_eq!(stats.get("succesfullyProcessed"), Some(&k), "{eurid}");
     }
 }
 

@@ -68,11 +68,10 @@ impl Prepare {
                     let Some(prepared) = self.prepare(entries).await else {
                         continue;
                     };
-                    let sent = tokio::select! {
-                        r = self.out.send(prepared) => r.is_ok(),
-                        _ = self.shutdown.changed() => false,
-                    };
-                    if !sent {
+                    // Handed on even when stopping: its counters are written, so the publish
+                    // stage drains it rather than the next holder counting it again (the
+                    // send fails at once if that stage is gone).
+                    if self.out.send(prepared).await.is_err() {
                         break;
                     }
                 }

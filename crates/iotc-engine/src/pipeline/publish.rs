@@ -7,13 +7,19 @@
 //! When a batch is not confirmed in time (broker down or slow), the batches in flight are
 //! let finish and the unconfirmed ones are sent again one batch after the other, in order,
 //! with back-off; pipelining resumes once they are all confirmed.
+//!
+//! On shutdown the stage drains for at most [`DRAIN`]: it takes the batches the prepare stage
+//! still hands over and lets every batch in flight be confirmed and committed, so that the
+//! engine taking over its partitions does not publish and count them a second time.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use iotc_core::backoff::Backoff;
 use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
 use tracing::warn;
 
 use super::batch::{Confirmed, Prepared};
@@ -23,6 +29,10 @@ use crate::egress::{Delivery, Egress, EgressError};
 /// Batches being delivered at once. With the default batch of 256 that is about 2,000
 /// messages: more than the MQTT window (100 by default), so it never runs dry.
 pub const BATCHES_IN_FLIGHT: usize = 8;
+
+/// How long a stopping engine goes on confirming the batches it has in flight (container
+/// runtimes wait 10 s after SIGTERM by default).
+pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// One delivery attempt of a batch and its result.
 type Attempt = (Confirmed, Result<(), EgressError>);
@@ -36,11 +46,19 @@ pub async fn run(
 ) {
     let mut flying = FuturesOrdered::new();
     let mut open = true;
+    let mut drain_until: Option<Instant> = None;
     loop {
         let room = flying.len() < BATCHES_IN_FLIGHT;
+        let drained = sleep_until(drain_until.unwrap_or_else(Instant::now));
         tokio::select! {
             biased;
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed(), if drain_until.is_none() => {
+                drain_until = Some(Instant::now() + DRAIN);
+            }
+            _ = drained, if drain_until.is_some() => {
+                warn!(batches = flying.len(), "stopping with batches still unconfirmed");
+                return;
+            }
             Some((batch, result)) = flying.next(), if !flying.is_empty() => {
                 let mut done: Vec<Attempt> = vec![(batch, result)];
                 if done[0].1.is_err() {
