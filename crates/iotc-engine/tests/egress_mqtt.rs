@@ -6,7 +6,7 @@ mod egress_common;
 use std::time::Duration;
 
 use egress_common::*;
-use iotc_engine::egress::{Egress, EgressError, OutMessage};
+use iotc_engine::egress::{Delivery, Egress, EgressError, OutMessage};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -522,4 +522,33 @@ async fn a_burst_larger_than_the_window_arrives_whole_and_in_order() {
             assert_eq!(got.payload, format!("{version}-{window}-{i}").as_bytes());
         }
     }
+}
+
+/// A message to a topic with a wildcard is refused for good (a dead letter) before it reaches
+/// the connection, and the messages after it, which the link keeps in order, are not held up.
+#[tokio::test]
+async fn a_topic_with_a_wildcard_is_refused_and_holds_nothing_up() {
+    let broker = Mosquitto::start(plain);
+    let mut sub = Subscriber::start(broker.sub_port, "#", false).await;
+    let conn = connstring(broker.port);
+    let egress =
+        connected_egress(&["--mqtt-connstring", &conn, "--mqtt-publish-timeout", "3"]).await;
+    let good = egress.topics().sensor_telemetry("0badcafe");
+    let mut delivery = Delivery::new(vec![
+        OutMessage::new("sensor/+/telemetry", "bad"),
+        OutMessage::new(good.clone(), "good"),
+    ]);
+    egress
+        .deliver(&mut delivery)
+        .await
+        .expect("the good one confirmed");
+    let dead = delivery.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].topic, "sensor/+/telemetry");
+    assert_eq!(dead[0].reason_label(), "TopicNameInvalid");
+    let got = sub
+        .next_on(&good, WAIT)
+        .await
+        .expect("the good one arrives");
+    assert_eq!(got.payload, b"good");
 }

@@ -32,7 +32,7 @@ use super::{EgressError, OutMessage};
 
 /// Requests that may wait in one generation's channel. Callers bound what they send at once
 /// (the pipeline: 8 batches; the others publish in chunks), so this is only a safety limit:
-/// past it, a message waits and is sent again later, and may then change places.
+/// past it, the link keeps the rest and hands them over, in order, as the channel empties.
 const CHANNEL_CAP: usize = 65_536;
 /// Largest packet we accept from the broker.
 const MAX_INCOMING: usize = 256 * 1024;
@@ -88,7 +88,7 @@ struct Entry {
     topic: String,
     payload: Vec<u8>,
     retain: bool,
-    waiter: Option<Waiter>,
+    waiter: Waiter,
     /// When the current connection was handed it (`None`: waiting for a connection).
     handed_at: Option<Instant>,
     /// Connections it was handed to so far.
@@ -159,8 +159,8 @@ impl State {
     }
 
     fn settle(&mut self, seq: u64, outcome: Result<(), Refusal>) {
-        if let Some(waiter) = self.entries.remove(&seq).and_then(|e| e.waiter) {
-            let _ = waiter.send(outcome);
+        if let Some(e) = self.entries.remove(&seq) {
+            let _ = e.waiter.send(outcome);
         }
     }
 }
@@ -253,7 +253,7 @@ impl Link {
         msg: &'a OutMessage,
         deadline: Instant,
     ) -> impl Future<Output = Result<(), EgressError>> + 'a {
-        let submitted = self.check_size(msg).map(|()| self.submit(msg));
+        let submitted = self.check(msg).map(|()| self.submit(msg));
         let patience = deadline.saturating_duration_since(Instant::now());
         async move {
             let (seq, mut rx) = submitted?;
@@ -320,18 +320,24 @@ impl Link {
         }
     }
 
-    /// A message over the packet limit is refused for good without being sent: the client
-    /// library would drop the connection over it, and the broker would refuse it anyway.
-    fn check_size(&self, msg: &OutMessage) -> Result<(), EgressError> {
+    /// A message over the packet limit, or to a topic with wildcards, is refused for good
+    /// without being sent: the client library would refuse it (the link keeps messages in
+    /// order, so it would hold up every later one) or drop the connection over it, and the
+    /// broker would refuse it anyway.
+    fn check(&self, msg: &OutMessage) -> Result<(), EgressError> {
         let size = msg.topic.len() + msg.payload.len() + PUBLISH_OVERHEAD;
         let limit = self.packet_limit();
-        if size <= limit {
+        let reason = if !rumqttc::valid_topic(&msg.topic) {
+            format!("{INVALID_TOPIC}: {}", msg.topic)
+        } else if size > limit {
+            format!("{TOO_LARGE}: {size} bytes, limit {limit}")
+        } else {
             return Ok(());
-        }
+        };
         metrics::counter!("iotc_egress_rejected_total", "egress" => self.name).increment(1);
         Err(EgressError::Rejected {
             egress: self.name,
-            reason: format!("{TOO_LARGE}: {size} bytes, limit {limit}"),
+            reason,
             permanent: true,
         })
     }
@@ -344,7 +350,7 @@ impl Link {
             topic: msg.topic.clone(),
             payload: msg.payload.clone(),
             retain: msg.retain && self.retain,
-            waiter: Some(tx),
+            waiter: tx,
             handed_at: None,
             attempts: 0,
         };
@@ -419,6 +425,8 @@ enum Ended {
 
 /// Start of the reason of a message over the packet limit.
 pub const TOO_LARGE: &str = "PacketTooLarge";
+/// Start of the reason of a message to a topic with wildcards (`+`, `#`).
+pub const INVALID_TOPIC: &str = "TopicNameInvalid";
 
 /// Normalised event of either protocol version.
 enum Ev {

@@ -22,7 +22,7 @@ const MAX_WRITES_PER_FLUSH: usize = 512;
 pub struct V4Sender(mpsc::Sender<Request>);
 
 impl V4Sender {
-    /// Queues a publish; false when the topic is invalid or the channel is full or closed.
+    /// Queues a publish (the link checked its topic); false when the channel is full or closed.
     pub fn try_publish(
         &self,
         topic: &str,
@@ -30,9 +30,6 @@ impl V4Sender {
         retain: bool,
         payload: Vec<u8>,
     ) -> bool {
-        if !rumqttc::valid_topic(topic) {
-            return false;
-        }
         let mut publish = rumqttc::Publish::new(topic, qos, payload);
         publish.retain = retain;
         self.0.try_send(Request::Publish(publish)).is_ok()
