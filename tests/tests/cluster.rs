@@ -415,6 +415,18 @@ async fn counters_stay_exact_while_partitions_move_and_come_back() {
     let back = wait_leases(&mut redis, holders(&["engine-1"])).await;
     assert!(holders(&["engine-1"])(&back), "not taken back: {back:?}");
     delivered_load(port, &sub, &mut sent, "engine-1 again").await;
+    let left = wait_nothing_pending(&mut redis).await;
+    if !left.is_empty() {
+        let log = std::fs::read_to_string(first.proc.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("partition") || l.contains("took"))
+            .collect();
+        panic!(
+            "entries left unacknowledged: {left:?}\nengine-1:\n{}",
+            lines[lines.len().saturating_sub(80)..].join("\n")
+        );
+    }
     drop(first);
 
     // The last batch's counters are written before its messages leave: let them arrive.
@@ -479,6 +491,38 @@ async fn delivered_load(port: u16, sub: &Subscriber, sent: &mut Vec<Key>, label:
         .wait_until(Duration::from_secs(60), |m| m.len() >= n)
         .await;
     assert!(all, "{label}: {} of {n} published", sub.all().len());
+}
+
+/// Waits (bounded) until every partition's entries are acknowledged; returns what is still
+/// pending per stream (stream, count, oldest id, consumers) if that does not happen.
+async fn wait_nothing_pending(redis: &mut iotc_core::redis::Redis) -> Vec<String> {
+    let layout = iotc_core::partition::Layout::new(PARTITIONS, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut left = Vec::new();
+        for stream in layout.streams() {
+            let summary: redis::Value = redis::cmd("XPENDING")
+                .arg(&stream)
+                .arg(iotc_core::keys::ENGINE_GROUP)
+                .query_async(redis)
+                .await
+                .unwrap();
+            let n = match &summary {
+                redis::Value::Array(a) => match a.first() {
+                    Some(redis::Value::Int(n)) => *n,
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            if n > 0 {
+                left.push(format!("{stream}: {summary:?}"));
+            }
+        }
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// An engine configured with another partition count than the services before it stops with

@@ -160,10 +160,15 @@ impl Reader {
         Instant::now() >= self.next_claim
     }
 
-    /// The next batch: claimed entries when a claim is due, else own pending entries, else
-    /// new ones (waiting up to `block_ms`). `held` are ids this engine keeps pending on
-    /// purpose (parts of an open chain); claiming does not hand them out twice.
-    pub async fn next_batch(&mut self, held: &HashSet<String>) -> redis::RedisResult<Vec<Entry>> {
+    /// The next batch: claimed entries when `held` is given (the caller asks for it when
+    /// [`Reader::claim_due`]), else own pending entries, else new ones (waiting up to
+    /// `block_ms`). `held` are ids this engine keeps pending on purpose (open chain parts,
+    /// batches in flight); claiming does not hand them out twice. The caller decides, not a
+    /// second look at the clock: a claim that became due in between would run without them.
+    pub async fn next_batch(
+        &mut self,
+        held: Option<&HashSet<String>>,
+    ) -> redis::RedisResult<Vec<Entry>> {
         let result = self.read(held).await;
         if let Err(e) = &result
             && e.code() == Some("NOGROUP")
@@ -185,9 +190,9 @@ impl Reader {
         }
     }
 
-    async fn read(&mut self, held: &HashSet<String>) -> redis::RedisResult<Vec<Entry>> {
+    async fn read(&mut self, held: Option<&HashSet<String>>) -> redis::RedisResult<Vec<Entry>> {
         self.sync_streams();
-        if Instant::now() >= self.next_claim {
+        if let Some(held) = held {
             self.next_claim = Instant::now() + self.settings.claim_every;
             let claimed = self.claim(held).await?;
             if !claimed.is_empty() {

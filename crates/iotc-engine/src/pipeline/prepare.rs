@@ -53,13 +53,9 @@ impl Prepare {
         let mut backoff = Backoff::default();
         while !*self.shutdown.borrow() {
             self.take_committed();
-            let held = if self.reader.claim_due() {
-                self.held()
-            } else {
-                HashSet::new()
-            };
+            let held = self.reader.claim_due().then(|| self.held());
             let read = tokio::select! {
-                r = self.reader.next_batch(&held) => r,
+                r = self.reader.next_batch(held.as_ref()) => r,
                 _ = self.shutdown.changed() => break,
             };
             match read {
