@@ -218,7 +218,7 @@ impl Decoder {
     }
 
     /// Stream ids kept unacknowledged on purpose (open chains).
-    pub fn held_ids(&self) -> HashSet<String> {
+    pub fn held_ids(&self) -> crate::stream::IdSet {
         self.held
             .values()
             .flat_map(|h| h.ids.iter().cloned())

@@ -12,7 +12,6 @@
 //! delivery stays at-least-once, and batches are committed in the order they were read
 //! (see docs/engine.md).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use iotc_core::redis::Redis;
@@ -70,8 +69,8 @@ impl Engine {
             ha: self.ha,
             out: to_publish,
             committed,
-            in_flight: HashSet::new(),
-            first_pending: HashSet::new(),
+            in_flight: Default::default(),
+            first_pending: Default::default(),
             counts: DeviceCounts::new(self.counter_cache),
         }
         .run()

@@ -11,7 +11,7 @@
 //! On a Redis Cluster one command reaches one slot, so each stream is read by its own
 //! command, without blocking; an idle engine asks again after [`CLUSTER_POLL`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use iotc_core::keys;
@@ -24,6 +24,9 @@ use crate::lease::Held;
 
 /// How long an idle engine waits between reads on a Redis Cluster.
 pub const CLUSTER_POLL: Duration = Duration::from_millis(10);
+
+/// Stream entry ids (assigned by Redis, so a fast hash is safe).
+pub type IdSet = rustc_hash::FxHashSet<String>;
 
 /// Which stream an entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,10 +168,7 @@ impl Reader {
     /// `block_ms`). `held` are ids this engine keeps pending on purpose (open chain parts,
     /// batches in flight); claiming does not hand them out twice. The caller decides, not a
     /// second look at the clock: a claim that became due in between would run without them.
-    pub async fn next_batch(
-        &mut self,
-        held: Option<&HashSet<String>>,
-    ) -> redis::RedisResult<Vec<Entry>> {
+    pub async fn next_batch(&mut self, held: Option<&IdSet>) -> redis::RedisResult<Vec<Entry>> {
         let result = self.read(held).await;
         if let Err(e) = &result
             && e.code() == Some("NOGROUP")
@@ -190,7 +190,7 @@ impl Reader {
         }
     }
 
-    async fn read(&mut self, held: Option<&HashSet<String>>) -> redis::RedisResult<Vec<Entry>> {
+    async fn read(&mut self, held: Option<&IdSet>) -> redis::RedisResult<Vec<Entry>> {
         self.sync_streams();
         if let Some(held) = held {
             self.next_claim = Instant::now() + self.settings.claim_every;
@@ -283,7 +283,7 @@ impl Reader {
         conn.read(streams, block_ms).await
     }
 
-    async fn claim(&mut self, held: &HashSet<String>) -> redis::RedisResult<Vec<Entry>> {
+    async fn claim(&mut self, held: &IdSet) -> redis::RedisResult<Vec<Entry>> {
         let mut out = Vec::new();
         let streams: Vec<String> = self.streams.keys().cloned().collect();
         for stream in &streams {

@@ -173,11 +173,10 @@ impl Content {
         )
     }
 
-    /// `R-ORG | data` in lower-case hex, as IoTC's `raw.data` shows it.
-    pub fn data_hex(&self) -> String {
-        let mut all = vec![self.rorg];
-        all.extend_from_slice(&self.data);
-        hex::encode(all)
+    /// What the end-to-end check matches a published message with (IoTC's `raw.sender`
+    /// and `raw.data`).
+    pub fn key(&self, sender: u32) -> super::mqtt::Key {
+        super::mqtt::Key::sent(sender, self.rorg, &self.data)
     }
 }
 

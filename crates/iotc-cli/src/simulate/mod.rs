@@ -379,11 +379,7 @@ async fn drive(
             if let Some(p) = pending
                 && let Ok(mut p) = p.lock()
             {
-                p.record(
-                    format!("{:08x}", device.id),
-                    content.data_hex(),
-                    Instant::now(),
-                );
+                p.record(content.key(device.id), Instant::now());
             }
             for (gw, dbm) in &plan.hearers {
                 let mut delivered = true;

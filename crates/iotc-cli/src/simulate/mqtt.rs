@@ -1,17 +1,105 @@
 //! The end-to-end check: subscribe to the telemetry topic and match every published message
 //! to the telegram the simulator sent (by sender ID and data), for latency and loss.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 
-/// Telegrams sent and not yet seen on MQTT, keyed by (sender hex, data hex).
+/// A telegram as the check matches it: sender and `R-ORG | data` (at most [`KEY_DATA`] bytes
+/// kept; ERP1 data is shorter). Fixed size, so recording one allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    sender: u32,
+    len: u8,
+    data: [u8; KEY_DATA],
+}
+
+const KEY_DATA: usize = 32;
+
+impl Key {
+    /// The key of a telegram sent: its sender, R-ORG and data.
+    pub fn sent(sender: u32, rorg: u8, data: &[u8]) -> Key {
+        let mut key = Key {
+            sender,
+            len: 0,
+            data: [0; KEY_DATA],
+        };
+        let n = (data.len() + 1).min(KEY_DATA);
+        key.data[0] = rorg;
+        key.data[1..n].copy_from_slice(&data[..n - 1]);
+        key.len = n as u8;
+        key
+    }
+
+    /// The key of a published message: `raw.sender` and `raw.data` in hex (either case).
+    fn published(sender: &str, data: &str) -> Option<Key> {
+        let sender = u32::from_str_radix(sender, 16).ok()?;
+        let mut key = Key {
+            sender,
+            len: 0,
+            data: [0; KEY_DATA],
+        };
+        let n = (data.len() / 2).min(KEY_DATA);
+        hex::decode_to_slice(&data[..n * 2], &mut key.data[..n]).ok()?;
+        key.len = n as u8;
+        Some(key)
+    }
+}
+
+/// When each telegram was sent, for those not yet seen on MQTT. Nearly every key is
+/// pending once, so one time is kept without a queue.
 #[derive(Default)]
 pub struct Pending {
-    sent: HashMap<(String, String), VecDeque<Instant>>,
+    sent: rustc_hash::FxHashMap<Key, Sent>,
+}
+
+enum Sent {
+    Once(Instant),
+    More(VecDeque<Instant>),
+}
+
+pub type Shared<T> = Arc<Mutex<T>>;
+
+impl Pending {
+    pub fn record(&mut self, key: Key, at: Instant) {
+        match self.sent.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(Sent::Once(at));
+            }
+            Entry::Occupied(mut o) => {
+                let sent = o.get_mut();
+                match sent {
+                    Sent::Once(first) => *sent = Sent::More(VecDeque::from([*first, at])),
+                    Sent::More(queue) => queue.push_back(at),
+                }
+            }
+        }
+    }
+
+    /// The oldest send time of `key`, now seen.
+    fn take(&mut self, key: &Key) -> Option<Instant> {
+        let Entry::Occupied(mut o) = self.sent.entry(*key) else {
+            return None;
+        };
+        match o.get_mut() {
+            Sent::Once(at) => {
+                let at = *at;
+                o.remove();
+                Some(at)
+            }
+            Sent::More(queue) => {
+                let at = queue.pop_front();
+                if queue.is_empty() {
+                    o.remove();
+                }
+                at
+            }
+        }
+    }
 }
 
 /// What the listener measured.
@@ -22,24 +110,6 @@ pub struct Received {
     pub last_at: Option<Instant>,
     /// Messages on the topic that match nothing the simulator sent.
     pub unmatched: u64,
-}
-
-pub type Shared<T> = Arc<Mutex<T>>;
-
-impl Pending {
-    pub fn record(&mut self, sender: String, data: String, at: Instant) {
-        self.sent.entry((sender, data)).or_default().push_back(at);
-    }
-
-    fn take(&mut self, sender: &str, data: &str) -> Option<Instant> {
-        let key = (sender.to_string(), data.to_string());
-        let queue = self.sent.get_mut(&key)?;
-        let at = queue.pop_front();
-        if queue.is_empty() {
-            self.sent.remove(&key);
-        }
-        at
-    }
 }
 
 pub struct Options {
@@ -108,8 +178,8 @@ pub async fn listen(mut events: EventLoop, pending: Shared<Pending>, received: S
         match events.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let now = Instant::now();
-                let matched = match_payload(&publish.payload)
-                    .and_then(|(sender, data)| pending.lock().ok()?.take(&sender, &data));
+                let matched =
+                    match_payload(&publish.payload).and_then(|key| pending.lock().ok()?.take(&key));
                 if let Ok(mut r) = received.lock() {
                     match matched {
                         Some(sent) => {
@@ -145,13 +215,10 @@ struct RawIds<'a> {
     data: std::borrow::Cow<'a, str>,
 }
 
-/// `(raw.sender, raw.data)` of an IoTC telemetry payload.
-fn match_payload(payload: &[u8]) -> Option<(String, String)> {
+/// The key of an IoTC telemetry payload (`raw.sender`, `raw.data`).
+fn match_payload(payload: &[u8]) -> Option<Key> {
     let p: Payload = serde_json::from_slice(payload).ok()?;
-    Some((
-        p.raw.sender.to_ascii_lowercase(),
-        p.raw.data.to_ascii_lowercase(),
-    ))
+    Key::published(&p.raw.sender, &p.raw.data)
 }
 
 /// The `p`-th percentile (0..=100) of sorted durations.
@@ -173,9 +240,11 @@ mod tests {
             br#"{"sensor":{},"telemetry":{},"raw":{"data":"A53E1F0008","sender":"0510000A"}}"#;
         assert_eq!(
             match_payload(payload),
-            Some(("0510000a".into(), "a53e1f0008".into()))
+            Some(Key::sent(0x0510_000a, 0xa5, &[0x3e, 0x1f, 0x00, 0x08]))
         );
         assert_eq!(match_payload(b"not json"), None);
+        let odd = br#"{"raw":{"data":"A5zz","sender":"0510000A"}}"#;
+        assert_eq!(match_payload(odd), None, "not hex");
     }
 
     #[test]
@@ -183,11 +252,16 @@ mod tests {
         let mut p = Pending::default();
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_millis(5);
-        p.record("a".into(), "d".into(), t0);
-        p.record("a".into(), "d".into(), t1);
-        assert_eq!(p.take("a", "d"), Some(t0));
-        assert_eq!(p.take("a", "d"), Some(t1));
-        assert_eq!(p.take("a", "d"), None);
+        let t2 = t0 + Duration::from_millis(9);
+        let (a, b) = (Key::sent(1, 0xf6, &[0x30]), Key::sent(1, 0xf6, &[0x10]));
+        p.record(a, t0);
+        p.record(b, t2);
+        p.record(a, t1);
+        assert_eq!(p.take(&a), Some(t0));
+        assert_eq!(p.take(&a), Some(t1));
+        assert_eq!(p.take(&a), None);
+        assert_eq!(p.take(&b), Some(t2));
+        assert_eq!(p.take(&b), None);
     }
 
     #[test]

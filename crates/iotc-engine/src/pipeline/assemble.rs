@@ -2,7 +2,7 @@
 //! messages of one telegram are put together (telemetry, events): hooks that publish more
 //! per telegram belong there.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::atomic::Ordering;
 
 use iotc_core::keys;
@@ -29,7 +29,7 @@ pub struct Assembler<'a> {
     pub egress: &'a Egress,
     /// Devices whose FIRST_TIME_SEND is already on its way (an earlier batch not yet
     /// committed, or earlier in this batch): not sent twice.
-    pub first_pending: &'a mut HashSet<String>,
+    pub first_pending: &'a mut FxHashSet<String>,
     pub now_s: u64,
     pub out: Publication,
 }

@@ -1,6 +1,5 @@
 //! What travels between the stages.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::decode::{DeviceResult, DeviceTelegram};
@@ -37,8 +36,9 @@ impl Item {
 #[derive(Default)]
 pub struct Batch {
     pub items: Vec<Item>,
-    /// (gateway MAC, stats field) → increment.
-    pub gateway_counts: HashMap<(String, &'static str), i64>,
+    /// ((gateway MAC, stats field), increment): a handful per batch, so a list (looking a
+    /// gateway up allocates nothing).
+    pub gateway_counts: Vec<((String, &'static str), i64)>,
     pub gateway_events: Vec<OutMessage>,
     pub acks: Acks,
 }
@@ -52,10 +52,14 @@ impl Batch {
     }
 
     pub fn count_gateway(&mut self, mac: &str, field: &'static str) {
-        *self
+        match self
             .gateway_counts
-            .entry((mac.to_string(), field))
-            .or_default() += 1;
+            .iter_mut()
+            .find(|((m, f), _)| m == mac && *f == field)
+        {
+            Some((_, n)) => *n += 1,
+            None => self.gateway_counts.push(((mac.to_string(), field), 1)),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! assemble its messages. Decoding state (chains, rolling codes) lives here, in one task, so
 //! telegrams are handled in stream order.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -24,7 +24,7 @@ use crate::decode::{Decoder, DeviceResult, DeviceTelegram, Outcome};
 use crate::device_counts::{self, Counters, DeviceCounts};
 use crate::egress::{Egress, OutMessage};
 use crate::secure;
-use crate::stream::{Entry, Reader, Source};
+use crate::stream::{Entry, IdSet, Reader, Source};
 
 pub struct Prepare {
     pub redis: Redis,
@@ -40,9 +40,9 @@ pub struct Prepare {
     /// What the commit stage has acknowledged since.
     pub committed: mpsc::UnboundedReceiver<Committed>,
     /// Entries read and not yet acknowledged (never claimed back from ourselves).
-    pub in_flight: HashSet<String>,
+    pub in_flight: IdSet,
     /// Devices whose FIRST_TIME_SEND is published but not yet marked in Redis.
-    pub first_pending: HashSet<String>,
+    pub first_pending: FxHashSet<String>,
     /// The counters of the devices of the partitions held.
     pub counts: DeviceCounts,
 }
@@ -82,7 +82,7 @@ impl Prepare {
     }
 
     /// Ids a claim must not hand out again: open chain parts and batches in flight.
-    fn held(&self) -> HashSet<String> {
+    fn held(&self) -> IdSet {
         let mut held = self.decoder.held_ids();
         held.extend(self.in_flight.iter().cloned());
         held
