@@ -15,6 +15,8 @@
 #   IOTC_BENCH_NO_BUILD=1 use the binaries in target/release as they are
 #   IOTC_BENCH_BINS       folder of the iotc-engine and iotc-ingress to measure (default
 #                         target/release; e.g. older builds for a before/after comparison)
+#   IOTC_BENCH_SIMULATOR  the load generator's binary (default target/release/iotc), to
+#                         compare load generators with the same services
 #   IOTC_BENCH_PERF=SECS  record a CPU profile of the engine and ingress (perf) for SECS s
 #   IOTC_BENCH_WARM=1     first let every device send once (at most 10,000/s, not measured),
 #                         so the run measures a system that knows its devices (no first-time
@@ -96,7 +98,7 @@ fi
  done >"$work/lag.log") &
 lag_pid=$!
 TIMEFORMAT='%U %S'
-simulate=("$rel/iotc" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token
+simulate=("${IOTC_BENCH_SIMULATOR:-$rel/iotc}" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token
   --expect-mqtt "127.0.0.1:$mqtt_port" --gateways "$gateways" --devices "$devices"
   --shared "$shared" --drain-timeout 120)
 onboard=(--onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret)
