@@ -37,6 +37,9 @@ impl Key {
 
     /// The key of a published message: `raw.sender` and `raw.data` in hex (either case).
     fn published(sender: &str, data: &str) -> Option<Key> {
+        if data.len() % 2 != 0 {
+            return None;
+        }
         let sender = u32::from_str_radix(sender, 16).ok()?;
         let mut key = Key {
             sender,
@@ -245,6 +248,8 @@ mod tests {
         assert_eq!(match_payload(b"not json"), None);
         let odd = br#"{"raw":{"data":"A5zz","sender":"0510000A"}}"#;
         assert_eq!(match_payload(odd), None, "not hex");
+        let half = br#"{"raw":{"data":"A53","sender":"0510000A"}}"#;
+        assert_eq!(match_payload(half), None, "half a byte");
     }
 
     #[test]
