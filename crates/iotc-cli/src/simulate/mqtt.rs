@@ -37,7 +37,7 @@ impl Key {
 
     /// The key of a published message: `raw.sender` and `raw.data` in hex (either case).
     fn published(sender: &str, data: &str) -> Option<Key> {
-        if data.len() % 2 != 0 {
+        if !data.len().is_multiple_of(2) {
             return None;
         }
         let sender = u32::from_str_radix(sender, 16).ok()?;
