@@ -18,7 +18,7 @@ use iotc_core::keys;
 use iotc_core::partition::Layout;
 use iotc_core::redis::Redis;
 use redis::Value;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::lease::Held;
 
@@ -255,15 +255,11 @@ impl Reader {
         if !self.redis.is_cluster() {
             return self.read_group_once(streams, block_ms).await;
         }
-        let mut out = Vec::new();
         let reads = streams.iter().map(|s| {
             let mut me = Reader::clone_conn(self);
             async move { me.read_one(s).await }
         });
-        for result in futures_util::future::join_all(reads).await {
-            out.extend(result?);
-        }
-        Ok(out)
+        merge_reads(futures_util::future::join_all(reads).await)
     }
 
     fn clone_conn(&self) -> ReadConn {
@@ -376,6 +372,30 @@ impl ReadConn {
         }
         let reply: Value = cmd.query_async(&mut self.redis).await?;
         Ok(parse_read_reply(reply))
+    }
+}
+
+/// The entries of reads made side by side. Entries a read delivered are kept even when
+/// another read failed (a node failing over): Redis counts them as delivered to this
+/// consumer, so dropping them would leave them pending until a claim, behind newer entries
+/// of their stream. The failure is an error only when no read delivered anything.
+fn merge_reads(results: Vec<redis::RedisResult<Vec<Entry>>>) -> redis::RedisResult<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut failed = None;
+    for result in results {
+        match result {
+            Ok(entries) => out.extend(entries),
+            Err(e) => failed = Some(e),
+        }
+    }
+    match failed {
+        Some(e) if out.is_empty() => Err(e),
+        Some(e) => {
+            metrics::counter!("iotc_engine_redis_errors_total").increment(1);
+            warn!(error = %e, entries = out.len(), "reading one stream failed; the others' entries go on");
+            Ok(out)
+        }
+        None => Ok(out),
     }
 }
 
@@ -557,6 +577,30 @@ mod tests {
         assert_eq!(
             split_id(Source::GatewayEvents, "2-0"),
             ("iotc:gateway-events", "2-0")
+        );
+    }
+
+    #[test]
+    fn entries_read_are_kept_when_another_read_fails() {
+        let entry = |id: &str| Entry {
+            source: Source::Telegrams,
+            id: id.into(),
+            payload: Some(b"x".to_vec()),
+        };
+        let failure = || redis::RedisError::from((redis::ErrorKind::Io, "node down"));
+        let merged = merge_reads(vec![
+            Ok(vec![entry("1-0"), entry("2-0")]),
+            Err(failure()),
+            Ok(vec![entry("3-0")]),
+        ])
+        .expect("entries delivered are not dropped");
+        let ids: Vec<&str> = merged.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["1-0", "2-0", "3-0"]);
+        assert!(merge_reads(vec![Ok(vec![]), Err(failure())]).is_err());
+        assert!(
+            merge_reads(vec![Ok(vec![]), Ok(vec![])])
+                .unwrap()
+                .is_empty()
         );
     }
 
