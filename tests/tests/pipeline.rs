@@ -147,6 +147,61 @@ async fn each_device_in_order(batch: u16, n: u16) {
     }
 }
 
+/// A read fails while batches wait for the broker: the reader then reads its own pending
+/// entries again (to find any a lost reply delivered), which include the batches in flight;
+/// the engine skips those instead of publishing them a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_while_batches_wait_publishes_nothing_twice() {
+    let dir = temp_dir();
+    let redis = Redis::start(dir.path());
+    let mut mqtt = Mosquitto::start_persistent(dir.path());
+    let mut r = redis.conn().await;
+    let sensor = 0x0195_00ef;
+    onboard(&mut r, "019500ef").await;
+    let topic = "sensor/019500ef/telemetry";
+    let sub = Subscriber::start_persistent(mqtt.port, topic).await;
+    let settings = [("IOTC_ENGINE_BATCH", "10"), ("MQTT_PUBLISH_TIMEOUT", "1")];
+    let engine = EngineProc::start(dir.path(), &redis, &mqtt, &settings).await;
+    let t0 = iotc_e2e::now_s() * 1000;
+    stream::add(&mut r, &[stream::entry(MAC, t0, numbered_frame(sensor, 0))]).await;
+    assert_eq!(sub.wait_for(topic, 1, WAIT).await.len(), 1);
+
+    mqtt.stop();
+    const N: u16 = 50;
+    let entries: Vec<_> = (1..=N)
+        .map(|n| stream::entry(MAC, t0 + u64::from(n), numbered_frame(sensor, n)))
+        .collect();
+    stream::add(&mut r, &entries).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(pending(&mut r).await > 0, "acknowledged without a broker");
+    // Redis refuses the engine's reads for a second.
+    for rule in ["-xreadgroup", "+xreadgroup"] {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg(rule)
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    mqtt.start_again();
+    sub.wait_for(topic, N as usize + 1, WAIT).await;
+    wait_acknowledged(&mut r).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = numbers(&sub.on(topic));
+    assert_eq!(
+        got,
+        (0..=N).collect::<Vec<u16>>(),
+        "each telegram once and in order"
+    );
+    let log = std::fs::read_to_string(engine.proc.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("reading the streams failed"),
+        "the engine's read never failed"
+    );
+}
+
 /// While the broker is away a batch waits far longer than the claim idle time; the engine's
 /// own periodic XAUTOCLAIM must not take it back and publish it a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

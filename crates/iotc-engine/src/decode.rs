@@ -217,6 +217,11 @@ impl Decoder {
             .collect()
     }
 
+    /// Whether parts of open chains are kept unacknowledged.
+    pub fn holds_any(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Stream ids kept unacknowledged on purpose (open chains).
     pub fn held_ids(&self) -> crate::stream::IdSet {
         self.held

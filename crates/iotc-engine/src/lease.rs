@@ -52,6 +52,11 @@ impl Held {
     pub fn current(&self) -> Arc<Vec<String>> {
         self.0.borrow().clone()
     }
+
+    /// A set that never changes (a reader without leases, as tests build one).
+    pub fn fixed(streams: Vec<String>) -> Held {
+        Held(watch::channel(Arc::new(streams)).1)
+    }
 }
 
 pub struct Leases {

@@ -11,6 +11,7 @@
 //! On a Redis Cluster one command reaches one slot, so each stream is read by its own
 //! command, without blocking; an idle engine asks again after [`CLUSTER_POLL`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,22 @@ pub struct Entry {
     /// stream in front (`<stream> <id>`), so that ids stay unique across partitions.
     pub id: String,
     pub payload: Option<Vec<u8>>,
+}
+
+/// The key of an entry in sets of ids held back ([`IdSet`]): [`Entry::id`], with the stream
+/// in front for a gateway event, whose plain ids may equal telegram ids (both streams number
+/// their entries by the millisecond).
+pub fn held_key(source: Source, id: &str) -> Cow<'_, str> {
+    match source {
+        Source::Telegrams => Cow::Borrowed(id),
+        Source::GatewayEvents => Cow::Owned(format!("{} {id}", keys::GATEWAY_EVENT_STREAM)),
+    }
+}
+
+impl Entry {
+    pub fn held_key(&self) -> Cow<'_, str> {
+        held_key(self.source, &self.id)
+    }
 }
 
 /// Adds the XACKs of these entry ids (as [`Entry::id`] gives them) to `pipe`.
@@ -168,16 +185,31 @@ impl Reader {
     /// `block_ms`). `held` are ids this engine keeps pending on purpose (open chain parts,
     /// batches in flight); claiming does not hand them out twice. The caller decides, not a
     /// second look at the clock: a claim that became due in between would run without them.
+    ///
+    /// Own pending entries may include ids the caller is still working on (after a failed
+    /// read); it skips those.
     pub async fn next_batch(&mut self, held: Option<&IdSet>) -> redis::RedisResult<Vec<Entry>> {
         let result = self.read(held).await;
-        if let Err(e) = &result
-            && e.code() == Some("NOGROUP")
-        {
-            // Redis lost its data (restart without persistence): start over.
-            self.ensure_groups().await?;
-            self.streams.clear();
+        if let Err(e) = &result {
+            if e.code() == Some("NOGROUP") {
+                // Redis lost its data (restart without persistence): start over.
+                self.ensure_groups().await?;
+                self.streams.clear();
+            } else {
+                self.read_own_pending_again();
+            }
         }
         result
+    }
+
+    /// After a failed read: Redis may have delivered entries whose reply never arrived (the
+    /// connection dropped, the reply came too late). They are pending under this consumer,
+    /// so reading its own pending entries first again finds them, before any newer entry of
+    /// their stream. The caller skips the ids it already has ([`Reader::next_batch`]).
+    fn read_own_pending_again(&mut self) {
+        for cursor in self.streams.values_mut() {
+            *cursor = Some("0".into());
+        }
     }
 
     /// Follows the partitions held: a new one starts with its own pending entries.
@@ -299,7 +331,11 @@ impl Reader {
                     .query_async(&mut self.redis)
                     .await?;
                 let (next, entries) = parse_claim_reply(source, stream, reply);
-                out.extend(entries.into_iter().filter(|e| !held.contains(&e.id)));
+                out.extend(
+                    entries
+                        .into_iter()
+                        .filter(|e| !held.contains(e.held_key().as_ref())),
+                );
                 if next == "0-0" || next.is_empty() || out.len() >= self.settings.count {
                     break;
                 }

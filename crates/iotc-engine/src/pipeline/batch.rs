@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use crate::decode::{DeviceResult, DeviceTelegram};
 use crate::egress::{Delivery, OutMessage};
+use crate::stream::{Source, held_key};
 
 /// One telegram of an onboarded device, with what the published JSON needs.
 pub struct Item {
@@ -77,6 +78,19 @@ impl Acks {
 
     pub fn len(&self) -> usize {
         self.telegrams.len() + self.gateway.len()
+    }
+
+    /// Their keys in the sets of ids held back ([`crate::stream::held_key`]).
+    pub fn held_keys(&self) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+        let telegrams = self
+            .telegrams
+            .iter()
+            .map(|id| held_key(Source::Telegrams, id));
+        let gateway = self
+            .gateway
+            .iter()
+            .map(|id| held_key(Source::GatewayEvents, id));
+        telegrams.chain(gateway)
     }
 
     pub fn ids(&self) -> impl Iterator<Item = &String> {

@@ -39,7 +39,8 @@ pub struct Prepare {
     pub out: mpsc::Sender<Prepared>,
     /// What the commit stage has acknowledged since.
     pub committed: mpsc::UnboundedReceiver<Committed>,
-    /// Entries read and not yet acknowledged (never claimed back from ourselves).
+    /// Entries read and not yet acknowledged, by [`crate::stream::held_key`] (never claimed
+    /// back from ourselves, nor handled twice when own pending entries are read again).
     pub in_flight: IdSet,
     /// Devices whose FIRST_TIME_SEND is published but not yet marked in Redis.
     pub first_pending: FxHashSet<String>,
@@ -88,11 +89,26 @@ impl Prepare {
         held
     }
 
+    /// Leaves out entries already being handled: a read of own pending entries (after a
+    /// failed read) also returns the batches in flight and the parts of open chains.
+    fn not_yet_here(&self, mut entries: Vec<Entry>) -> Vec<Entry> {
+        let chains = if self.decoder.holds_any() {
+            self.decoder.held_ids()
+        } else {
+            IdSet::default()
+        };
+        entries.retain(|e| {
+            let key = e.held_key();
+            !self.in_flight.contains(key.as_ref()) && !chains.contains(key.as_ref())
+        });
+        entries
+    }
+
     /// Forgets what the commit stage has acknowledged and marked.
     fn take_committed(&mut self) {
         while let Ok(c) = self.committed.try_recv() {
-            for id in c.acks.ids() {
-                self.in_flight.remove(id);
+            for key in c.acks.held_keys() {
+                self.in_flight.remove(key.as_ref());
             }
             for eurid in &c.first_seen {
                 self.first_pending.remove(eurid);
@@ -106,7 +122,7 @@ impl Prepare {
     async fn prepare(&mut self, entries: Vec<Entry>) -> Option<Prepared> {
         let read_at = Instant::now();
         let mut batch = Batch::default();
-        for entry in entries {
+        for entry in self.not_yet_here(entries) {
             match entry.source {
                 Source::Telegrams => self.add_telegram(entry, &mut batch).await,
                 Source::GatewayEvents => self.add_gateway_event(entry, &mut batch),
@@ -130,7 +146,8 @@ impl Prepare {
             .iter()
             .map(|i| (i.dt.eurid.clone(), i.mac.clone()))
             .collect();
-        self.in_flight.extend(batch.acks.ids().cloned());
+        self.in_flight
+            .extend(batch.acks.held_keys().map(|k| k.into_owned()));
         Some(Prepared {
             messages: publication.messages,
             after: AfterPublish {

@@ -1,0 +1,99 @@
+//! The stream reader against a real Redis: after a failed read, entries Redis delivered to
+//! this consumer without the reply arriving are read before any newer entry.
+
+use std::time::Duration;
+
+use iotc_core::keys;
+use iotc_core::partition::Layout;
+use iotc_engine::lease::Held;
+use iotc_engine::stream::{Reader, Settings};
+
+fn settings() -> Settings {
+    Settings {
+        consumer: "engine-1".into(),
+        count: 10,
+        block_ms: 100,
+        claim_idle_ms: 60_000,
+        claim_every: Duration::from_secs(30),
+        layout: Layout::new(1, false),
+        partitions: Held::fixed(vec![keys::TELEGRAM_STREAM.to_string()]),
+    }
+}
+
+async fn add(conn: &mut redis::aio::MultiplexedConnection, payload: &str) -> String {
+    redis::cmd("XADD")
+        .arg(keys::TELEGRAM_STREAM)
+        .arg("*")
+        .arg(iotc_core::bus::FIELD)
+        .arg(payload)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn entries_of_a_lost_reply_come_before_newer_ones() {
+    let redis = test_support::Redis::start_temp();
+    let mut conn = redis.conn().await;
+    let mut reader = Reader::new(redis.manager().await.into(), settings());
+    reader.ensure_groups().await.unwrap();
+
+    let a = add(&mut conn, "a").await;
+    let first = reader.next_batch(None).await.unwrap();
+    assert_eq!(first.iter().map(|e| &e.id).collect::<Vec<_>>(), [&a]);
+
+    // Redis delivers B to this consumer, but the reply never reaches the reader.
+    let b = add(&mut conn, "b").await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(keys::ENGINE_GROUP)
+        .arg("engine-1")
+        .arg("STREAMS")
+        .arg(keys::TELEGRAM_STREAM)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let c = add(&mut conn, "c").await;
+
+    // A read fails: Redis refuses the command for a moment.
+    let acl = |rule: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let _: () = redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("default")
+                .arg(rule)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    acl("-xreadgroup").await;
+    assert!(reader.next_batch(None).await.is_err(), "the read must fail");
+    acl("+xreadgroup").await;
+
+    // What follows: own pending entries (A, still being handled by the caller, and B), then C.
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        order.extend(
+            reader
+                .next_batch(None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id),
+        );
+        if order.contains(&c) {
+            break;
+        }
+    }
+    let at = |id: &String| order.iter().position(|x| x == id);
+    assert!(at(&b).is_some(), "B was never read again: {order:?}");
+    assert!(at(&b) < at(&c), "B must come before the newer C: {order:?}");
+    assert_eq!(
+        at(&a),
+        Some(0),
+        "own pending entries are read from the start: {order:?}"
+    );
+}
