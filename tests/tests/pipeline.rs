@@ -147,55 +147,93 @@ async fn each_device_in_order(batch: u16, n: u16) {
     }
 }
 
+/// Telegrams numbered 1..=[`HELD_N`] waiting in the engine for a broker that is away.
+/// Fields drop in this order: the engine first, the folder last.
+struct HeldUp {
+    engine: EngineProc,
+    sub: Subscriber,
+    r: redis::aio::MultiplexedConnection,
+    topic: String,
+    mqtt: Mosquitto,
+    _redis: Redis,
+    _dir: tempfile::TempDir,
+}
+
+const HELD_N: u16 = 50;
+
+impl HeldUp {
+    /// One telegram published, then the broker stopped and [`HELD_N`] more added; returns
+    /// once the engine holds some of them unacknowledged.
+    async fn start(eurid: &str, settings: &[(&str, &str)]) -> HeldUp {
+        let dir = temp_dir();
+        let redis = Redis::start(dir.path());
+        let mut mqtt = Mosquitto::start_persistent(dir.path());
+        let mut r = redis.conn().await;
+        onboard(&mut r, eurid).await;
+        let sensor = u32::from_str_radix(eurid, 16).unwrap();
+        let topic = format!("sensor/{eurid}/telemetry");
+        let sub = Subscriber::start_persistent(mqtt.port, &topic).await;
+        let engine = EngineProc::start(dir.path(), &redis, &mqtt, settings).await;
+        let t0 = iotc_e2e::now_s() * 1000;
+        stream::add(&mut r, &[stream::entry(MAC, t0, numbered_frame(sensor, 0))]).await;
+        assert_eq!(sub.wait_for(&topic, 1, WAIT).await.len(), 1);
+        mqtt.stop();
+        let entries: Vec<_> = (1..=HELD_N)
+            .map(|n| stream::entry(MAC, t0 + u64::from(n), numbered_frame(sensor, n)))
+            .collect();
+        stream::add(&mut r, &entries).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(pending(&mut r).await > 0, "acknowledged without a broker");
+        HeldUp {
+            engine,
+            sub,
+            r,
+            topic,
+            mqtt,
+            _redis: redis,
+            _dir: dir,
+        }
+    }
+
+    /// Brings the broker back; every telegram must arrive once and in order.
+    async fn finish(mut self) -> HeldUp {
+        self.mqtt.start_again();
+        self.sub
+            .wait_for(&self.topic, HELD_N as usize + 1, WAIT)
+            .await;
+        wait_acknowledged(&mut self.r).await;
+        // Let a second copy arrive if one was on its way.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let got = numbers(&self.sub.on(&self.topic));
+        assert_eq!(
+            got,
+            (0..=HELD_N).collect::<Vec<u16>>(),
+            "each telegram once and in order"
+        );
+        self
+    }
+}
+
 /// A read fails while batches wait for the broker: the reader then reads its own pending
 /// entries again (to find any a lost reply delivered), which include the batches in flight;
 /// the engine skips those instead of publishing them a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_read_while_batches_wait_publishes_nothing_twice() {
-    let dir = temp_dir();
-    let redis = Redis::start(dir.path());
-    let mut mqtt = Mosquitto::start_persistent(dir.path());
-    let mut r = redis.conn().await;
-    let sensor = 0x0195_00ef;
-    onboard(&mut r, "019500ef").await;
-    let topic = "sensor/019500ef/telemetry";
-    let sub = Subscriber::start_persistent(mqtt.port, topic).await;
     let settings = [("IOTC_ENGINE_BATCH", "10"), ("MQTT_PUBLISH_TIMEOUT", "1")];
-    let engine = EngineProc::start(dir.path(), &redis, &mqtt, &settings).await;
-    let t0 = iotc_e2e::now_s() * 1000;
-    stream::add(&mut r, &[stream::entry(MAC, t0, numbered_frame(sensor, 0))]).await;
-    assert_eq!(sub.wait_for(topic, 1, WAIT).await.len(), 1);
-
-    mqtt.stop();
-    const N: u16 = 50;
-    let entries: Vec<_> = (1..=N)
-        .map(|n| stream::entry(MAC, t0 + u64::from(n), numbered_frame(sensor, n)))
-        .collect();
-    stream::add(&mut r, &entries).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(pending(&mut r).await > 0, "acknowledged without a broker");
+    let mut held = HeldUp::start("019500ef", &settings).await;
     // Redis refuses the engine's reads for a second.
     for rule in ["-xreadgroup", "+xreadgroup"] {
         let _: () = redis::cmd("ACL")
             .arg("SETUSER")
             .arg("default")
             .arg(rule)
-            .query_async(&mut r)
+            .query_async(&mut held.r)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    mqtt.start_again();
-    sub.wait_for(topic, N as usize + 1, WAIT).await;
-    wait_acknowledged(&mut r).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let got = numbers(&sub.on(topic));
-    assert_eq!(
-        got,
-        (0..=N).collect::<Vec<u16>>(),
-        "each telegram once and in order"
-    );
-    let log = std::fs::read_to_string(engine.proc.log_path()).unwrap_or_default();
+    let held = held.finish().await;
+    let log = std::fs::read_to_string(held.engine.proc.log_path()).unwrap_or_default();
     assert!(
         log.contains("reading the streams failed"),
         "the engine's read never failed"
@@ -206,47 +244,13 @@ async fn a_failed_read_while_batches_wait_publishes_nothing_twice() {
 /// own periodic XAUTOCLAIM must not take it back and publish it a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_held_up_by_the_broker_is_not_claimed_back() {
-    let dir = temp_dir();
-    let redis = Redis::start(dir.path());
-    let mut mqtt = Mosquitto::start_persistent(dir.path());
-    let mut r = redis.conn().await;
-    let sensor = 0x0195_00ee;
-    onboard(&mut r, "019500ee").await;
-    let topic = "sensor/019500ee/telemetry";
-    let sub = Subscriber::start_persistent(mqtt.port, topic).await;
     let settings = [
         ("IOTC_ENGINE_CLAIM_IDLE_MS", "1000"),
         ("IOTC_ENGINE_BATCH", "10"),
         ("MQTT_PUBLISH_TIMEOUT", "1"),
     ];
-    let _engine = EngineProc::start(dir.path(), &redis, &mqtt, &settings).await;
-    let t0 = iotc_e2e::now_s() * 1000;
-    stream::add(&mut r, &[stream::entry(MAC, t0, numbered_frame(sensor, 0))]).await;
-    assert_eq!(sub.wait_for(topic, 1, WAIT).await.len(), 1);
-
-    mqtt.stop();
-    const N: u16 = 50;
-    let entries: Vec<_> = (1..=N)
-        .map(|n| stream::entry(MAC, t0 + u64::from(n), numbered_frame(sensor, n)))
-        .collect();
-    stream::add(&mut r, &entries).await;
-    // Four times the claim idle time: claims ran while the batches waited.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(pending(&mut r).await > 0, "acknowledged without a broker");
-    mqtt.start_again();
-    let all = sub.wait_for(topic, N as usize + 1, WAIT).await;
-    assert_eq!(
-        all.len(),
-        N as usize + 1,
-        "not every telegram was published"
-    );
-    wait_acknowledged(&mut r).await;
-    // Let a second copy arrive if one was on its way.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let got = numbers(&sub.on(topic));
-    assert_eq!(
-        got,
-        (0..=N).collect::<Vec<u16>>(),
-        "published twice or out of order"
-    );
+    let held = HeldUp::start("019500ee", &settings).await;
+    // Four times the claim idle time in all: claims ran while the batches waited.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    held.finish().await;
 }
