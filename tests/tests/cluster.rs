@@ -501,20 +501,11 @@ async fn wait_nothing_pending(redis: &mut iotc_core::redis::Redis) -> Vec<String
     loop {
         let mut left = Vec::new();
         for stream in layout.streams() {
-            let summary: redis::Value = redis::cmd("XPENDING")
-                .arg(&stream)
-                .arg(iotc_core::keys::ENGINE_GROUP)
-                .query_async(redis)
+            let summary: redis::streams::StreamPendingReply = redis
+                .xpending(&stream, iotc_core::keys::ENGINE_GROUP)
                 .await
                 .unwrap();
-            let n = match &summary {
-                redis::Value::Array(a) => match a.first() {
-                    Some(redis::Value::Int(n)) => *n,
-                    _ => 0,
-                },
-                _ => 0,
-            };
-            if n > 0 {
+            if summary.count() > 0 {
                 left.push(format!("{stream}: {summary:?}"));
             }
         }

@@ -8,6 +8,9 @@
 //! `claim_idle_ms` are taken over with XAUTOCLAIM. An entry is acknowledged by the caller
 //! only after its messages were confirmed by the egress ([`add_acks`]).
 //!
+//! A claim, and a read of own pending entries, also return entries the caller is still
+//! working on (batches in flight, parts of open chains): the caller skips the ids it has.
+//!
 //! On a Redis Cluster one command reaches one slot, so each stream is read by its own
 //! command, without blocking; an idle engine asks again after [`CLUSTER_POLL`].
 
@@ -175,21 +178,10 @@ impl Reader {
         self.settings.partitions.current()
     }
 
-    /// Whether the next [`Reader::next_batch`] runs a claim (and so needs the held ids).
-    pub fn claim_due(&self) -> bool {
-        Instant::now() >= self.next_claim
-    }
-
-    /// The next batch: claimed entries when `held` is given (the caller asks for it when
-    /// [`Reader::claim_due`]), else own pending entries, else new ones (waiting up to
-    /// `block_ms`). `held` are ids this engine keeps pending on purpose (open chain parts,
-    /// batches in flight); claiming does not hand them out twice. The caller decides, not a
-    /// second look at the clock: a claim that became due in between would run without them.
-    ///
-    /// Own pending entries may include ids the caller is still working on (after a failed
-    /// read); it skips those.
-    pub async fn next_batch(&mut self, held: Option<&IdSet>) -> redis::RedisResult<Vec<Entry>> {
-        let result = self.read(held).await;
+    /// The next batch: claimed entries when a claim is due, else own pending entries, else
+    /// new ones (waiting up to `block_ms`).
+    pub async fn next_batch(&mut self) -> redis::RedisResult<Vec<Entry>> {
+        let result = self.read().await;
         if let Err(e) = &result {
             if e.code() == Some("NOGROUP") {
                 // Redis lost its data (restart without persistence): start over.
@@ -205,7 +197,7 @@ impl Reader {
     /// After a failed read: Redis may have delivered entries whose reply never arrived (the
     /// connection dropped, the reply came too late). They are pending under this consumer,
     /// so reading its own pending entries first again finds them, before any newer entry of
-    /// their stream. The caller skips the ids it already has ([`Reader::next_batch`]).
+    /// their stream.
     fn read_own_pending_again(&mut self) {
         for cursor in self.streams.values_mut() {
             *cursor = Some("0".into());
@@ -222,11 +214,11 @@ impl Reader {
         }
     }
 
-    async fn read(&mut self, held: Option<&IdSet>) -> redis::RedisResult<Vec<Entry>> {
+    async fn read(&mut self) -> redis::RedisResult<Vec<Entry>> {
         self.sync_streams();
-        if let Some(held) = held {
+        if Instant::now() >= self.next_claim {
             self.next_claim = Instant::now() + self.settings.claim_every;
-            let claimed = self.claim(held).await?;
+            let claimed = self.claim().await?;
             if !claimed.is_empty() {
                 info!(
                     entries = claimed.len(),
@@ -311,7 +303,7 @@ impl Reader {
         conn.read(streams, block_ms).await
     }
 
-    async fn claim(&mut self, held: &IdSet) -> redis::RedisResult<Vec<Entry>> {
+    async fn claim(&mut self) -> redis::RedisResult<Vec<Entry>> {
         let mut out = Vec::new();
         let streams: Vec<String> = self.streams.keys().cloned().collect();
         for stream in &streams {
@@ -331,11 +323,7 @@ impl Reader {
                     .query_async(&mut self.redis)
                     .await?;
                 let (next, entries) = parse_claim_reply(source, stream, reply);
-                out.extend(
-                    entries
-                        .into_iter()
-                        .filter(|e| !held.contains(e.held_key().as_ref())),
-                );
+                out.extend(entries);
                 if next == "0-0" || next.is_empty() || out.len() >= self.settings.count {
                     break;
                 }

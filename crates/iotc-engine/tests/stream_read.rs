@@ -39,7 +39,7 @@ async fn entries_of_a_lost_reply_come_before_newer_ones() {
     reader.ensure_groups().await.unwrap();
 
     let a = add(&mut conn, "a").await;
-    let first = reader.next_batch(None).await.unwrap();
+    let first = reader.next_batch().await.unwrap();
     assert_eq!(first.iter().map(|e| &e.id).collect::<Vec<_>>(), [&a]);
 
     // Redis delivers B to this consumer, but the reply never reaches the reader.
@@ -70,20 +70,13 @@ async fn entries_of_a_lost_reply_come_before_newer_ones() {
         }
     };
     acl("-xreadgroup").await;
-    assert!(reader.next_batch(None).await.is_err(), "the read must fail");
+    assert!(reader.next_batch().await.is_err(), "the read must fail");
     acl("+xreadgroup").await;
 
     // What follows: own pending entries (A, still being handled by the caller, and B), then C.
     let mut order = Vec::new();
     for _ in 0..5 {
-        order.extend(
-            reader
-                .next_batch(None)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id),
-        );
+        order.extend(reader.next_batch().await.unwrap().into_iter().map(|e| e.id));
         if order.contains(&c) {
             break;
         }

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use iotc_core::backoff::Backoff;
 use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
 use tokio::sync::{oneshot, watch};
@@ -86,7 +87,8 @@ type Waiter = oneshot::Sender<Result<(), Refusal>>;
 /// A published message the link holds until it is settled or its caller gives up.
 struct Entry {
     topic: String,
-    payload: Vec<u8>,
+    /// Shared with each connection it is handed to, not copied again.
+    payload: Bytes,
     retain: bool,
     waiter: Waiter,
     /// When the current connection was handed it (`None`: waiting for a connection).
@@ -348,7 +350,7 @@ impl Link {
         let (tx, rx) = oneshot::channel();
         let entry = Entry {
             topic: msg.topic.clone(),
-            payload: msg.payload.clone(),
+            payload: Bytes::copy_from_slice(&msg.payload),
             retain: msg.retain && self.retain,
             waiter: tx,
             handed_at: None,
@@ -448,7 +450,7 @@ enum Publisher {
 }
 
 impl Publisher {
-    fn try_publish(&self, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) -> bool {
+    fn try_publish(&self, topic: &str, qos: QoS, retain: bool, payload: Bytes) -> bool {
         match self {
             Publisher::V4(c) => c.try_publish(topic, qos, retain, payload),
             Publisher::V5(c) => c.try_publish(topic, v5_qos(qos), retain, payload).is_ok(),
@@ -699,10 +701,12 @@ impl Generation {
     fn announce(&self, st: &mut State, spec: &LinkSpec) {
         for msg in &spec.on_connect {
             let retain = msg.retain && spec.retain;
-            if self
-                .publisher
-                .try_publish(&msg.topic, spec.qos, retain, msg.payload.clone())
-            {
+            if self.publisher.try_publish(
+                &msg.topic,
+                spec.qos,
+                retain,
+                Bytes::copy_from_slice(&msg.payload),
+            ) {
                 st.queued.push_back(None);
             }
         }

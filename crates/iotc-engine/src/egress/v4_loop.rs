@@ -10,6 +10,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use bytes::Bytes;
 use rumqttc::{Event, EventLoop, PingReq, Request};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep, sleep, timeout};
@@ -28,9 +29,9 @@ impl V4Sender {
         topic: &str,
         qos: rumqttc::QoS,
         retain: bool,
-        payload: Vec<u8>,
+        payload: Bytes,
     ) -> bool {
-        let mut publish = rumqttc::Publish::new(topic, qos, payload);
+        let mut publish = rumqttc::Publish::from_bytes(topic, qos, payload);
         publish.retain = retain;
         self.0.try_send(Request::Publish(publish)).is_ok()
     }

@@ -2,11 +2,11 @@
 //! messages of one telegram are put together (telemetry, events): hooks that publish more
 //! per telegram belong there.
 
-use rustc_hash::FxHashSet;
 use std::sync::atomic::Ordering;
 
 use iotc_core::keys;
 use iotc_core::payload::{EventCode, SensorEvent, SensorInfo};
+use rustc_hash::FxHashSet;
 use tracing::{info, warn};
 
 use super::batch::Item;

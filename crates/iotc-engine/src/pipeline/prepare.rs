@@ -2,7 +2,6 @@
 //! assemble its messages. Decoding state (chains, rolling codes) lives here, in one task, so
 //! telegrams are handled in stream order.
 
-use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -13,6 +12,7 @@ use iotc_core::keys::stats;
 use iotc_core::ops::{unix_millis, unix_seconds};
 use iotc_core::payload::GatewayEvent;
 use iotc_core::redis::Redis;
+use rustc_hash::FxHashSet;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -39,8 +39,8 @@ pub struct Prepare {
     pub out: mpsc::Sender<Prepared>,
     /// What the commit stage has acknowledged since.
     pub committed: mpsc::UnboundedReceiver<Committed>,
-    /// Entries read and not yet acknowledged, by [`crate::stream::held_key`] (never claimed
-    /// back from ourselves, nor handled twice when own pending entries are read again).
+    /// Entries read and not yet acknowledged, by [`crate::stream::held_key`]: skipped when a
+    /// claim or a read of own pending entries returns them again.
     pub in_flight: IdSet,
     /// Devices whose FIRST_TIME_SEND is published but not yet marked in Redis.
     pub first_pending: FxHashSet<String>,
@@ -54,9 +54,8 @@ impl Prepare {
         let mut backoff = Backoff::default();
         while !*self.shutdown.borrow() {
             self.take_committed();
-            let held = self.reader.claim_due().then(|| self.held());
             let read = tokio::select! {
-                r = self.reader.next_batch(held.as_ref()) => r,
+                r = self.reader.next_batch() => r,
                 _ = self.shutdown.changed() => break,
             };
             match read {
@@ -82,15 +81,10 @@ impl Prepare {
         info!("engine stopped");
     }
 
-    /// Ids a claim must not hand out again: open chain parts and batches in flight.
-    fn held(&self) -> IdSet {
-        let mut held = self.decoder.held_ids();
-        held.extend(self.in_flight.iter().cloned());
-        held
-    }
-
-    /// Leaves out entries already being handled: a read of own pending entries (after a
-    /// failed read) also returns the batches in flight and the parts of open chains.
+    /// Leaves out entries already being handled: a claim, or a read of own pending entries
+    /// (after a failed read), also returns the batches in flight and the parts of open
+    /// chains. Without this a batch held up longer than the claim idle time (broker down)
+    /// would be published a second time.
     fn not_yet_here(&self, mut entries: Vec<Entry>) -> Vec<Entry> {
         let chains = if self.decoder.holds_any() {
             self.decoder.held_ids()
