@@ -102,14 +102,16 @@ pub async fn run(
         tokio::select! {
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                let msg = Telemetry::serial_data(&session.token, reporter(mac), &usb, &[&frame]);
-                if session.ws.send(Message::Binary(msg.encode_to_vec().into())).await.is_err() {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
-                    continue;
+                match send_waiting(&mut session, mac, &usb, frame, &mut frames).await {
+                    Ok(count) => {
+                        stats.telegrams.fetch_add(count, Ordering::Relaxed);
+                        stats.messages.fetch_add(count, Ordering::Relaxed);
+                    }
+                    Err(lost) => {
+                        stats.failed.fetch_add(lost, Ordering::Relaxed);
+                        session = connect(&endpoint, &http, &stats, RECONNECT_PATIENCE).await?;
+                    }
                 }
-                stats.telegrams.fetch_add(1, Ordering::Relaxed);
-                stats.messages.fetch_add(1, Ordering::Relaxed);
             }
             _ = health.tick() => send_health(&mut session, mac, &usb, &stats).await?,
             incoming = session.ws.next() => match incoming {
@@ -134,6 +136,34 @@ pub async fn run(
     }
     let _ = session.ws.close(None).await;
     Ok(())
+}
+
+/// Most frames written with one system call; each is still a message of its own.
+const FRAMES_PER_WRITE: u64 = 64;
+
+/// Sends `first` and the frames already waiting behind it, each in its own `serialDataNb`
+/// message as an AP does, and writes them to the socket together (the load generator shares
+/// the machine it measures). Returns how many were sent, or how many were lost.
+async fn send_waiting(
+    session: &mut Session,
+    mac: [u8; 6],
+    usb: &str,
+    first: Vec<u8>,
+    frames: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<u64, u64> {
+    let mut next = Some(first);
+    let mut count = 0;
+    while let Some(frame) = next.take() {
+        let msg = Telemetry::serial_data(&session.token, reporter(mac), usb, &[&frame]);
+        count += 1;
+        if session.ws.feed(Message::Binary(msg.encode_to_vec().into())).await.is_err() {
+            return Err(count);
+        }
+        if count < FRAMES_PER_WRITE {
+            next = frames.try_recv().ok();
+        }
+    }
+    session.ws.flush().await.map(|()| count).map_err(|_| count)
 }
 
 /// Plays the stick for a southbound message: each ESP3 frame for this AP's stick is checked
