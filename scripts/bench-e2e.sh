@@ -164,7 +164,7 @@ for name in ingress engine redis mosquitto; do
 done
 echo "== Redis commands by time spent (calls, µs in total; scripts' commands included)"
 redis-cli -p "$redis_port" info commandstats | tr -d '\r' | grep '^cmdstat_' \
-  | sed -E 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\3 \2 \1/' | sort -rn | head -12 \
+  | sed -E 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\3 \2 \1/' | sort -rn | head -20 \
   | awk '{printf "  %-14s %9d calls %10d µs\n", $3, $2, $1}'
 if [ -n "${IOTC_BENCH_PERF:-}" ]; then
   wait "$perf_pid" || true

@@ -84,63 +84,63 @@ end
 
 /// One telegram: appends it to its stream unless another gateway's copy came first. Returns
 /// the new stream entry ID, 0 for a duplicate, -1 when the stream is full of entries not yet
-/// acknowledged (nothing is written then: the caller retries or refuses). `touch` '1' writes
-/// the gateway's `lastSeen` (at most once a second per connection). `lens` keeps the length
-/// of each stream this call wrote, so the room check reads it once per call.
+/// acknowledged (nothing is written then: the caller retries or refuses). `lens` keeps the
+/// length of each stream this call wrote, so the room check reads it once per call.
 ///
 /// The stream is trimmed only below the oldest entry a consumer group still needs (MINID),
 /// never by length, so an accepted telegram is never trimmed unread.
 const FORWARD_FN: &str = r#"
-local function forward_one(registry, dedup, stream, stats, window, bound, now, entry, mac, fresh, touch_now, lens)
-  local result = 0
-  if redis.call('SET', dedup, '1', 'NX', 'PX', window) then
-    local room, len = has_room(stream, tonumber(bound), lens[stream])
-    lens[stream] = len
-    if not room then
-      redis.call('DEL', dedup)
-      return -1
-    end
-    result = redis.call('XADD', stream, '*', 't', entry)
-    lens[stream] = len + 1
+local function forward_one(dedup, stream, window, bound, entry, lens)
+  if not redis.call('SET', dedup, '1', 'NX', 'PX', window) then
+    return 0
   end
-  if touch_now == '1' then
-    redis.call('HSET', stats, 'lastSeen', now)
-    touch(registry, mac, now, fresh)
+  local room, len = has_room(stream, bound, lens[stream])
+  lens[stream] = len
+  if not room then
+    redis.call('DEL', dedup)
+    return -1
   end
-  return result
+  lens[stream] = len + 1
+  return redis.call('XADD', stream, '*', 't', entry)
 end
 "#;
 
-/// The telegrams of one connection that were waiting, in one round trip and in order, and
-/// the reception records of their devices.
-/// KEYS: gateway registry, then per telegram its dedup key, stream and gateway stats, then
+/// The telegrams of one gateway that were waiting on its connection, in one round trip and
+/// in order, and the reception records of their devices. The gateway's fields come once per
+/// call, not per telegram: in Redis, turning a script's arguments into Lua strings is a
+/// measurable part of its cost.
+/// KEYS: gateway registry, gateway stats, then per telegram its dedup key and stream, then
 /// per reception record the device's heard hash.
-/// ARGV: window ms, stream bound, unix seconds, telegram count, heard TTL s, then per
-/// telegram its entry, gateway MAC, first-sight record and touch flag, then per reception
-/// record the gateway MAC and the record.
+/// ARGV: window ms, stream bound, unix seconds, telegram count, heard TTL s, gateway MAC,
+/// first-sight record, touch flag, then per telegram its entry, then per reception record
+/// the gateway MAC and the record.
 /// Returns one answer per telegram (as `forward_one`), ending early with -1 at the first
 /// refused telegram: those after it are not written, so a retry keeps their order. Each
-/// telegram answered counts once in its gateway's `totalTelegramCount` (one HINCRBY per
-/// gateway); the reception records are written whatever the answers. A record's hash gets
-/// its time to live when an AP is added to it (a new hash included), not at every reception:
-/// an `EXPIRE` per reception was a fifth of the key look-ups of the call, and a hash that
-/// expires while its device is still heard is rebuilt by the next receptions, which are the
-/// ones the routing prefers.
+/// telegram answered counts once in the gateway's `totalTelegramCount`; touch '1' writes
+/// the gateway's `lastSeen` and registry record (at most once a second per connection) once
+/// a telegram was answered. The reception records are written whatever the answers. A
+/// record's hash gets its time to live when an AP is added to it (a new hash included), not
+/// at every reception: an `EXPIRE` per reception was a fifth of the key look-ups of the
+/// call, and a hash that expires while its device is still heard is rebuilt by the next
+/// receptions, which are the ones the routing prefers.
 const FORWARD_MANY: &str = r#"
 local n = tonumber(ARGV[4])
-local results, lens, counts = {}, {}, {}
-for i = 0, n - 1 do
-  local k, a = 2 + i * 3, 6 + i * 4
-  local r = forward_one(KEYS[1], KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[1], ARGV[2], ARGV[3],
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], lens)
-  results[#results + 1] = r
-  if r == -1 then break end
-  counts[KEYS[k + 2]] = (counts[KEYS[k + 2]] or 0) + 1
+local bound = tonumber(ARGV[2])
+local results, lens = {}, {}
+for i = 1, n do
+  results[i] = forward_one(KEYS[1 + 2 * i], KEYS[2 + 2 * i], ARGV[1], bound, ARGV[8 + i], lens)
+  if results[i] == -1 then break end
 end
-for stats, c in pairs(counts) do
-  redis.call('HINCRBY', stats, 'totalTelegramCount', c)
+local answered = #results
+if results[answered] == -1 then answered = answered - 1 end
+if answered > 0 then
+  redis.call('HINCRBY', KEYS[2], 'totalTelegramCount', answered)
+  if ARGV[8] == '1' then
+    redis.call('HSET', KEYS[2], 'lastSeen', ARGV[3])
+    touch(KEYS[1], ARGV[6], ARGV[3], ARGV[7])
+  end
 end
-local h, ha = 2 + n * 3, 6 + n * 4
+local h, ha = 3 + 2 * n, 9 + n
 for j = 0, #KEYS - h do
   if redis.call('HSET', KEYS[h + j], ARGV[ha + 2 * j], ARGV[ha + 2 * j + 1]) == 1 then
     redis.call('EXPIRE', KEYS[h + j], ARGV[5])
@@ -184,6 +184,16 @@ pub(crate) fn forwarded(reply: redis::Value) -> Forwarded {
         redis::Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(&id).into()),
         other => Forwarded::New(format!("{other:?}")),
     }
+}
+
+/// The leading telegrams that share the first one's gateway (a connection's telegrams
+/// normally all do; an AP that changes its reported MAC splits its calls).
+fn one_gateway(telegrams: &[Pending]) -> &[Pending] {
+    let Some(first) = telegrams.first() else {
+        return telegrams;
+    };
+    let same = telegrams.iter().take_while(|t| t.mac == first.mac).count();
+    &telegrams[..same]
 }
 
 /// A reception record: device, gateway MAC, unix ms, dBm, stick.
@@ -276,8 +286,8 @@ impl Store {
 
     /// Counts each reception and forwards each telegram unless it is a duplicate, in order,
     /// in one round trip, and writes the reception records `heard`. The answers may be fewer
-    /// than the telegrams: they stop at the first [`Forwarded::Full`], and nothing after it
-    /// was written.
+    /// than the telegrams: they cover the leading telegrams of one gateway and stop at the
+    /// first [`Forwarded::Full`]; nothing after the last answer was written.
     pub async fn forward(
         &self,
         telegrams: &[Pending],
@@ -291,21 +301,26 @@ impl Store {
             );
             return results;
         }
+        let telegrams = one_gateway(telegrams);
+        let Some(first) = telegrams.first() else {
+            return Ok(Vec::new());
+        };
+        let touching = telegrams.iter().find(|t| t.touch);
         let mut call = self.forward.key(keys::GATEWAYS);
-        call.arg(self.dedup_window_ms)
+        call.key(keys::gateway_stats(&first.mac))
+            .arg(self.dedup_window_ms)
             .arg(self.telegram_maxlen)
             .arg(now)
             .arg(telegrams.len())
-            .arg(crate::south::HEARD_TTL_S);
+            .arg(crate::south::HEARD_TTL_S)
+            .arg(&first.mac)
+            .arg(touching.map_or("", |t| t.first_sight.as_str()))
+            .arg(if touching.is_some() { "1" } else { "0" });
         for t in telegrams {
             let p = t.partition(&self.layout);
             call.key(self.dedup_key(p, t))
                 .key(self.layout.stream(p))
-                .key(keys::gateway_stats(&t.mac))
-                .arg(&t.entry)
-                .arg(&t.mac)
-                .arg(&t.first_sight)
-                .arg(if t.touch { "1" } else { "0" });
+                .arg(&t.entry);
         }
         for (eurid, mac, ms, dbm, stick) in heard {
             call.key(keys::device_heard(eurid))

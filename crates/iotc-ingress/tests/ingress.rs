@@ -464,6 +464,53 @@ async fn bursts_from_two_gateways_are_stored_once_each_in_order() {
     println!("{} receptions stored in {calls} calls", 2 * N);
 }
 
+/// The forwarding script takes one gateway's telegrams per call: a connection whose messages
+/// name two reporters in turn still has each telegram stored once, in order, and counted for
+/// its own gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_naming_two_reporters_counts_each_for_its_own() {
+    let redis = RedisServer::start();
+    let ingress = Ingress::start(&redis.url(), &[]);
+    const N: u32 = 300;
+    let mut ws = connect(&ingress, "/aruba").await;
+    for sender in 1..=N {
+        let mac = if sender % 3 == 0 { MAC_B } else { MAC_A };
+        let frame = rps_from(0x0200_0000 + sender);
+        ws.feed(Message::Binary(serial(STATIC_TOKEN, mac, &frame).into()))
+            .await
+            .unwrap();
+    }
+    ws.flush().await.unwrap();
+    wait_stat(
+        &redis,
+        "904c81cf3886",
+        keys::stats::TOTAL,
+        (N - N / 3) as i64,
+    );
+    wait_stat(&redis, "204c03344441", keys::stats::TOTAL, (N / 3) as i64);
+
+    let got = entries(&redis);
+    let senders: Vec<u32> = got
+        .iter()
+        .map(|e| u32::from_be_bytes(e.esp3[8..12].try_into().unwrap()))
+        .collect();
+    let sent: Vec<u32> = (1..=N).map(|s| 0x0200_0000 + s).collect();
+    assert_eq!(senders, sent, "every telegram stored once, in order");
+    for (entry, sender) in got.iter().zip(&senders) {
+        let want = if (sender - 0x0200_0000) % 3 == 0 {
+            MAC_B
+        } else {
+            MAC_A
+        };
+        assert_eq!(entry.gateway_mac, want, "stored with its own reporter");
+    }
+    let calls = metric(&ingress, "iotc_ingress_forward_calls_total").await;
+    assert!(
+        calls >= f64::from(2 * (N / 3)),
+        "a call never mixes gateways"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_missing_or_expired_token_closes_with_1008() {
     let redis = RedisServer::start();

@@ -156,7 +156,12 @@ async fn send_waiting(
     while let Some(frame) = next.take() {
         let msg = Telemetry::serial_data(&session.token, reporter(mac), usb, &[&frame]);
         count += 1;
-        if session.ws.feed(Message::Binary(msg.encode_to_vec().into())).await.is_err() {
+        if session
+            .ws
+            .feed(Message::Binary(msg.encode_to_vec().into()))
+            .await
+            .is_err()
+        {
             return Err(count);
         }
         if count < FRAMES_PER_WRITE {
