@@ -126,13 +126,12 @@ end
 const FORWARD_MANY: &str = r#"
 local n = tonumber(ARGV[4])
 local bound = tonumber(ARGV[2])
-local results, lens = {}, {}
+local results, lens, answered = {}, {}, 0
 for i = 1, n do
   results[i] = forward_one(KEYS[1 + 2 * i], KEYS[2 + 2 * i], ARGV[1], bound, ARGV[8 + i], lens)
   if results[i] == -1 then break end
+  answered = i
 end
-local answered = #results
-if results[answered] == -1 then answered = answered - 1 end
 if answered > 0 then
   redis.call('HINCRBY', KEYS[2], 'totalTelegramCount', answered)
   if ARGV[8] == '1' then
