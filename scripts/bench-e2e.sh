@@ -18,6 +18,9 @@
 #   IOTC_BENCH_SIMULATOR  the load generator's binary (default target/release/iotc), to
 #                         compare load generators with the same services
 #   IOTC_BENCH_PERF=SECS  record a CPU profile of the engine and ingress (perf) for SECS s
+#   IOTC_BENCH_UNIX=1     the services reach Redis and mosquitto through Unix sockets instead
+#                         of loopback TCP (as on one machine they can); the simulator's
+#                         subscriber too. The APs still connect over TCP
 #   IOTC_BENCH_WARM=1     first let every device send once (at most 10,000/s, not measured),
 #                         so the run measures a system that knows its devices (no first-time
 #                         events, counters in the engine's memory); CPU figures then cover the
@@ -60,25 +63,34 @@ wait_http() {
 
 redis_port=$(free_port) mqtt_port=$(free_port) ingress_port=$(free_port)
 api_port=$(free_port) engine_port=$(free_port)
+# Unix sockets in a folder mosquitto may write to (it drops root for its own user).
+sockets=$work/sockets
+mkdir -m 777 "$sockets"
+chmod 755 "$work"
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
+  --unixsocket "$sockets/redis.sock" --unixsocketperm 777 >"$work/redis.log" 2>&1 &
 pids[redis]=$!
 # No limit on messages queued for the subscriber (mosquitto drops QoS 1 messages over it),
 # and a window to it larger than the default 20, so the counting subscriber keeps up.
-printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n' "$mqtt_port" \
-  >"$work/mosquitto.conf"
+printf 'listener %s 127.0.0.1\nlistener 0 %s\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n' \
+  "$mqtt_port" "$sockets/mqtt.sock" >"$work/mosquitto.conf"
 mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 pids[mosquitto]=$!
 until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
 
-export REDIS_URL=127.0.0.1:$redis_port LOG_LEVEL=warn
+redis_url=127.0.0.1:$redis_port mqtt_url=mqtt://127.0.0.1:$mqtt_port
+if [ -n "${IOTC_BENCH_UNIX:-}" ]; then
+  redis_url=unix://$sockets/redis.sock mqtt_url=unix://$sockets/mqtt.sock
+  until [ -S "$sockets/mqtt.sock" ]; do sleep 0.1; done
+fi
+export REDIS_URL=$redis_url LOG_LEVEL=warn
 IOTC_API_PORT=$api_port IOTC_API_BIND=127.0.0.1 \
   BASIC_AUTH_USERNAME=bench BASIC_AUTH_PASSWORD=bench-secret "$api_bin" >"$work/api.log" 2>&1 &
 pids[api]=$!
 IOTC_INGRESS_PORT=$ingress_port IOTC_INGRESS_BIND=127.0.0.1 \
   IOT_GATEWAY_TOKEN=bench-token "$bins/iotc-ingress" >"$work/ingress.log" 2>&1 &
 pids[ingress]=$!
-MQTT_CONNSTRING=mqtt://127.0.0.1:$mqtt_port IOT_ENABLE_MQTT=1 MQTT_QOS=$qos \
+MQTT_CONNSTRING=$mqtt_url IOT_ENABLE_MQTT=1 MQTT_QOS=$qos \
   IOTC_ENGINE_HTTP_PORT=$engine_port IOTC_ENGINE_CONSUMER=bench \
   env ${IOTC_BENCH_BATCH:+IOTC_ENGINE_BATCH=$IOTC_BENCH_BATCH} "$bins/iotc-engine" >"$work/engine.log" 2>&1 &
 pids[engine]=$!
@@ -87,6 +99,7 @@ wait_http "http://127.0.0.1:$engine_port/readyz"
 
 echo "== $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== offered $rate telegrams/s for ${seconds}s, $devices devices, $gateways APs, $shared heard by two, QoS $qos"
+echo "== Redis at $redis_url, MQTT at $mqtt_url"
 if [ -n "${IOTC_BENCH_PERF:-}" ]; then
   # The whole machine (other users' processes included), by process and by symbol.
   (sleep 4; perf record -a -F 499 -o "$work/perf.data" -- sleep "$IOTC_BENCH_PERF" >/dev/null 2>&1) &
@@ -99,23 +112,24 @@ fi
 lag_pid=$!
 TIMEFORMAT='%U %S'
 simulate=("${IOTC_BENCH_SIMULATOR:-$rel/iotc}" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token
-  --expect-mqtt "127.0.0.1:$mqtt_port" --gateways "$gateways" --devices "$devices"
+  --expect-mqtt "${mqtt_url#mqtt://}" --gateways "$gateways" --devices "$devices"
   --shared "$shared" --drain-timeout 120)
 onboard=(--onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret)
 # What each service has used so far: the figures below are what the measured run adds.
-declare -A cpu0 reads0 writes0
+declare -A cpu0 sys0 reads0 writes0
 added_now() {
   redis-cli -p "$redis_port" xinfo stream iotc:telegrams 2>/dev/null | sed -n '/^entries-added$/{n;p}' | grep . || echo 0
 }
 snapshot() {
   for name in ingress engine redis mosquitto; do
     cpu0[$name]=$(awk '{print $14 + $15}' /proc/"${pids[$name]}"/stat)
+    sys0[$name]=$(awk '{print $15}' /proc/"${pids[$name]}"/stat)
     reads0[$name]=$(awk '/^syscr/ {print $2}' /proc/"${pids[$name]}"/io)
     writes0[$name]=$(awk '/^syscw/ {print $2}' /proc/"${pids[$name]}"/io)
   done
   added0=$(added_now)
 }
-for name in ingress engine redis mosquitto; do cpu0[$name]=0 reads0[$name]=0 writes0[$name]=0; done
+for name in ingress engine redis mosquitto; do cpu0[$name]=0 sys0[$name]=0 reads0[$name]=0 writes0[$name]=0; done
 added0=0
 if [ -n "${IOTC_BENCH_WARM:-}" ]; then
   warm_rate=$((rate < 10000 ? rate : 10000))
@@ -127,7 +141,9 @@ if [ -n "${IOTC_BENCH_WARM:-}" ]; then
   snapshot
   onboard=()
 fi
-{ time "${simulate[@]}" "${onboard[@]}" --rate "$rate" --duration "$seconds" 2>&4; } 4>&2 2>"$work/sim.time"
+{ time "${simulate[@]}" "${onboard[@]}" --rate "$rate" --duration "$seconds" 2>&4 >"$work/sim.log"; } \
+  4>&2 2>"$work/sim.time"
+cat "$work/sim.log"
 sim_cpu=$(awk '{printf "%.2f", $1 + $2}' "$work/sim.time")
 kill "$lag_pid" 2>/dev/null || true
 echo "== engine backlog (entries not yet read), per second: $(tr '\n' ' ' <"$work/lag.log" | cut -c1-300)"
@@ -142,22 +158,25 @@ done
 # CPU time per process over the whole run (onboarding included for the API): less sensitive
 # to what else runs on the machine than the rate.
 tick=$(getconf CLK_TCK)
-echo "== CPU seconds (user + system)"
+echo "== CPU seconds (user + system, the system part in brackets)"
 cpu_all=$sim_cpu
 for name in ingress engine redis mosquitto; do
   cpu=$(awk -v t="$tick" -v z="${cpu0[$name]}" '{printf "%.2f", ($14 + $15 - z) / t}' /proc/"${pids[$name]}"/stat)
-  printf '  %-10s %s\n' "$name" "$cpu"
+  sys=$(awk -v t="$tick" -v z="${sys0[$name]}" '{printf "%.2f", ($15 - z) / t}' /proc/"${pids[$name]}"/stat)
+  printf '  %-10s %s (%s)\n' "$name" "$cpu" "$sys"
   cpu_all=$(awk -v a="$cpu_all" -v b="$cpu" 'BEGIN {printf "%.2f", a + b}')
 done
-printf '  %-10s %s\n' simulator "$sim_cpu"
-# The telegrams the engines were given: every unique telegram the ingress appended.
+printf '  %-10s %s (%s)\n' simulator "$sim_cpu" "$(awk '{printf "%.2f", $2}' "$work/sim.time")"
+# Per telegram sent (a transmission, however many APs heard it); the stream also holds the
+# copies the engine drops.
 added=$(($(added_now) - added0))
+sent=$(sed -n 's/^sent \([0-9]*\) telegrams.*/\1/p' "$work/sim.log")
 printf '  %-10s %s, %s µs per telegram (%s telegrams)\n' all "$cpu_all" \
-  "$(awk -v c="$cpu_all" -v n="$added" 'BEGIN {printf "%.0f", (n > 0 ? c * 1e6 / n : 0)}')" "$added"
+  "$(awk -v c="$cpu_all" -v n="$sent" 'BEGIN {printf "%.0f", (n > 0 ? c * 1e6 / n : 0)}')" "$sent, $added stream entries with the copies"
 # Reads and writes on sockets and files per telegram: shows how well each hop batches.
 echo "== read and write system calls per telegram"
 for name in ingress engine redis mosquitto; do
-  awk -v n="$added" -v r0="${reads0[$name]}" -v w0="${writes0[$name]}" \
+  awk -v n="$sent" -v r0="${reads0[$name]}" -v w0="${writes0[$name]}" \
     '/^syscr/ {r = $2 - r0} /^syscw/ {w = $2 - w0}
     END {printf "  %-10s", name; printf " %.2f reads, %.2f writes\n", (n > 0 ? r / n : 0), (n > 0 ? w / n : 0)}' \
     name="$name" /proc/"${pids[$name]}"/io

@@ -130,8 +130,8 @@ pub struct CheckArgs {
     #[arg(long, env = "IOT_API_PASSWORD", hide_env_values = true)]
     pub api_password: Option<String>,
 
-    /// MQTT broker (host:port) to check the output: subscribe to --mqtt-topic and report
-    /// end-to-end telegrams/s, latency and loss.
+    /// MQTT broker (host:port, or unix:///path for a Unix socket) to check the output:
+    /// subscribe to --mqtt-topic and report end-to-end telegrams/s, latency and loss.
     #[arg(long)]
     pub expect_mqtt: Option<String>,
     #[arg(long, default_value = "sensor/+/telemetry")]

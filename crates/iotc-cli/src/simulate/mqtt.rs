@@ -128,6 +128,14 @@ impl Options {
         topic: &str,
         credentials: Option<(String, String)>,
     ) -> anyhow::Result<Options> {
+        if let Some(path) = host_port.strip_prefix("unix://") {
+            return Ok(Options {
+                host: path.to_string(),
+                port: 0,
+                topic: topic.to_string(),
+                credentials,
+            });
+        }
         let (host, port) = host_port
             .rsplit_once(':')
             .with_context(|| format!("--expect-mqtt {host_port}: expected host:port"))?;
@@ -147,6 +155,9 @@ impl Options {
 pub async fn subscribe(options: &Options) -> anyhow::Result<EventLoop> {
     let id = format!("iotc-simulate-{:08x}", rand::random::<u32>());
     let mut mqtt = MqttOptions::new(id, options.host.clone(), options.port);
+    if options.port == 0 {
+        mqtt.set_transport(rumqttc::Transport::Unix);
+    }
     mqtt.set_keep_alive(Duration::from_secs(30));
     mqtt.set_max_packet_size(1 << 20, 1 << 20);
     if let Some((user, password)) = &options.credentials {

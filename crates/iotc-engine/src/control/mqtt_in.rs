@@ -31,12 +31,7 @@ pub fn spawn(control: Control, args: &EgressArgs, template: &str) -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("IOTC_MQTT_COMMAND_TOPIC: needs <ID>"))?;
     let (before, after) = (before.to_string(), after.to_string());
     let filter = format!("{SHARE}{before}+{after}");
-    let host = match spec.addr.scheme {
-        crate::egress::config::Scheme::Ws | crate::egress::config::Scheme::Wss => {
-            spec.addr.ws_url()
-        }
-        _ => spec.addr.host.clone(),
-    };
+    let host = spec.addr.client_host();
     let mut options = MqttOptions::new(format!("{}-cmd", spec.client_id), host, spec.addr.port);
     options
         .set_transport(crate::egress::mqtt::transport(&spec)?)

@@ -180,6 +180,8 @@ pub enum Scheme {
     Tls,
     Ws,
     Wss,
+    /// A broker on the same machine, through its Unix socket (`host` is the socket's path).
+    Unix,
 }
 
 /// A parsed MQTT_CONNSTRING.
@@ -193,8 +195,8 @@ pub struct BrokerAddr {
 }
 
 impl BrokerAddr {
-    /// Parses `host:port`, `host` (port 1883) or `scheme://host[:port][/path]`.
-    /// `use_tls` upgrades a plain address to TLS (MQTT_USE_TLS).
+    /// Parses `host:port`, `host` (port 1883), `scheme://host[:port][/path]` or
+    /// `unix:///path/to/socket`. `use_tls` upgrades a plain address to TLS (MQTT_USE_TLS).
     pub fn parse(raw: &str, use_tls: bool) -> Result<BrokerAddr, EgressError> {
         let bad = |why: &str| {
             EgressError::Config(format!(
@@ -212,6 +214,7 @@ impl BrokerAddr {
                     "mqtts" | "ssl" | "tls" => Scheme::Tls,
                     "ws" => Scheme::Ws,
                     "wss" => Scheme::Wss,
+                    "unix" => return Self::unix(rest, use_tls).map_err(bad),
                     other => return Err(bad(&format!("unknown scheme `{other}`"))),
                 };
                 (scheme, rest)
@@ -233,6 +236,7 @@ impl BrokerAddr {
             Scheme::Tls => 8883,
             Scheme::Ws => 80,
             Scheme::Wss => 443,
+            Scheme::Unix => 0,
         };
         let path = if path.is_empty() { "/mqtt" } else { path };
         Ok(BrokerAddr {
@@ -241,6 +245,31 @@ impl BrokerAddr {
             port: port.unwrap_or(default_port),
             path: path.to_string(),
         })
+    }
+
+    /// A Unix socket path (absolute, as in `unix:///run/mosquitto/mqtt.sock`).
+    fn unix(path: &str, use_tls: bool) -> Result<BrokerAddr, &'static str> {
+        if use_tls {
+            return Err("TLS over a Unix socket is not supported");
+        }
+        if !path.starts_with('/') {
+            return Err("a Unix socket needs an absolute path (unix:///path/to/socket)");
+        }
+        Ok(BrokerAddr {
+            scheme: Scheme::Unix,
+            host: path.to_string(),
+            port: 0,
+            path: String::new(),
+        })
+    }
+
+    /// The address rumqttc's options take: the URL for WebSocket, the host or the socket
+    /// path otherwise.
+    pub fn client_host(&self) -> String {
+        match self.scheme {
+            Scheme::Ws | Scheme::Wss => self.ws_url(),
+            _ => self.host.clone(),
+        }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -379,8 +408,18 @@ mod tests {
     }
 
     #[test]
+    fn unix_socket() {
+        let a = BrokerAddr::parse("unix:///run/mosquitto/mqtt.sock", false).unwrap();
+        assert_eq!(a.scheme, Scheme::Unix);
+        assert_eq!(a.client_host(), "/run/mosquitto/mqtt.sock");
+        assert!(!a.is_tls());
+        let e = BrokerAddr::parse("unix:///run/m.sock", true).unwrap_err();
+        assert!(e.to_string().contains("TLS"), "{e}");
+    }
+
+    #[test]
     fn bad_addresses_name_the_variable() {
-        for raw in ["", "h:0", "h:x", "ftp://h", ":1883"] {
+        for raw in ["", "h:0", "h:x", "ftp://h", ":1883", "unix://relative.sock"] {
             let e = BrokerAddr::parse(raw, false).unwrap_err().to_string();
             assert!(e.contains("MQTT_CONNSTRING"), "{raw}: {e}");
         }

@@ -559,10 +559,7 @@ impl Generation {
     fn new(spec: &LinkSpec) -> Result<Generation, EgressError> {
         let credentials = (spec.credentials)()?;
         let transport = transport(spec)?;
-        let host = match spec.addr.scheme {
-            Scheme::Ws | Scheme::Wss => spec.addr.ws_url(),
-            _ => spec.addr.host.clone(),
-        };
+        let host = spec.addr.client_host();
         let port = spec.addr.port;
         Ok(match spec.version {
             MqttVersion::V311 => {
@@ -725,5 +722,6 @@ pub(crate) fn transport(spec: &LinkSpec) -> Result<Transport, EgressError> {
         Scheme::Tls => Transport::Tls(tls()?),
         Scheme::Ws => Transport::Ws,
         Scheme::Wss => Transport::Wss(tls()?),
+        Scheme::Unix => Transport::Unix,
     })
 }
