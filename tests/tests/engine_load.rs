@@ -44,7 +44,11 @@ async fn drains_a_backlog_and_prints_the_rate() {
     let entries: Vec<_> = (0..total as u32)
         .map(|n| {
             let sender = 0x0500_0000 + n % DEVICES;
-            let frame = radio::eep_frame("A5-02-05", &[("TMP", (n % 40) as f64)], sender, -60);
+            // Each of a device's telegrams reads another temperature (0.4 °C apart, about
+            // 2.5 steps of the 8-bit value): identical telegrams of one device within the
+            // de-duplication window would be copies of one transmission.
+            let tmp = f64::from(n / DEVICES) * 0.4;
+            let frame = radio::eep_frame("A5-02-05", &[("TMP", tmp)], sender, -60);
             stream::entry([2, 0, 0, 0, 0, 1], t0 + n as u64, frame)
         })
         .collect();

@@ -36,9 +36,6 @@ pub const DEVICES_VERSION: &str = "{iotc:devices}:version";
 /// Hash: gateway MAC → gateway JSON (registry, health, last seen).
 pub const GATEWAYS: &str = "iotc:gateways";
 
-/// Prefix of de-duplication keys (`iotc:dedup:<hash>`), set with NX and a PX window.
-pub const DEDUP_PREFIX: &str = "iotc:dedup:";
-
 /// Hash: AP MAC → `ApRecord` JSON, the optional AP register (docs/security.md).
 pub const AP_REGISTER: &str = "iotc:aps";
 /// Hash: user name → MAC, the register's login index.

@@ -1,11 +1,10 @@
 //! The telegram stream's partitions: how many, which one a sender's telegrams go to, and
 //! the keys of each (docs/scaling.md).
 //!
-//! With one partition on a single Redis every key is as it always was (`iotc:telegrams`,
-//! `iotc:dedup:<hash>`). Otherwise each partition's keys carry one hash tag so that the
-//! ingress script (de-duplication and append) and the lease touch one cluster slot:
-//! partition `i` of `P > 1` is `iotc:telegrams:{i}`, its lease `iotc:lease:{i}` and its
-//! de-duplication keys `iotc:dedup:{i}:<hash>`.
+//! With one partition on a single Redis the stream is as it always was (`iotc:telegrams`).
+//! Otherwise each partition's keys carry one hash tag so that its stream and its lease sit
+//! in one cluster slot: partition `i` of `P > 1` is `iotc:telegrams:{i}` and its lease
+//! `iotc:lease:{i}`.
 
 use crate::keys;
 
@@ -92,15 +91,6 @@ impl Layout {
         (0..self.partitions).find(|&p| self.stream(p) == key)
     }
 
-    /// The de-duplication key of a telegram (hex of its fingerprint) in partition `p`.
-    pub fn dedup_key(&self, p: u16, hash_hex: &str) -> String {
-        if self.tagged {
-            format!("{}{{{}}}:{hash_hex}", keys::DEDUP_PREFIX, self.tag(p))
-        } else {
-            format!("{}{hash_hex}", keys::DEDUP_PREFIX)
-        }
-    }
-
     /// The lease of partition `p`: the consumer name of the engine that reads it.
     pub fn lease(&self, p: u16) -> String {
         format!("iotc:lease:{{{}}}", self.tag(p))
@@ -116,7 +106,6 @@ mod tests {
     fn one_partition_on_one_redis_keeps_the_keys() {
         let l = Layout::new(1, false);
         assert_eq!(l.stream(0), "iotc:telegrams");
-        assert_eq!(l.dedup_key(0, "ab"), "iotc:dedup:ab");
         assert_eq!(l.of_sender(0xdead_beef), 0);
         assert_eq!(l.streams(), vec!["iotc:telegrams"]);
     }
@@ -130,7 +119,6 @@ mod tests {
         ] {
             for p in 0..l.partitions() {
                 let s = slot(l.stream(p).as_bytes());
-                assert_eq!(slot(l.dedup_key(p, "00ff").as_bytes()), s);
                 assert_eq!(slot(l.lease(p).as_bytes()), s);
                 assert_eq!(l.partition_of_stream(&l.stream(p)), Some(p));
             }

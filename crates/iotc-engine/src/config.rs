@@ -55,6 +55,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub counter_cache: u32,
 
+    /// A telegram whose copy (heard by another AP, or repeated) was appended within this many
+    /// milliseconds before is a duplicate and is dropped (docs/engine.md, "De-duplication").
+    #[arg(long, env = "IOT_DEDUP_WINDOW_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub dedup_window_ms: u64,
+
     /// Time (ms) allowed between the first and the last part of a chained telegram.
     #[arg(long, env = "IOTC_ENGINE_CHAIN_TIMEOUT_MS", default_value_t = 3000,
           value_parser = clap::value_parser!(u32).range(1..=600_000))]

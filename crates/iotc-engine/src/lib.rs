@@ -5,6 +5,7 @@ pub mod control;
 pub mod counting;
 pub mod counting_cluster;
 pub mod decode;
+pub mod dedup;
 pub mod device_counts;
 pub mod device_pack;
 pub mod devices;

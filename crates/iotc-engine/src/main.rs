@@ -85,6 +85,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             layout,
             partitions,
         },
+        iotc_engine::dedup::Dedup::new(args.dedup_window_ms, iotc_engine::dedup::MAX_KEYS),
     );
     let devices = Devices::default();
     // Devices first: a telegram read before they are known would be dropped as unknown.

@@ -24,6 +24,7 @@ use iotc_core::redis::Redis;
 use redis::Value;
 use tracing::{debug, info, warn};
 
+use crate::dedup::Dedup;
 use crate::lease::Held;
 
 /// How long an idle engine waits between reads on a Redis Cluster.
@@ -132,6 +133,10 @@ pub struct Settings {
 pub struct Reader {
     redis: Redis,
     settings: Settings,
+    /// The de-duplication windows of the partitions held (the caller asks it per entry).
+    pub dedup: Dedup,
+    /// Telegram streams just taken on: the de-duplication learns their recent past first.
+    to_recall: Vec<String>,
     /// Per stream read: `Some(id)` while re-reading own pending entries after `id`, `None`
     /// once live.
     streams: HashMap<String, Option<String>>,
@@ -140,11 +145,13 @@ pub struct Reader {
 
 impl Reader {
     /// `redis` must allow responses slower than `block_ms`.
-    pub fn new(redis: Redis, settings: Settings) -> Self {
+    pub fn new(redis: Redis, settings: Settings, dedup: Dedup) -> Self {
         let next_claim = Instant::now();
         Reader {
             redis,
             settings,
+            dedup,
+            to_recall: Vec::new(),
             streams: HashMap::new(),
             next_claim,
         }
@@ -207,6 +214,12 @@ impl Reader {
     /// Follows the partitions held: a new one starts with its own pending entries.
     fn sync_streams(&mut self) {
         let mut wanted: Vec<String> = self.settings.partitions.current().to_vec();
+        self.dedup.keep_only(&wanted);
+        for k in &wanted {
+            if !self.streams.contains_key(k) {
+                self.to_recall.push(k.clone());
+            }
+        }
         wanted.push(keys::GATEWAY_EVENT_STREAM.to_string());
         self.streams.retain(|k, _| wanted.contains(k));
         for k in wanted {
@@ -214,8 +227,65 @@ impl Reader {
         }
     }
 
+    /// Shows the de-duplication the entries delivered in the window before a stream was
+    /// taken on (by this engine before a restart, or by the engine it took over from): a
+    /// copy of one of them read later is then still a copy. Best effort: without it such a
+    /// copy is published once more, as after any fault.
+    async fn recall_new_streams(&mut self) {
+        for stream in std::mem::take(&mut self.to_recall) {
+            if let Err(e) = self.recall(&stream).await {
+                warn!(%stream, error = %e, "recent entries not read; copies may be published once more");
+            }
+        }
+    }
+
+    async fn recall(&mut self, stream: &str) -> redis::RedisResult<()> {
+        let groups: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream)
+            .query_async(&mut self.redis)
+            .await?;
+        let Some(last) = last_delivered(groups) else {
+            return Ok(());
+        };
+        let Some(last_ms) = last
+            .split_once('-')
+            .and_then(|(ms, _)| ms.parse::<u64>().ok())
+        else {
+            return Ok(());
+        };
+        let since = last_ms.saturating_sub(self.dedup.window_ms());
+        let reply: Value = redis::cmd("XREVRANGE")
+            .arg(stream)
+            .arg(&last)
+            .arg(since)
+            .arg("COUNT")
+            .arg(crate::dedup::MAX_KEYS)
+            .query_async(&mut self.redis)
+            .await?;
+        let mut entries: Vec<Entry> = items(reply)
+            .into_iter()
+            .filter_map(|e| parse_entry(Source::Telegrams, stream, e))
+            .collect();
+        entries.reverse();
+        let n = entries.len();
+        for e in entries {
+            let parsed = e
+                .payload
+                .as_deref()
+                .map(iotc_core::bus::TelegramEntry::decode);
+            if let Some(Ok(parsed)) = parsed {
+                let (_, id) = split_id(Source::Telegrams, &e.id);
+                self.dedup.remember(stream, id, &parsed.esp3);
+            }
+        }
+        debug!(%stream, entries = n, "de-duplication window recalled");
+        Ok(())
+    }
+
     async fn read(&mut self) -> redis::RedisResult<Vec<Entry>> {
         self.sync_streams();
+        self.recall_new_streams().await;
         if Instant::now() >= self.next_claim {
             self.next_claim = Instant::now() + self.settings.claim_every;
             let claimed = self.claim().await?;
@@ -457,6 +527,26 @@ fn parse_consumers(reply: Value) -> Vec<(String, i64, i64)> {
             (name, pending, idle)
         })
         .collect()
+}
+
+/// The engine group's `last-delivered-id` in an XINFO GROUPS reply; `None` before the first
+/// delivery.
+fn last_delivered(reply: Value) -> Option<String> {
+    for group in items(reply) {
+        let mut fields = items(group).into_iter();
+        let (mut name, mut last) = (String::new(), String::new());
+        while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+            match text(k).as_str() {
+                "name" => name = text(v),
+                "last-delivered-id" => last = text(v),
+                _ => {}
+            }
+        }
+        if name == keys::ENGINE_GROUP && last != "0-0" && !last.is_empty() {
+            return Some(last);
+        }
+    }
+    None
 }
 
 fn items(v: Value) -> Vec<Value> {

@@ -35,7 +35,8 @@ async fn add(conn: &mut redis::aio::MultiplexedConnection, payload: &str) -> Str
 async fn entries_of_a_lost_reply_come_before_newer_ones() {
     let redis = test_support::Redis::start_temp();
     let mut conn = redis.conn().await;
-    let mut reader = Reader::new(redis.manager().await.into(), settings());
+    let dedup = iotc_engine::dedup::Dedup::new(500, iotc_engine::dedup::MAX_KEYS);
+    let mut reader = Reader::new(redis.manager().await.into(), settings(), dedup);
     reader.ensure_groups().await.unwrap();
 
     let a = add(&mut conn, "a").await;

@@ -1,6 +1,6 @@
 //! The ingress writes on a Redis Cluster, where one script may touch one slot only: the
-//! telegram's de-duplication key and partition stream (one hash tag) in one script, the
-//! gateway's counters and registry record beside it. The gateway's figures are then no
+//! telegram's partition stream in one script, the gateway's counters and registry record
+//! beside it. The gateway's figures are then no
 //! longer written in the same step as the telegram; each is still written once per call.
 
 use redis::{RedisResult, Script};
@@ -8,16 +8,13 @@ use redis::{RedisResult, Script};
 use crate::store::{Forwarded, GatewayRef, Store, forwarded};
 use iotc_core::keys;
 
-/// KEYS: dedup key, partition stream (one slot). ARGV: window ms, stream bound, entry.
-/// Returns the entry ID, 0 for a duplicate, -1 when the stream is full (as `FORWARD`).
+/// KEYS: partition stream. ARGV: stream bound, entry.
+/// Returns the entry ID, -1 when the stream is full (as `forward_one`).
 const APPEND: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 and not has_room(KEYS[2], tonumber(ARGV[2])) then
+if not has_room(KEYS[1], tonumber(ARGV[1])) then
   return -1
 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], '*', 't', ARGV[3])
-end
-return 0
+return redis.call('XADD', KEYS[1], '*', 't', ARGV[2])
 "#;
 
 /// KEYS: gateway registry. ARGV: MAC, unix seconds, first-sight record.
@@ -57,7 +54,6 @@ impl Store {
     pub(crate) async fn forward_cluster(
         &self,
         gateway: &GatewayRef<'_>,
-        dedup: &str,
         partition: u16,
         entry: &[u8],
         now: u64,
@@ -65,9 +61,7 @@ impl Store {
         let reply: redis::Value = self
             .cluster
             .append
-            .key(dedup)
             .key(self.layout.stream(partition))
-            .arg(self.dedup_window_ms)
             .arg(self.telegram_maxlen)
             .arg(entry)
             .invoke_async(&mut self.redis.clone())

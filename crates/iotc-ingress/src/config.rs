@@ -63,8 +63,9 @@ pub struct Settings {
     #[arg(long, env = "IOT_AUTH_CALLBACK")]
     pub auth_callback: Option<String>,
 
-    /// A telegram heard again within this many milliseconds (by any AP) is a duplicate.
-    #[arg(long, env = "IOT_DEDUP_WINDOW_MS", default_value_t = 500,
+    /// The de-duplication window, applied by iotc-engine since the engines drop the copies;
+    /// still accepted (and checked) here so that existing settings keep working.
+    #[arg(long, env = "IOT_DEDUP_WINDOW_MS", default_value_t = 500, hide = true,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub dedup_window_ms: u64,
 
@@ -177,7 +178,6 @@ pub struct Config {
     pub credentials: Credentials,
     pub token_lifetime: Duration,
     pub api_url: Option<String>,
-    pub dedup_window_ms: u64,
     pub telegram_stream_maxlen: u64,
     pub gateway_event_stream_maxlen: u64,
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -285,7 +285,6 @@ impl Settings {
             },
             token_lifetime: Duration::from_secs(self.token_exp_interval),
             api_url: non_empty(self.auth_callback).map(|c| api_url(&c)),
-            dedup_window_ms: self.dedup_window_ms,
             telegram_stream_maxlen: self.telegram_stream_maxlen,
             gateway_event_stream_maxlen: self.gateway_event_stream_maxlen,
             tls,

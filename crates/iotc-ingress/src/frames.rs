@@ -14,7 +14,6 @@ pub enum Item {
     /// A RADIO_ERP1 or RADIO_ERP2 telegram.
     Telegram {
         frame: Vec<u8>,
-        dedup_key: [u8; 16],
         /// Signal strength in dBm, 0 when unknown.
         dbm: i8,
         /// The sender's ID.
@@ -132,7 +131,6 @@ fn classify(frame: &esp3::Frame<'_>) -> Item {
         Some(PacketType::RadioErp1 | PacketType::RadioErp2) => match Telegram::from_frame(frame) {
             Ok(t) => Item::Telegram {
                 frame: esp3::encode_frame(frame.packet_type, frame.data, frame.optional),
-                dedup_key: t.dedup_key(),
                 dbm: t.dbm.map_or(0, |d| d.clamp(i8::MIN as i16, 0) as i8),
                 sender: t.sender,
             },
@@ -265,24 +263,5 @@ mod tests {
             parsers.feed(MAC, "a", &bytes(RPS)).as_slice(),
             [Item::Telegram { .. }]
         ));
-    }
-
-    #[test]
-    fn repeated_copy_has_the_same_key() {
-        let mut parsers = StickParsers::default();
-        let original = bytes(RPS);
-        let repeated = esp3::encode_frame(
-            1,
-            &[0xf6, 0x00, 0xfe, 0xee, 0x14, 0xab, 0x21],
-            &[0, 0xff, 0xff, 0xff, 0xff, 0x50, 0],
-        );
-        let key = |items: Vec<Item>| match items.as_slice() {
-            [Item::Telegram { dedup_key, .. }] => *dedup_key,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            key(parsers.feed(MAC, "u", &original)),
-            key(parsers.feed(MAC, "v", &repeated))
-        );
     }
 }

@@ -2,6 +2,7 @@
 //! the `/aruba` WebSocket; EnOcean telegrams go, de-duplicated across APs, to the Redis
 //! telegram stream, and AP health to the gateway registry and the gateway event stream.
 
+mod append;
 pub mod auth;
 pub mod cluster;
 pub mod config;

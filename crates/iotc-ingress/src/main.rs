@@ -68,7 +68,6 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
         store: Store::new(
             redis.clone(),
             layout,
-            config.dedup_window_ms,
             config.telegram_stream_maxlen,
             config.gateway_event_stream_maxlen,
         ),
@@ -89,6 +88,9 @@ async fn run(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::
     });
     tokio::spawn(heartbeat(app.store.clone(), app.status.clone()));
     tokio::spawn(check_partitions(redis_for_check, app.config.partitions));
+    if std::env::var_os("IOT_DEDUP_WINDOW_MS").is_some() {
+        tracing::info!("IOT_DEDUP_WINDOW_MS is applied by iotc-engine, which drops the copies");
+    }
     tracing::info!(
         listen = %tcp.local_addr()?,
         tls = tls.is_some(),

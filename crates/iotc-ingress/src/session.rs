@@ -320,12 +320,7 @@ impl Session {
             let device = data.nb_device_id.as_deref().unwrap_or_default();
             for item in self.parsers.feed(mac, device, payload) {
                 match item {
-                    Item::Telegram {
-                        frame,
-                        dedup_key,
-                        dbm,
-                        sender,
-                    } => {
+                    Item::Telegram { frame, dbm, sender } => {
                         let source = Source {
                             msg,
                             mac,
@@ -333,7 +328,7 @@ impl Session {
                             device,
                             now,
                         };
-                        self.queue(&source, frame, dedup_key, dbm, sender);
+                        self.queue(&source, frame, dbm, sender);
                         seen = true;
                     }
                     Item::StickRefused => {
@@ -371,7 +366,7 @@ impl Session {
 
     /// Puts a telegram in the outbox with its reception record (when due). The connection's
     /// first telegram of a second also writes the gateway's `lastSeen` and registry record.
-    fn queue(&mut self, src: &Source, frame: Vec<u8>, dedup_key: [u8; 16], dbm: i8, sender: u32) {
+    fn queue(&mut self, src: &Source, frame: Vec<u8>, dbm: i8, sender: u32) {
         let Source {
             msg,
             mac,
@@ -405,7 +400,7 @@ impl Session {
             mac: mac_hex.to_string(),
             first_sight,
             touch,
-            dedup_key,
+            sender,
             entry: entry.encode(),
         });
     }
@@ -508,14 +503,7 @@ impl Session {
                 .iter()
                 .take_while(|r| **r != Forwarded::Full)
                 .count();
-            for result in &results[..stored] {
-                match result {
-                    Forwarded::New(_) => {
-                        metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(1)
-                    }
-                    _ => metrics::counter!("iotc_ingress_telegrams_duplicate_total").increment(1),
-                }
-            }
+            metrics::counter!("iotc_ingress_telegrams_forwarded_total").increment(stored as u64);
             rest = &rest[stored..];
             if stored > 0 {
                 give_up = Instant::now() + wait;

@@ -1,8 +1,13 @@
-//! Everything ingress writes to Redis. Per telegram a Lua script counts the reception for
-//! the gateway, decides whether the telegram is new (SET NX PX across all ingress
-//! instances) and appends it to its partition of the telegram stream only then; the
-//! telegrams waiting on one connection go in one call. On a Redis Cluster a script may touch one slot only: the gateway's counters
-//! and registry are then written beside the script (`cluster.rs`).
+//! Everything ingress writes to Redis. Each telegram heard goes to its partition of the
+//! telegram stream, every copy of it: the engine that reads the partition drops the copies
+//! other APs heard (docs/engine.md, "De-duplication"). The telegrams waiting on one
+//! connection go in one plain pipeline with the gateway's counter and the reception
+//! records. A partition near its bound is written by a script instead, which refuses
+//! entries over the bound. On a Redis Cluster a script may touch one slot only: the
+//! gateway's counters and registry are then written beside it (`cluster.rs`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use iotc_core::partition::Layout;
 use iotc_core::redis::Redis;
@@ -82,22 +87,18 @@ local function has_room(stream, bound, len)
 end
 "#;
 
-/// One telegram: appends it to its stream unless another gateway's copy came first. Returns
-/// the new stream entry ID, 0 for a duplicate, -1 when the stream is full of entries not yet
-/// acknowledged (nothing is written then: the caller retries or refuses). `lens` keeps the
-/// length of each stream this call wrote, so the room check reads it once per call.
+/// One telegram: appends it to its stream. Returns the new stream entry ID, or -1 when the
+/// stream is full of entries not yet acknowledged (nothing is written then: the caller
+/// retries or refuses). `lens` keeps the length of each stream this call wrote, so the
+/// room check reads it once per call.
 ///
 /// The stream is trimmed only below the oldest entry a consumer group still needs (MINID),
 /// never by length, so an accepted telegram is never trimmed unread.
 const FORWARD_FN: &str = r#"
-local function forward_one(dedup, stream, window, bound, entry, lens)
-  if not redis.call('SET', dedup, '1', 'NX', 'PX', window) then
-    return 0
-  end
+local function forward_one(stream, bound, entry, lens)
   local room, len = has_room(stream, bound, lens[stream])
   lens[stream] = len
   if not room then
-    redis.call('DEL', dedup)
     return -1
   end
   lens[stream] = len + 1
@@ -105,47 +106,49 @@ local function forward_one(dedup, stream, window, bound, entry, lens)
 end
 "#;
 
-/// The telegrams of one gateway that were waiting on its connection, in one round trip and
-/// in order, and the reception records of their devices. The gateway's fields come once per
-/// call, not per telegram: in Redis, turning a script's arguments into Lua strings is a
-/// measurable part of its cost.
-/// KEYS: gateway registry, gateway stats, then per telegram its dedup key and stream, then
-/// per reception record the device's heard hash.
-/// ARGV: window ms, stream bound, unix seconds, telegram count, heard TTL s, gateway MAC,
-/// first-sight record, touch flag, then per telegram its entry, then per reception record
-/// the gateway MAC and the record.
+/// The strict path: the telegrams of one gateway, in order, each only while its stream has
+/// room, in one round trip, and the reception records of their devices. Used for a
+/// partition near its bound; otherwise [`Store::forward`] writes a plain pipeline.
+/// KEYS: gateway registry, gateway stats, then per telegram its stream, then per reception
+/// record the device's heard hash.
+/// ARGV: stream bound, unix seconds, telegram count, heard TTL s, gateway MAC, first-sight
+/// record, touch flag, then per telegram its entry, then per reception record the gateway
+/// MAC and the record.
 /// Returns one answer per telegram (as `forward_one`), ending early with -1 at the first
 /// refused telegram: those after it are not written, so a retry keeps their order. Each
 /// telegram answered counts once in the gateway's `totalTelegramCount`; touch '1' writes
-/// the gateway's `lastSeen` and registry record (at most once a second per connection) once
-/// a telegram was answered. The reception records are written whatever the answers. A
-/// record's hash gets its time to live when an AP is added to it (a new hash included), not
-/// at every reception: an `EXPIRE` per reception was a fifth of the key look-ups of the
-/// call, and a hash that expires while its device is still heard is rebuilt by the next
-/// receptions, which are the ones the routing prefers.
+/// the gateway's `lastSeen` and registry record once a telegram was answered. The
+/// reception records are written whatever the answers; a record's hash gets its time to
+/// live when an AP is added to it (a new hash included), not at every reception.
 const FORWARD_MANY: &str = r#"
-local n = tonumber(ARGV[4])
-local bound = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local bound = tonumber(ARGV[1])
 local results, lens, answered = {}, {}, 0
 for i = 1, n do
-  results[i] = forward_one(KEYS[1 + 2 * i], KEYS[2 + 2 * i], ARGV[1], bound, ARGV[8 + i], lens)
+  results[i] = forward_one(KEYS[2 + i], bound, ARGV[7 + i], lens)
   if results[i] == -1 then break end
   answered = i
 end
 if answered > 0 then
   redis.call('HINCRBY', KEYS[2], 'totalTelegramCount', answered)
-  if ARGV[8] == '1' then
-    redis.call('HSET', KEYS[2], 'lastSeen', ARGV[3])
-    touch(KEYS[1], ARGV[6], ARGV[3], ARGV[7])
+  if ARGV[7] == '1' then
+    redis.call('HSET', KEYS[2], 'lastSeen', ARGV[2])
+    touch(KEYS[1], ARGV[5], ARGV[2], ARGV[6])
   end
 end
-local h, ha = 3 + 2 * n, 9 + n
+local h, ha = 3 + n, 8 + n
 for j = 0, #KEYS - h do
   if redis.call('HSET', KEYS[h + j], ARGV[ha + 2 * j], ARGV[ha + 2 * j + 1]) == 1 then
-    redis.call('EXPIRE', KEYS[h + j], ARGV[5])
+    redis.call('EXPIRE', KEYS[h + j], ARGV[4])
   end
 end
 return results
+"#;
+
+/// KEYS: a telegram stream. Trims the entries every consumer group acknowledged; returns
+/// the stream's length.
+const TRIM: &str = r#"
+return trim_acked(KEYS[1], false)
 "#;
 
 /// KEYS: gateway registry, gateway stats, gateway event stream.
@@ -179,7 +182,6 @@ return 1
 pub(crate) fn forwarded(reply: redis::Value) -> Forwarded {
     match reply {
         redis::Value::Int(-1) => Forwarded::Full,
-        redis::Value::Int(_) => Forwarded::Duplicate,
         redis::Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(&id).into()),
         other => Forwarded::New(format!("{other:?}")),
     }
@@ -201,10 +203,8 @@ pub type Heard = (String, String, u64, i8, String);
 /// Whether a telegram went on to the engines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Forwarded {
-    /// New: appended under this stream entry ID.
+    /// Appended under this stream entry ID.
     New(String),
-    /// Already heard within the window (by this or another gateway).
-    Duplicate,
     /// Not written: the stream holds its bound of entries a consumer group still needs.
     Full,
 }
@@ -227,16 +227,15 @@ pub struct Pending {
     pub first_sight: String,
     /// See [`GatewayRef::touch`].
     pub touch: bool,
-    /// Sender ID (4 bytes) and content hash: the same transmission heard by several APs.
-    pub dedup_key: [u8; 16],
+    /// The sender ID: it chooses the partition.
+    pub sender: u32,
     /// The encoded stream entry.
     pub entry: Vec<u8>,
 }
 
 impl Pending {
-    fn partition(&self, layout: &Layout) -> u16 {
-        let sender = u32::from_be_bytes(self.dedup_key[..4].try_into().expect("4 bytes"));
-        layout.of_sender(sender)
+    pub(crate) fn partition(&self, layout: &Layout) -> u16 {
+        layout.of_sender(self.sender)
     }
 
     pub fn gateway(&self) -> GatewayRef<'_> {
@@ -248,45 +247,54 @@ impl Pending {
     }
 }
 
+/// What the ingress knows of one partition's stream between writes.
+#[derive(Default)]
+pub(crate) struct PartitionState {
+    /// Its length after the last write or trim this process saw.
+    pub len: AtomicU64,
+    /// Entries this process appended since it last trimmed it.
+    pub since_trim: AtomicU64,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub(crate) redis: Redis,
     forward: Script,
+    pub(crate) trim: Script,
     touch: Script,
     health: Script,
     pub(crate) cluster: crate::cluster::Scripts,
     pub(crate) layout: Layout,
-    pub(crate) dedup_window_ms: u64,
     /// Bound of each partition: the configured bound shared out over the partitions.
     pub(crate) telegram_maxlen: u64,
     pub(crate) event_maxlen: u64,
+    pub(crate) partitions: Arc<Vec<PartitionState>>,
 }
 
 impl Store {
-    pub fn new(
-        redis: Redis,
-        layout: Layout,
-        dedup_window_ms: u64,
-        telegram_maxlen: u64,
-        event_maxlen: u64,
-    ) -> Self {
+    pub fn new(redis: Redis, layout: Layout, telegram_maxlen: u64, event_maxlen: u64) -> Self {
         Store {
             redis,
             forward: Script::new(&format!("{TOUCH_FN}{FLOOR_FN}{FORWARD_FN}{FORWARD_MANY}")),
+            trim: Script::new(&format!("{FLOOR_FN}{TRIM}")),
             touch: Script::new(&format!("{TOUCH_FN}{TOUCH}")),
             health: Script::new(&format!("{FLOOR_FN}{HEALTH}")),
             cluster: crate::cluster::Scripts::new(TOUCH_FN, FLOOR_FN),
             layout,
-            dedup_window_ms,
             telegram_maxlen: telegram_maxlen.div_ceil(u64::from(layout.partitions())),
             event_maxlen,
+            partitions: Arc::new(
+                (0..layout.partitions())
+                    .map(|_| PartitionState::default())
+                    .collect(),
+            ),
         }
     }
 
-    /// Counts each reception and forwards each telegram unless it is a duplicate, in order,
-    /// in one round trip, and writes the reception records `heard`. The answers may be fewer
-    /// than the telegrams: they cover the leading telegrams of one gateway and stop at the
-    /// first [`Forwarded::Full`]; nothing after the last answer was written.
+    /// Counts each reception and appends each telegram, in order, in one round trip, and
+    /// writes the reception records `heard`. The answers may be fewer than the telegrams:
+    /// they cover the leading telegrams of one gateway and stop at the first
+    /// [`Forwarded::Full`]; nothing after the last answer was written.
     pub async fn forward(
         &self,
         telegrams: &[Pending],
@@ -301,13 +309,39 @@ impl Store {
             return results;
         }
         let telegrams = one_gateway(telegrams);
-        let Some(first) = telegrams.first() else {
+        if telegrams.is_empty() {
             return Ok(Vec::new());
-        };
+        }
+        if self.near_bound(telegrams) {
+            self.forward_strictly(telegrams, heard, now).await
+        } else {
+            self.append(telegrams, heard, now).await
+        }
+    }
+
+    /// Whether a partition of these telegrams may pass its bound with them: its length, as
+    /// last seen, is in the last eighth of the bound. Its telegrams then go through the
+    /// script, which checks the bound entry by entry.
+    fn near_bound(&self, telegrams: &[Pending]) -> bool {
+        let margin = self.telegram_maxlen / 8;
+        telegrams.iter().any(|t| {
+            let state = &self.partitions[usize::from(t.partition(&self.layout))];
+            state.len.load(Ordering::Relaxed) + telegrams.len() as u64 + margin
+                >= self.telegram_maxlen
+        })
+    }
+
+    /// The strict path: one script call that refuses telegrams over the bound.
+    async fn forward_strictly(
+        &self,
+        telegrams: &[Pending],
+        heard: &[Heard],
+        now: u64,
+    ) -> RedisResult<Vec<Forwarded>> {
+        let first = &telegrams[0];
         let touching = telegrams.iter().find(|t| t.touch);
         let mut call = self.forward.key(keys::GATEWAYS);
         call.key(keys::gateway_stats(&first.mac))
-            .arg(self.dedup_window_ms)
             .arg(self.telegram_maxlen)
             .arg(now)
             .arg(telegrams.len())
@@ -316,9 +350,7 @@ impl Store {
             .arg(touching.map_or("", |t| t.first_sight.as_str()))
             .arg(if touching.is_some() { "1" } else { "0" });
         for t in telegrams {
-            let p = t.partition(&self.layout);
-            call.key(self.dedup_key(p, t))
-                .key(self.layout.stream(p))
+            call.key(self.layout.stream(t.partition(&self.layout)))
                 .arg(&t.entry);
         }
         for (eurid, mac, ms, dbm, stick) in heard {
@@ -327,6 +359,11 @@ impl Store {
                 .arg(crate::south::heard_record(*ms, *dbm, stick));
         }
         let replies: Vec<redis::Value> = call.invoke_async(&mut self.redis.clone()).await?;
+        // The lengths now, so that the plain path takes over again once the engines have
+        // caught up and the acknowledged entries are trimmed.
+        for p in crate::append::partitions_of(telegrams, &self.layout) {
+            self.trim_partition(p).await;
+        }
         Ok(replies.into_iter().map(forwarded).collect())
     }
 
@@ -339,10 +376,7 @@ impl Store {
         let mut results = Vec::with_capacity(telegrams.len());
         for t in telegrams {
             let p = t.partition(&self.layout);
-            let dedup = self.dedup_key(p, t);
-            let result = self
-                .forward_cluster(&t.gateway(), &dedup, p, &t.entry, now)
-                .await?;
+            let result = self.forward_cluster(&t.gateway(), p, &t.entry, now).await?;
             let full = result == Forwarded::Full;
             results.push(result);
             if full {
@@ -350,11 +384,6 @@ impl Store {
             }
         }
         Ok(results)
-    }
-
-    fn dedup_key(&self, partition: u16, telegram: &Pending) -> String {
-        self.layout
-            .dedup_key(partition, &hex::encode(telegram.dedup_key))
     }
 
     /// Marks the gateway as seen now; `broken` frames count as received, not processed.

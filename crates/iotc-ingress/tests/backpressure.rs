@@ -221,6 +221,51 @@ async fn a_stream_that_stays_full_closes_with_1013() {
     assert_eq!(len, 3);
 }
 
+/// Far from its bound a partition is written by a plain pipeline that does not check the
+/// bound; in its last eighth the script takes over and the bound holds exactly. Once the
+/// engine caught up, the plain path serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bound_holds_when_a_burst_crosses_into_its_last_eighth() {
+    let redis = RedisServer::start();
+    create_group(&redis);
+    let ingress = Ingress::start(
+        &redis.url(),
+        &[
+            ("IOTC_TELEGRAM_STREAM_MAXLEN", "200"),
+            ("IOTC_INGRESS_BACKPRESSURE_WAIT_S", "1"),
+        ],
+    );
+    let mut ws = connect(&ingress).await;
+    for n in 0..300 {
+        ws.feed(serial(n)).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(msg) = ws.next().await {
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| f.code);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the connection was not closed");
+    assert_eq!(code, Some(CloseCode::Again));
+    assert_eq!(added(&redis), 200, "not one entry over the bound");
+
+    // The engine catches up: room again, and the next telegrams are stored.
+    assert_eq!(drain(&redis), 200);
+    let mut ws = connect(&ingress).await;
+    for n in 300..400 {
+        ws.feed(serial(n)).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    wait_added(&redis, 300);
+    assert_eq!(drain(&redis), 100);
+    let len: usize = redis.conn().xlen(keys::TELEGRAM_STREAM).unwrap();
+    assert!(len <= 200, "acknowledged entries are trimmed: {len} left");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_redis_refuses_is_counted_lost_and_reported() {
     let redis = RedisServer::start();

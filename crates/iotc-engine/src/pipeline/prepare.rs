@@ -184,6 +184,12 @@ impl Prepare {
                 return;
             }
         };
+        let (stream, id) = crate::stream::split_id(Source::Telegrams, &entry.id);
+        if self.reader.dedup.is_copy(stream, id, &parsed.esp3) {
+            telegram_metric("duplicate");
+            batch.acks.telegrams.push(entry.id);
+            return;
+        }
         let mac = parsed.mac_hex();
         let mut released = Vec::new();
         let outcome = self.decoder.decode(&entry.id, &parsed, &mut released);

@@ -1,0 +1,143 @@
+//! The plain path of forwarding: one gateway's telegrams appended with a pipeline, without
+//! a script. A script call costs Redis about as much again as the commands it runs (its
+//! arguments become Lua strings, every `redis.call` converts them back, the garbage is
+//! collected), so the common case does without: every copy of a telegram is appended (the
+//! engine drops the copies), the stream's length comes back with the answers, and a
+//! partition near its bound goes to the strict path (`Store::forward_strictly`).
+
+use std::sync::atomic::Ordering;
+
+use iotc_core::keys::{self, stats};
+use iotc_core::partition::Layout;
+use redis::{RedisResult, Value};
+
+use crate::store::{Forwarded, Heard, Pending, Store};
+
+/// A process trims a partition's acknowledged entries after appending this many to it.
+const TRIM_EVERY: u64 = 1024;
+
+/// The distinct partitions of `telegrams`, in first-seen order.
+pub(crate) fn partitions_of(telegrams: &[Pending], layout: &Layout) -> Vec<u16> {
+    let mut out: Vec<u16> = Vec::new();
+    for t in telegrams {
+        let p = t.partition(layout);
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+impl Store {
+    /// Appends `telegrams` (one gateway's) and writes its counter and the reception
+    /// records `heard`, in one pipeline; then what depends on the answers: the time to live
+    /// of a reception hash that gained an AP, the registry's `lastSeen`, a trim now and then.
+    /// Those come after the telegrams are stored, so their failure is counted and logged,
+    /// not returned: a retry would append the telegrams again.
+    pub(crate) async fn append(
+        &self,
+        telegrams: &[Pending],
+        heard: &[Heard],
+        now: u64,
+    ) -> RedisResult<Vec<Forwarded>> {
+        let parts = partitions_of(telegrams, &self.layout);
+        let mut pipe = redis::pipe();
+        for t in telegrams {
+            pipe.cmd("XADD")
+                .arg(self.layout.stream(t.partition(&self.layout)))
+                .arg("*")
+                .arg(iotc_core::bus::FIELD)
+                .arg(&t.entry);
+        }
+        for p in &parts {
+            pipe.cmd("XLEN").arg(self.layout.stream(*p));
+        }
+        let gateway = telegrams[0].gateway();
+        pipe.cmd("HINCRBY")
+            .arg(keys::gateway_stats(gateway.mac))
+            .arg(stats::TOTAL)
+            .arg(telegrams.len())
+            .ignore();
+        for (eurid, mac, ms, dbm, stick) in heard {
+            pipe.cmd("HSET")
+                .arg(keys::device_heard(eurid))
+                .arg(mac)
+                .arg(crate::south::heard_record(*ms, *dbm, stick));
+        }
+        let replies: Vec<Value> = pipe.query_async(&mut self.redis.clone()).await?;
+        let (ids, rest) = replies.split_at(telegrams.len().min(replies.len()));
+        let (lens, added) = rest.split_at(parts.len().min(rest.len()));
+        for (p, len) in parts.iter().zip(lens) {
+            let state = &self.partitions[usize::from(*p)];
+            if let Value::Int(len) = len {
+                state.len.store(*len as u64, Ordering::Relaxed);
+            }
+        }
+        for t in telegrams {
+            let state = &self.partitions[usize::from(t.partition(&self.layout))];
+            state.since_trim.fetch_add(1, Ordering::Relaxed);
+        }
+        self.after_append(heard, added, telegrams, now).await;
+        Ok(ids
+            .iter()
+            .map(|id| match id {
+                Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(id).into()),
+                other => Forwarded::New(format!("{other:?}")),
+            })
+            .collect())
+    }
+
+    async fn after_append(
+        &self,
+        heard: &[Heard],
+        added: &[Value],
+        telegrams: &[Pending],
+        now: u64,
+    ) {
+        let mut pipe = redis::pipe();
+        let mut expiring = 0;
+        for ((eurid, ..), reply) in heard.iter().zip(added) {
+            if *reply == Value::Int(1) {
+                pipe.expire(keys::device_heard(eurid), crate::south::HEARD_TTL_S)
+                    .ignore();
+                expiring += 1;
+            }
+        }
+        if expiring > 0
+            && let Err(e) = pipe.query_async::<()>(&mut self.redis.clone()).await
+        {
+            failed("reception records' time to live", &e);
+        }
+        if let Some(t) = telegrams.iter().find(|t| t.touch)
+            && let Err(e) = self.touch(&t.gateway(), 0, now).await
+        {
+            failed("gateway lastSeen", &e);
+        }
+        for p in partitions_of(telegrams, &self.layout) {
+            let state = &self.partitions[usize::from(p)];
+            if state.since_trim.load(Ordering::Relaxed) >= TRIM_EVERY {
+                self.trim_partition(p).await;
+            }
+        }
+    }
+
+    /// Trims a partition's acknowledged entries and notes its length.
+    pub(crate) async fn trim_partition(&self, p: u16) {
+        let state = &self.partitions[usize::from(p)];
+        state.since_trim.store(0, Ordering::Relaxed);
+        let len: RedisResult<u64> = self
+            .trim
+            .key(self.layout.stream(p))
+            .invoke_async(&mut self.redis.clone())
+            .await;
+        match len {
+            Ok(len) => state.len.store(len, Ordering::Relaxed),
+            Err(e) => failed("trimming the telegram stream", &e),
+        }
+    }
+}
+
+fn failed(what: &str, e: &redis::RedisError) {
+    metrics::counter!("iotc_ingress_redis_errors_total").increment(1);
+    tracing::warn!(error = %e, "{what} not written");
+}
