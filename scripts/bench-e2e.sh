@@ -6,7 +6,7 @@
 #   IOTC_BENCH_RATE       telegrams/s offered, all APs together (default 20000)
 #   IOTC_BENCH_SECONDS    sending time (default 10)
 #   IOTC_BENCH_DEVICES    devices (default 3 × rate: a device sends at most every 3 s, well
-#                         outside the ingress's 500 ms de-duplication window)
+#                         outside the engine's 500 ms de-duplication window)
 #   IOTC_BENCH_GATEWAYS   APs (default 10)
 #   IOTC_BENCH_SHARED     share of telegrams heard by two APs (default 0.2)
 #   IOTC_BENCH_QOS        the engine's MQTT QoS (default 1)

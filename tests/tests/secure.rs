@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 const AP1: [u8; 6] = [0x02, 0x5e, 0xc0, 0x00, 0x00, 0x01];
 const WAIT: Duration = Duration::from_secs(15);
-/// Longer than the ingress's de-duplication window (500 ms): a replay is not a duplicate.
+/// Longer than the engine's de-duplication window (500 ms): a replay is not a duplicate.
 const AFTER_DEDUP: Duration = Duration::from_millis(800);
 
 const SENSOR: u32 = 0x05ec_0001;

@@ -264,7 +264,7 @@ fn check(args: &Args) -> anyhow::Result<()> {
     let per_device = args.load.devices as f64 / args.load.rate;
     if per_device < 1.0 {
         eprintln!(
-            "note: each device sends every {:.0} ms; equal telegrams within the ingress's de-duplication window count once",
+            "note: each device sends every {:.0} ms; equal telegrams within the de-duplication window count once",
             per_device * 1000.0
         );
     }
@@ -312,7 +312,7 @@ fn start_gateways(args: &Args, endpoint: &Endpoint) -> Fleet {
         let stats = Arc::new(GatewayStats::default());
         // Short, so that no AP runs far behind the others inside the simulator: real APs
         // forward a transmission as they hear it, and copies queued apart for longer than
-        // the ingress's de-duplication window (500 ms) would be published twice.
+        // the de-duplication window (500 ms) would be published twice.
         let (tx, rx) = mpsc::channel(AP_QUEUE);
         tasks.push(tokio::spawn(gateway::run(
             mac,
