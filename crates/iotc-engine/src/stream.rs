@@ -214,14 +214,17 @@ impl Reader {
     /// Follows the partitions held: a new one starts with its own pending entries.
     fn sync_streams(&mut self) {
         let mut wanted: Vec<String> = self.settings.partitions.current().to_vec();
-        self.dedup.keep_only(&wanted);
         for k in &wanted {
             if !self.streams.contains_key(k) {
                 self.to_recall.push(k.clone());
             }
         }
         wanted.push(keys::GATEWAY_EVENT_STREAM.to_string());
+        let before = self.streams.len();
         self.streams.retain(|k, _| wanted.contains(k));
+        if self.streams.len() < before {
+            self.dedup.keep_only(&wanted);
+        }
         for k in wanted {
             self.streams.entry(k).or_insert_with(|| Some("0".into()));
         }

@@ -34,22 +34,27 @@ impl Store {
     /// of a reception hash that gained an AP, the registry's `lastSeen`, a trim now and then.
     /// Those come after the telegrams are stored, so their failure is counted and logged,
     /// not returned: a retry would append the telegrams again.
+    /// `parts`: the partitions of `telegrams` ([`partitions_of`]).
     pub(crate) async fn append(
         &self,
         telegrams: &[Pending],
+        parts: &[u16],
         heard: &[Heard],
         now: u64,
     ) -> RedisResult<Vec<Forwarded>> {
-        let parts = partitions_of(telegrams, &self.layout);
         let mut pipe = redis::pipe();
         for t in telegrams {
+            let p = t.partition(&self.layout);
+            self.partitions[usize::from(p)]
+                .since_trim
+                .fetch_add(1, Ordering::Relaxed);
             pipe.cmd("XADD")
-                .arg(self.layout.stream(t.partition(&self.layout)))
+                .arg(self.layout.stream(p))
                 .arg("*")
                 .arg(iotc_core::bus::FIELD)
                 .arg(&t.entry);
         }
-        for p in &parts {
+        for p in parts {
             pipe.cmd("XLEN").arg(self.layout.stream(*p));
         }
         let gateway = telegrams[0].gateway();
@@ -65,33 +70,28 @@ impl Store {
                 .arg(crate::south::heard_record(*ms, *dbm, stick));
         }
         let replies: Vec<Value> = pipe.query_async(&mut self.redis.clone()).await?;
-        let (ids, rest) = replies.split_at(telegrams.len().min(replies.len()));
+        // Redis answered every command (an error reply fails the whole query): each
+        // telegram is appended.
+        let rest = replies.get(telegrams.len()..).unwrap_or_default();
         let (lens, added) = rest.split_at(parts.len().min(rest.len()));
         for (p, len) in parts.iter().zip(lens) {
-            let state = &self.partitions[usize::from(*p)];
             if let Value::Int(len) = len {
-                state.len.store(*len as u64, Ordering::Relaxed);
+                let len = u64::try_from(*len).unwrap_or(0);
+                self.partitions[usize::from(*p)]
+                    .len
+                    .store(len, Ordering::Relaxed);
             }
         }
-        for t in telegrams {
-            let state = &self.partitions[usize::from(t.partition(&self.layout))];
-            state.since_trim.fetch_add(1, Ordering::Relaxed);
-        }
-        self.after_append(heard, added, telegrams, now).await;
-        Ok(ids
-            .iter()
-            .map(|id| match id {
-                Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(id).into()),
-                other => Forwarded::New(format!("{other:?}")),
-            })
-            .collect())
+        self.after_append(telegrams, parts, heard, added, now).await;
+        Ok(vec![Forwarded::New; telegrams.len()])
     }
 
     async fn after_append(
         &self,
+        telegrams: &[Pending],
+        parts: &[u16],
         heard: &[Heard],
         added: &[Value],
-        telegrams: &[Pending],
         now: u64,
     ) {
         let mut pipe = redis::pipe();
@@ -113,10 +113,10 @@ impl Store {
         {
             failed("gateway lastSeen", &e);
         }
-        for p in partitions_of(telegrams, &self.layout) {
-            let state = &self.partitions[usize::from(p)];
+        for p in parts {
+            let state = &self.partitions[usize::from(*p)];
             if state.since_trim.load(Ordering::Relaxed) >= TRIM_EVERY {
-                self.trim_partition(p).await;
+                self.trim_partition(*p).await;
             }
         }
     }

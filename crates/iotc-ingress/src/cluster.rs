@@ -1,7 +1,7 @@
 //! The ingress writes on a Redis Cluster, where one script may touch one slot only: the
 //! telegram's partition stream in one script, the gateway's counters and registry record
-//! beside it. The gateway's figures are then no
-//! longer written in the same step as the telegram; each is still written once per call.
+//! beside it. The gateway's figures are then no longer written in the same step as the
+//! telegram; each is still written once per call.
 
 use redis::{RedisResult, Script};
 

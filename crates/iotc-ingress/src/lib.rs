@@ -1,6 +1,7 @@
 //! iotc-ingress: Aruba APs authenticate at `/auth/aruba` and stream `Telemetry` messages over
-//! the `/aruba` WebSocket; EnOcean telegrams go, de-duplicated across APs, to the Redis
-//! telegram stream, and AP health to the gateway registry and the gateway event stream.
+//! the `/aruba` WebSocket; EnOcean telegrams go, every AP's copy, to the Redis telegram
+//! stream (the engines drop the copies), and AP health to the gateway registry and the
+//! gateway event stream.
 
 mod append;
 pub mod auth;

@@ -182,8 +182,7 @@ return 1
 pub(crate) fn forwarded(reply: redis::Value) -> Forwarded {
     match reply {
         redis::Value::Int(-1) => Forwarded::Full,
-        redis::Value::BulkString(id) => Forwarded::New(String::from_utf8_lossy(&id).into()),
-        other => Forwarded::New(format!("{other:?}")),
+        _ => Forwarded::New,
     }
 }
 
@@ -203,8 +202,8 @@ pub type Heard = (String, String, u64, i8, String);
 /// Whether a telegram went on to the engines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Forwarded {
-    /// Appended under this stream entry ID.
-    New(String),
+    /// Appended.
+    New,
     /// Not written: the stream holds its bound of entries a consumer group still needs.
     Full,
 }
@@ -312,22 +311,22 @@ impl Store {
         if telegrams.is_empty() {
             return Ok(Vec::new());
         }
-        if self.near_bound(telegrams) {
-            self.forward_strictly(telegrams, heard, now).await
+        let parts = crate::append::partitions_of(telegrams, &self.layout);
+        if self.near_bound(&parts, telegrams.len()) {
+            self.forward_strictly(telegrams, &parts, heard, now).await
         } else {
-            self.append(telegrams, heard, now).await
+            self.append(telegrams, &parts, heard, now).await
         }
     }
 
-    /// Whether a partition of these telegrams may pass its bound with them: its length, as
-    /// last seen, is in the last eighth of the bound. Its telegrams then go through the
-    /// script, which checks the bound entry by entry.
-    fn near_bound(&self, telegrams: &[Pending]) -> bool {
+    /// Whether one of the partitions `parts` may pass its bound with `n` more entries: its
+    /// length, as last seen, is then in the last eighth of the bound. Their telegrams go
+    /// through the script, which checks the bound entry by entry.
+    fn near_bound(&self, parts: &[u16], n: usize) -> bool {
         let margin = self.telegram_maxlen / 8;
-        telegrams.iter().any(|t| {
-            let state = &self.partitions[usize::from(t.partition(&self.layout))];
-            state.len.load(Ordering::Relaxed) + telegrams.len() as u64 + margin
-                >= self.telegram_maxlen
+        parts.iter().any(|p| {
+            let len = self.partitions[usize::from(*p)].len.load(Ordering::Relaxed);
+            len + n as u64 + margin >= self.telegram_maxlen
         })
     }
 
@@ -335,6 +334,7 @@ impl Store {
     async fn forward_strictly(
         &self,
         telegrams: &[Pending],
+        parts: &[u16],
         heard: &[Heard],
         now: u64,
     ) -> RedisResult<Vec<Forwarded>> {
@@ -361,8 +361,8 @@ impl Store {
         let replies: Vec<redis::Value> = call.invoke_async(&mut self.redis.clone()).await?;
         // The lengths now, so that the plain path takes over again once the engines have
         // caught up and the acknowledged entries are trimmed.
-        for p in crate::append::partitions_of(telegrams, &self.layout) {
-            self.trim_partition(p).await;
+        for p in parts {
+            self.trim_partition(*p).await;
         }
         Ok(replies.into_iter().map(forwarded).collect())
     }

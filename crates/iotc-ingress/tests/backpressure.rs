@@ -112,6 +112,20 @@ fn wait_added(redis: &RedisServer, want: i64) {
     assert!(reached.is_some(), "stream never reached {want} entries");
 }
 
+/// The code the ingress closes the connection with (waiting at most 20 s).
+async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(msg) = ws.next().await {
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| f.code);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the connection was not closed")
+}
+
 /// Waits until a metric reaches `want`.
 async fn wait_metric(ingress: &Ingress, series: &str, want: f64) {
     for _ in 0..500 {
@@ -198,16 +212,7 @@ async fn a_stream_that_stays_full_closes_with_1013() {
     for n in 0..4 {
         ws.send(serial(n)).await.unwrap();
     }
-    let code = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(msg) = ws.next().await {
-            if let Ok(Message::Close(frame)) = msg {
-                return frame.map(|f| f.code);
-            }
-        }
-        None
-    })
-    .await
-    .expect("the connection was not closed");
+    let code = close_code(&mut ws).await;
     assert_eq!(code, Some(CloseCode::Again));
     assert_eq!(added(&redis), 3);
     let refused = metric(&ingress, "iotc_ingress_telegrams_refused_total").await;
@@ -240,16 +245,7 @@ async fn the_bound_holds_when_a_burst_crosses_into_its_last_eighth() {
         ws.feed(serial(n)).await.unwrap();
     }
     ws.flush().await.unwrap();
-    let code = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(msg) = ws.next().await {
-            if let Ok(Message::Close(frame)) = msg {
-                return frame.map(|f| f.code);
-            }
-        }
-        None
-    })
-    .await
-    .expect("the connection was not closed");
+    let code = close_code(&mut ws).await;
     assert_eq!(code, Some(CloseCode::Again));
     assert_eq!(added(&redis), 200, "not one entry over the bound");
 
@@ -281,16 +277,7 @@ async fn a_write_redis_refuses_is_counted_lost_and_reported() {
         .query(&mut redis.conn())
         .unwrap();
     ws.send(serial(1)).await.unwrap();
-    let code = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(msg) = ws.next().await {
-            if let Ok(Message::Close(frame)) = msg {
-                return frame.map(|f| f.code);
-            }
-        }
-        None
-    })
-    .await
-    .expect("the connection was not closed");
+    let code = close_code(&mut ws).await;
     assert_eq!(code, Some(CloseCode::Error));
     assert_eq!(
         metric(&ingress, "iotc_ingress_telegrams_lost_total").await,
