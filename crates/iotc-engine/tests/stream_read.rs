@@ -1,5 +1,6 @@
 //! The stream reader against a real Redis: after a failed read, entries Redis delivered to
-//! this consumer without the reply arriving are read before any newer entry.
+//! this consumer without the reply arriving are read before any newer entry; a reader taking
+//! a partition on learns the de-duplication window before it.
 
 use std::time::Duration;
 
@@ -89,5 +90,79 @@ async fn entries_of_a_lost_reply_come_before_newer_ones() {
         at(&a),
         Some(0),
         "own pending entries are read from the start: {order:?}"
+    );
+}
+
+/// A telegram entry (`TelegramEntry`) carrying an RPS frame of sender 002e3d4d, heard by `ap`.
+fn telegram(ap: u8, data: u8) -> Vec<u8> {
+    let frame = enocean::esp3::encode_frame(
+        1,
+        &[0xf6, data, 0x00, 0x2e, 0x3d, 0x4d, 0x30],
+        &[0x01, 0xff, 0xff, 0xff, 0xff, 0x4c, 0x00],
+    );
+    iotc_core::bus::TelegramEntry {
+        gateway_mac: [2, 0, 0, 0, 0, ap],
+        received_ms: 1,
+        dbm: -76,
+        usb_id: String::new(),
+        esp3: frame,
+    }
+    .encode()
+}
+
+async fn add_bytes(conn: &mut redis::aio::MultiplexedConnection, entry: &[u8]) -> String {
+    redis::cmd("XADD")
+        .arg(keys::TELEGRAM_STREAM)
+        .arg("*")
+        .arg(iotc_core::bus::FIELD)
+        .arg(entry)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// An engine taking a partition on learns the copies the engine before it handled: the
+/// second AP's copy of a telegram the previous holder read and acknowledged is still a copy.
+#[tokio::test]
+async fn a_new_holder_recalls_the_window_before_it_took_over() {
+    let redis = test_support::Redis::start_temp();
+    let mut conn = redis.conn().await;
+    let dedup = || iotc_engine::dedup::Dedup::new(60_000, iotc_engine::dedup::MAX_KEYS);
+    let mut before = Reader::new(redis.manager().await.into(), settings(), dedup());
+    before.ensure_groups().await.unwrap();
+
+    // The previous holder reads the first AP's copy (and the engine acknowledges it).
+    let first = add_bytes(&mut conn, &telegram(1, 0x50)).await;
+    let read = before.next_batch().await.unwrap();
+    assert_eq!(read.len(), 1);
+    let _: i64 = redis::cmd("XACK")
+        .arg(keys::TELEGRAM_STREAM)
+        .arg(keys::ENGINE_GROUP)
+        .arg(&first)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    drop(before);
+
+    // The second AP's copy and another telegram arrive; a new engine reads them.
+    let copy = add_bytes(&mut conn, &telegram(2, 0x50)).await;
+    let other = add_bytes(&mut conn, &telegram(2, 0x70)).await;
+    let mut after = Reader::new(redis.manager().await.into(), settings(), dedup());
+    let read = after.next_batch().await.unwrap();
+    let ids: Vec<&str> = read.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [copy.as_str(), other.as_str()]);
+    let mut verdicts = Vec::new();
+    for e in &read {
+        let parsed = iotc_core::bus::TelegramEntry::decode(e.payload.as_ref().unwrap()).unwrap();
+        verdicts.push(
+            after
+                .dedup
+                .is_copy(keys::TELEGRAM_STREAM, &e.id, &parsed.esp3),
+        );
+    }
+    assert_eq!(
+        verdicts,
+        [true, false],
+        "the copy is known, the other telegram is new"
     );
 }
