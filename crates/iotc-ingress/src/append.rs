@@ -30,10 +30,12 @@ pub(crate) fn partitions_of(telegrams: &[Pending], layout: &Layout) -> Vec<u16> 
 
 impl Store {
     /// Appends `telegrams` (one gateway's) and writes its counter and the reception
-    /// records `heard`, in one pipeline; then what depends on the answers: the time to live
-    /// of a reception hash that gained an AP, the registry's `lastSeen`, a trim now and then.
-    /// Those come after the telegrams are stored, so their failure is counted and logged,
-    /// not returned: a retry would append the telegrams again.
+    /// records `heard`, in one pipeline. Before it, once a second per connection, the
+    /// gateway's `lastSeen` and registry record (a failure there is returned: nothing is
+    /// appended yet, the call may be retried). After it, what depends on its answers: the
+    /// time to live of a reception hash that gained an AP, a trim now and then; their
+    /// failure is counted and logged, not returned, since a retry would append the
+    /// telegrams again.
     /// `parts`: the partitions of `telegrams` ([`partitions_of`]).
     pub(crate) async fn append(
         &self,
@@ -42,6 +44,9 @@ impl Store {
         heard: &[Heard],
         now: u64,
     ) -> RedisResult<Vec<Forwarded>> {
+        if let Some(t) = telegrams.iter().find(|t| t.touch) {
+            self.touch(&t.gateway(), 0, now).await?;
+        }
         let mut pipe = redis::pipe();
         for t in telegrams {
             let p = t.partition(&self.layout);
@@ -82,18 +87,11 @@ impl Store {
                     .store(len, Ordering::Relaxed);
             }
         }
-        self.after_append(telegrams, parts, heard, added, now).await;
+        self.after_append(parts, heard, added).await;
         Ok(vec![Forwarded::New; telegrams.len()])
     }
 
-    async fn after_append(
-        &self,
-        telegrams: &[Pending],
-        parts: &[u16],
-        heard: &[Heard],
-        added: &[Value],
-        now: u64,
-    ) {
+    async fn after_append(&self, parts: &[u16], heard: &[Heard], added: &[Value]) {
         let mut pipe = redis::pipe();
         let mut expiring = 0;
         for ((eurid, ..), reply) in heard.iter().zip(added) {
@@ -107,11 +105,6 @@ impl Store {
             && let Err(e) = pipe.query_async::<()>(&mut self.redis.clone()).await
         {
             failed("reception records' time to live", &e);
-        }
-        if let Some(t) = telegrams.iter().find(|t| t.touch)
-            && let Err(e) = self.touch(&t.gateway(), 0, now).await
-        {
-            failed("gateway lastSeen", &e);
         }
         for p in parts {
             let state = &self.partitions[usize::from(*p)];
