@@ -75,7 +75,7 @@ pub async fn after_publish<'a>(
             "*",
             &[
                 ("topic", m.topic.as_bytes()),
-                ("payload", m.payload.as_slice()),
+                ("payload", &m.payload[..]),
                 ("gateway", gateway.as_bytes()),
                 ("time", now.as_bytes()),
             ],

@@ -475,6 +475,43 @@ async fn mqtt5_refusals_are_errors_not_confirmations() {
     }
 }
 
+/// A batch with a message the broker refuses (MQTT 5, not for good): the delivery fails
+/// with that refusal, the others of the batch are confirmed, and publishing the batch again
+/// sends only the refused one.
+#[tokio::test]
+async fn a_refusal_in_a_batch_settles_the_others() {
+    let broker = Mosquitto::start(|dir, port| {
+        let acl = dir.join("acl");
+        std::fs::write(&acl, "topic readwrite allowed/#\n").unwrap();
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nacl_file {}\n",
+            acl.display()
+        )
+    });
+    let mut sub = Subscriber::start(broker.port, "allowed/#", false).await;
+    let conn = connstring(broker.port);
+    let egress = connected_egress(&["--mqtt-connstring", &conn, "--mqtt-version", "5"]).await;
+    let mut delivery = Delivery::new(vec![
+        OutMessage::new("allowed/1", "one"),
+        OutMessage::new("denied/x", "no"),
+        OutMessage::new("allowed/2", "two"),
+    ]);
+    for attempt in 0..2 {
+        let err = egress.deliver(&mut delivery).await.unwrap_err();
+        assert!(
+            matches!(&err, EgressError::Rejected { reason, permanent: false, .. }
+                if reason.contains("NotAuthorized")),
+            "attempt {attempt}: {err}"
+        );
+    }
+    assert!(delivery.dead_letters().is_empty(), "not refused for good");
+    let mut got = Vec::new();
+    while let Some(m) = sub.next(Duration::from_secs(1)).await {
+        got.push(String::from_utf8(m.payload.to_vec()).unwrap());
+    }
+    assert_eq!(got, ["one", "two"], "each allowed message once, in order");
+}
+
 /// An idle connection stays up: the engine pings within its keep-alive, and mosquitto drops a
 /// client that stays silent for one and a half keep-alive periods.
 #[tokio::test]

@@ -13,7 +13,7 @@ pub struct DeadLetter {
     pub egress: &'static str,
     pub topic: String,
     pub reason: String,
-    pub payload: Vec<u8>,
+    pub payload: bytes::Bytes,
 }
 
 impl DeadLetter {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
+use bytes::Bytes;
 use tokio::time::Instant;
 
 pub use config::{EgressArgs, MqttVersion};
@@ -31,14 +31,15 @@ use tls::TlsSettings;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutMessage {
     pub topic: String,
-    pub payload: Vec<u8>,
+    /// Shared, not copied, by the links that publish it and the most-recent list.
+    pub payload: Bytes,
     pub retain: bool,
     /// For the MQTT broker only (Home Assistant's messages), not for IoT Hub.
     pub mqtt_only: bool,
 }
 
 impl OutMessage {
-    pub fn new(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> OutMessage {
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> OutMessage {
         OutMessage {
             topic: topic.into(),
             payload: payload.into(),
@@ -48,7 +49,7 @@ impl OutMessage {
     }
 
     /// A message for the MQTT broker only.
-    pub fn mqtt(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> OutMessage {
+    pub fn mqtt(topic: impl Into<String>, payload: impl Into<Bytes>) -> OutMessage {
         OutMessage {
             mqtt_only: true,
             ..OutMessage::new(topic, payload)
@@ -56,14 +57,14 @@ impl OutMessage {
     }
 
     /// A retained message for the MQTT broker only.
-    pub fn mqtt_retained(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> OutMessage {
+    pub fn mqtt_retained(topic: impl Into<String>, payload: impl Into<Bytes>) -> OutMessage {
         OutMessage {
             retain: true,
             ..OutMessage::mqtt(topic, payload)
         }
     }
 
-    pub fn retained(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> OutMessage {
+    pub fn retained(topic: impl Into<String>, payload: impl Into<Bytes>) -> OutMessage {
         OutMessage {
             retain: true,
             ..OutMessage::new(topic, payload)
@@ -171,21 +172,24 @@ impl Egress {
                 .collect(),
             None => Vec::new(),
         };
+        let mqtt_msgs: Vec<&OutMessage> = msgs.iter().collect();
+        let azure_refs: Vec<&OutMessage> = azure_msgs.iter().collect();
         let mut jobs = Vec::new();
         if let Some(link) = &self.mqtt {
-            jobs.extend(msgs.iter().map(|m| link.publish(m, deadline)));
+            jobs.push(link.publish_all(&mqtt_msgs, deadline));
         }
         if let Some((link, _)) = &self.azure {
-            jobs.extend(azure_msgs.iter().map(|m| link.publish(m, deadline)));
+            jobs.push(link.publish_all(&azure_refs, deadline));
         }
-        match try_join_all(jobs).await {
-            Ok(_) => {
+        let results = futures_util::future::join_all(jobs).await;
+        match results.into_iter().flatten().find_map(Result::err) {
+            None => {
                 self.counters
                     .published
                     .fetch_add(msgs.len() as u64, Ordering::Relaxed);
                 Ok(())
             }
-            Err(e) => {
+            Some(e) => {
                 self.counters.publish_errors.fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
@@ -230,17 +234,27 @@ impl Egress {
         let deadline = Instant::now() + self.timeout;
         let mut jobs = Vec::new();
         for (slot, link, topic) in self.slots() {
-            for (i, msg) in delivery.unsettled(slot) {
-                // Only IoT Hub's fixed topic needs a copy; MQTT publishes the message as is.
-                let msg = match topic {
-                    Some(t) => Cow::Owned(OutMessage::new(t.clone(), msg.payload.clone())),
-                    None => Cow::Borrowed(msg),
-                };
-                jobs.push(async move { (slot, i, link.publish(&msg, deadline).await) });
-            }
+            let (index, msgs): (Vec<usize>, Vec<Cow<OutMessage>>) = delivery
+                .unsettled(slot)
+                .map(|(i, msg)| {
+                    // Only IoT Hub's fixed topic needs a copy; MQTT publishes the message as is.
+                    let msg = match topic {
+                        Some(t) => Cow::Owned(OutMessage::new(t.clone(), msg.payload.clone())),
+                        None => Cow::Borrowed(msg),
+                    };
+                    (i, msg)
+                })
+                .unzip();
+            let refs: Vec<&OutMessage> = msgs.iter().map(|m| m.as_ref()).collect();
+            let published = link.publish_all(&refs, deadline);
+            jobs.push(async move { (slot, index, published.await) });
+        }
+        let mut settled = Vec::new();
+        for (slot, index, results) in futures_util::future::join_all(jobs).await {
+            settled.extend(index.into_iter().zip(results).map(|(i, r)| (slot, i, r)));
         }
         let mut first_error = None;
-        for (slot, i, result) in futures_util::future::join_all(jobs).await {
+        for (slot, i, result) in settled {
             if let Some(e) = delivery.settle(slot, i, result) {
                 first_error.get_or_insert(e);
             }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use iotc_core::backoff::Backoff;
 use rumqttc::{Outgoing, QoS, TlsConfiguration, Transport};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, timeout_at};
 
 use super::config::{BrokerAddr, MqttVersion, Scheme};
@@ -82,7 +82,51 @@ struct Refusal {
     permanent: bool,
 }
 
-type Waiter = oneshot::Sender<Result<(), Refusal>>;
+/// The messages of one [`Link::publish_all`] call and their outcomes so far: one waiter for a
+/// whole batch, not one channel and one timer per message.
+struct Group {
+    state: Mutex<GroupState>,
+    /// Woken when the last message is settled.
+    done: Notify,
+}
+
+struct GroupState {
+    outcomes: Vec<Option<Result<(), Refusal>>>,
+    left: usize,
+}
+
+impl Group {
+    fn new(len: usize) -> Group {
+        Group {
+            state: Mutex::new(GroupState {
+                outcomes: (0..len).map(|_| None).collect(),
+                left: len,
+            }),
+            done: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records message `index`'s outcome (the first one counts).
+    fn settle(&self, index: usize, outcome: Option<Result<(), Refusal>>) {
+        let mut g = self.lock();
+        if g.outcomes[index].is_some() || g.left == 0 {
+            return;
+        }
+        g.outcomes[index] = outcome;
+        g.left -= 1;
+        if g.left == 0 {
+            self.done.notify_one();
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.lock().left
+    }
+}
 
 /// A published message the link holds until it is settled or its caller gives up.
 struct Entry {
@@ -90,7 +134,9 @@ struct Entry {
     /// Shared with each connection it is handed to, not copied again.
     payload: Bytes,
     retain: bool,
-    waiter: Waiter,
+    group: Arc<Group>,
+    /// Its place in the group.
+    index: usize,
     /// When the current connection was handed it (`None`: waiting for a connection).
     handed_at: Option<Instant>,
     /// Connections it was handed to so far.
@@ -147,6 +193,24 @@ impl State {
         }
     }
 
+    /// Numbers a message and keeps it until it is settled; its publication number. The
+    /// caller hands it over with [`pump`](Self::pump).
+    fn add(&mut self, msg: &OutMessage, retain: bool, group: &Arc<Group>, index: usize) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = Entry {
+            topic: msg.topic.clone(),
+            payload: msg.payload.clone(),
+            retain: msg.retain && retain,
+            group: group.clone(),
+            index,
+            handed_at: None,
+            attempts: 0,
+        };
+        self.entries.insert(seq, entry);
+        seq
+    }
+
     /// The connection ended: nothing is on a wire any more; the next one starts from the
     /// oldest message not settled.
     fn lost_connection(&mut self) {
@@ -162,7 +226,7 @@ impl State {
 
     fn settle(&mut self, seq: u64, outcome: Result<(), Refusal>) {
         if let Some(e) = self.entries.remove(&seq) {
-            let _ = e.waiter.send(outcome);
+            e.group.settle(e.index, Some(outcome));
         }
     }
 }
@@ -242,53 +306,75 @@ impl Link {
         matches!(timeout_at(deadline, rx.wait_for(|o| *o)).await, Ok(Ok(_)))
     }
 
-    /// Publishes one message and waits for its confirmation until `deadline`; the link sends
-    /// it again, in its place, after each lost connection.
+    /// Publishes one message and waits for its confirmation until `deadline`
+    /// ([`publish_all`](Self::publish_all) of one).
+    pub async fn publish(&self, msg: &OutMessage, deadline: Instant) -> Result<(), EgressError> {
+        let mut results = self.publish_all(&[msg], deadline).await;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Publishes messages and waits until each is confirmed, or `deadline`; the outcome of
+    /// each, in their order. The link sends each again, in its place, after each lost
+    /// connection.
     ///
-    /// The message is handed to the link when this is called, not when the future is first
+    /// The messages are handed to the link when this is called, not when the future is first
     /// polled: messages published one after the other leave in that order, whatever order
-    /// their futures are polled in (a batch's futures run together, and the runtime's
-    /// cooperative budget makes some of them wait a turn). Dropping the future, or its
-    /// timeout, takes the message back (a copy already on the wire still goes out).
-    pub fn publish<'a>(
+    /// their futures are polled in. Dropping the future, or its timeout, takes the messages
+    /// not confirmed back (a copy already on the wire still goes out).
+    pub fn publish_all<'a>(
         &'a self,
-        msg: &'a OutMessage,
+        msgs: &[&OutMessage],
         deadline: Instant,
-    ) -> impl Future<Output = Result<(), EgressError>> + 'a {
-        let submitted = self.check(msg).map(|()| self.submit(msg));
+    ) -> impl Future<Output = Vec<Result<(), EgressError>>> + 'a {
+        let group = Arc::new(Group::new(msgs.len()));
+        let mut results: Vec<Option<Result<(), EgressError>>> = Vec::with_capacity(msgs.len());
+        let mut seqs = Vec::with_capacity(msgs.len());
+        {
+            let mut st = self.shared.lock();
+            for (index, msg) in msgs.iter().enumerate() {
+                match self.check(msg) {
+                    Ok(()) => {
+                        seqs.push((index, st.add(msg, self.retain, &group, index)));
+                        results.push(None);
+                    }
+                    Err(e) => {
+                        group.settle(index, None);
+                        results.push(Some(Err(e)));
+                    }
+                }
+            }
+            st.pump(self.qos, self.name);
+        }
         let patience = deadline.saturating_duration_since(Instant::now());
         async move {
-            let (seq, mut rx) = submitted?;
-            let mut taken_back = TakeBack {
+            let taken_back = TakeBack {
                 shared: &self.shared,
-                seq: Some(seq),
+                group: group.clone(),
+                seqs: seqs.iter().map(|(_, seq)| *seq).collect(),
             };
             let mut wait_until = deadline;
-            loop {
-                let outcome = match timeout_at(wait_until, &mut rx).await {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(_)) => return Err(self.timeout()),
-                    Err(_) => {
-                        // A message on the wire gets the whole patience for its confirmation
-                        // even when a reconnect late in the wait handed it over again:
-                        // giving up at once would only make the caller add one more copy.
-                        match self.handed_at(seq) {
-                            Some(at) if at + patience > Instant::now() => {
-                                wait_until = at + patience;
-                                continue;
-                            }
-                            _ => return Err(self.timeout()),
-                        }
-                    }
-                };
-                taken_back.seq = None;
-                return match outcome {
-                    Ok(()) => {
-                        metrics::counter!("iotc_egress_confirmed_total", "egress" => self.name)
-                            .increment(1);
+            while group.left() > 0 {
+                if timeout_at(wait_until, group.done.notified()).await.is_ok() {
+                    continue;
+                }
+                // A message on the wire gets the whole patience for its confirmation even
+                // when a reconnect late in the wait handed it over again: giving up at once
+                // would only make the caller add one more copy.
+                match taken_back.latest_handed() {
+                    Some(at) if at + patience > Instant::now() => wait_until = at + patience,
+                    _ => break,
+                }
+            }
+            drop(taken_back);
+            let mut outcomes = std::mem::take(&mut group.lock().outcomes);
+            let mut confirmed = 0;
+            for (index, _) in seqs {
+                results[index] = Some(match outcomes.get_mut(index).and_then(Option::take) {
+                    Some(Ok(())) => {
+                        confirmed += 1;
                         Ok(())
                     }
-                    Err(Refusal { reason, permanent }) => {
+                    Some(Err(Refusal { reason, permanent })) => {
                         metrics::counter!("iotc_egress_rejected_total", "egress" => self.name)
                             .increment(1);
                         Err(EgressError::Rejected {
@@ -297,14 +383,13 @@ impl Link {
                             permanent,
                         })
                     }
-                };
+                    None => Err(self.timeout()),
+                });
             }
+            metrics::counter!("iotc_egress_confirmed_total", "egress" => self.name)
+                .increment(confirmed);
+            results.into_iter().flatten().collect()
         }
-    }
-
-    /// When the current connection was handed message `seq`, if it was.
-    fn handed_at(&self, seq: u64) -> Option<Instant> {
-        self.shared.lock().entries.get(&seq)?.handed_at
     }
 
     fn timeout(&self) -> EgressError {
@@ -343,38 +428,35 @@ impl Link {
             permanent: true,
         })
     }
-
-    /// Numbers the message, keeps it until it is settled, and hands it to the connection if
-    /// one is open; its publication number and the receiver of its outcome.
-    fn submit(&self, msg: &OutMessage) -> (u64, oneshot::Receiver<Result<(), Refusal>>) {
-        let (tx, rx) = oneshot::channel();
-        let entry = Entry {
-            topic: msg.topic.clone(),
-            payload: Bytes::copy_from_slice(&msg.payload),
-            retain: msg.retain && self.retain,
-            waiter: tx,
-            handed_at: None,
-            attempts: 0,
-        };
-        let mut st = self.shared.lock();
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        st.entries.insert(seq, entry);
-        st.pump(self.qos, self.name);
-        (seq, rx)
-    }
 }
 
-/// Takes a message back from the link when its caller stops waiting for it.
+/// Takes the messages of a group not settled yet back from the link when their caller stops
+/// waiting for them.
 struct TakeBack<'a> {
     shared: &'a Shared,
-    seq: Option<u64>,
+    group: Arc<Group>,
+    seqs: Vec<u64>,
+}
+
+impl TakeBack<'_> {
+    /// When the current connection was last handed one of the messages still unsettled.
+    fn latest_handed(&self) -> Option<Instant> {
+        let st = self.shared.lock();
+        self.seqs
+            .iter()
+            .filter_map(|seq| st.entries.get(seq)?.handed_at)
+            .max()
+    }
 }
 
 impl Drop for TakeBack<'_> {
     fn drop(&mut self) {
-        if let Some(seq) = self.seq {
-            self.shared.lock().entries.remove(&seq);
+        if self.group.left() == 0 {
+            return;
+        }
+        let mut st = self.shared.lock();
+        for seq in &self.seqs {
+            st.entries.remove(seq);
         }
     }
 }
@@ -698,12 +780,10 @@ impl Generation {
     fn announce(&self, st: &mut State, spec: &LinkSpec) {
         for msg in &spec.on_connect {
             let retain = msg.retain && spec.retain;
-            if self.publisher.try_publish(
-                &msg.topic,
-                spec.qos,
-                retain,
-                Bytes::copy_from_slice(&msg.payload),
-            ) {
+            if self
+                .publisher
+                .try_publish(&msg.topic, spec.qos, retain, msg.payload.clone())
+            {
                 st.queued.push_back(None);
             }
         }

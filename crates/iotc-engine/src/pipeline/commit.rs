@@ -69,7 +69,7 @@ async fn commit(redis: &mut Redis, batches: &[Confirmed]) -> redis::RedisResult<
         }
         let messages = c.delivery.messages();
         for (list, i) in &c.after.recent {
-            pipe.lpush(list, &messages[*i].payload)
+            pipe.lpush(list, &messages[*i].payload[..])
                 .ignore()
                 .ltrim(list, 0, 4)
                 .ignore();
