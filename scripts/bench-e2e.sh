@@ -21,6 +21,10 @@
 #   IOTC_BENCH_UNIX=1     the services reach Redis and mosquitto through Unix sockets instead
 #                         of loopback TCP (as on one machine they can); the simulator's
 #                         subscriber too. The APs still connect over TCP
+#   IOTC_BENCH_SUB_QOS=0  the counting subscriber subscribes with QoS 0 (default 1); the
+#                         engine still publishes with QoS 1
+#   IOTC_BENCH_WORKERS=N  worker threads of the ingress's and the engine's runtimes
+#                         (TOKIO_WORKER_THREADS; default one per core)
 #   IOTC_BENCH_WARM=1     first let every device send once (at most 10,000/s, not measured),
 #                         so the run measures a system that knows its devices (no first-time
 #                         events, counters in the engine's memory); CPU figures then cover the
@@ -88,11 +92,13 @@ IOTC_API_PORT=$api_port IOTC_API_BIND=127.0.0.1 \
   BASIC_AUTH_USERNAME=bench BASIC_AUTH_PASSWORD=bench-secret "$api_bin" >"$work/api.log" 2>&1 &
 pids[api]=$!
 IOTC_INGRESS_PORT=$ingress_port IOTC_INGRESS_BIND=127.0.0.1 \
-  IOT_GATEWAY_TOKEN=bench-token "$bins/iotc-ingress" >"$work/ingress.log" 2>&1 &
+  IOT_GATEWAY_TOKEN=bench-token env ${IOTC_BENCH_WORKERS:+TOKIO_WORKER_THREADS=$IOTC_BENCH_WORKERS} \
+  "$bins/iotc-ingress" >"$work/ingress.log" 2>&1 &
 pids[ingress]=$!
 MQTT_CONNSTRING=$mqtt_url IOT_ENABLE_MQTT=1 MQTT_QOS=$qos \
   IOTC_ENGINE_HTTP_PORT=$engine_port IOTC_ENGINE_CONSUMER=bench \
-  env ${IOTC_BENCH_BATCH:+IOTC_ENGINE_BATCH=$IOTC_BENCH_BATCH} "$bins/iotc-engine" >"$work/engine.log" 2>&1 &
+  env ${IOTC_BENCH_BATCH:+IOTC_ENGINE_BATCH=$IOTC_BENCH_BATCH} \
+  ${IOTC_BENCH_WORKERS:+TOKIO_WORKER_THREADS=$IOTC_BENCH_WORKERS} "$bins/iotc-engine" >"$work/engine.log" 2>&1 &
 pids[engine]=$!
 wait_http "http://127.0.0.1:$api_port/readyz"
 wait_http "http://127.0.0.1:$engine_port/readyz"
@@ -113,7 +119,7 @@ lag_pid=$!
 TIMEFORMAT='%U %S'
 simulate=("${IOTC_BENCH_SIMULATOR:-$rel/iotc}" simulate --url "ws://127.0.0.1:$ingress_port/aruba" --token bench-token
   --expect-mqtt "${mqtt_url#mqtt://}" --gateways "$gateways" --devices "$devices"
-  --shared "$shared" --drain-timeout 120)
+  --shared "$shared" --drain-timeout 120 --mqtt-qos "${IOTC_BENCH_SUB_QOS:-1}")
 onboard=(--onboard "http://127.0.0.1:$api_port/api.beta/v1" --api-username bench --api-password bench-secret)
 # What each service has used so far: the figures below are what the measured run adds.
 declare -A cpu0 sys0 reads0 writes0

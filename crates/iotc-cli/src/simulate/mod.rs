@@ -136,6 +136,10 @@ pub struct CheckArgs {
     pub expect_mqtt: Option<String>,
     #[arg(long, default_value = "sensor/+/telemetry")]
     pub mqtt_topic: String,
+    /// QoS of the check's subscription. 0 spares the broker a PUBACK to read per message;
+    /// what the engine publishes keeps its own QoS (MQTT_QOS).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub mqtt_qos: u8,
     #[arg(long, env = "MQTT_USERNAME", hide_env_values = true)]
     pub mqtt_username: Option<String>,
     #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
@@ -179,7 +183,10 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
                 .mqtt_username
                 .clone()
                 .zip(args.check.mqtt_password.clone());
-            let options = mqtt::Options::parse(host_port, &args.check.mqtt_topic, creds)?;
+            let mut options = mqtt::Options::parse(host_port, &args.check.mqtt_topic, creds)?;
+            if args.check.mqtt_qos == 0 {
+                options.qos = rumqttc::QoS::AtMostOnce;
+            }
             Some(mqtt::subscribe(&options).await?)
         }
         None => None,

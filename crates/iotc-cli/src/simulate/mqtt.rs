@@ -120,6 +120,8 @@ pub struct Options {
     pub port: u16,
     pub topic: String,
     pub credentials: Option<(String, String)>,
+    /// QoS of the subscription: 1 (the default) acknowledges every message to the broker.
+    pub qos: QoS,
 }
 
 impl Options {
@@ -134,6 +136,7 @@ impl Options {
                 port: 0,
                 topic: topic.to_string(),
                 credentials,
+                qos: QoS::AtLeastOnce,
             });
         }
         let (host, port) = host_port
@@ -147,6 +150,7 @@ impl Options {
             port,
             topic: topic.to_string(),
             credentials,
+            qos: QoS::AtLeastOnce,
         })
     }
 }
@@ -164,9 +168,7 @@ pub async fn subscribe(options: &Options) -> anyhow::Result<EventLoop> {
         mqtt.set_credentials(user.clone(), password.clone());
     }
     let (client, mut events) = AsyncClient::new(mqtt, 1024);
-    client
-        .subscribe(options.topic.clone(), QoS::AtLeastOnce)
-        .await?;
+    client.subscribe(options.topic.clone(), options.qos).await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
