@@ -15,16 +15,8 @@ cargo build --release -q -p iotc-engine --bin iotc-engine --example drain
 engine_bin=target/release/iotc-engine
 drain_bin=target/release/examples/drain
 
-work=$(mktemp -d)
-pids=()
-stop_all() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
+source scripts/bench-common.sh
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cluster_port() {
     local p
     while :; do p=$(port); [ "$p" -lt 55535 ] && break; done
