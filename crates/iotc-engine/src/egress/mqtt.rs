@@ -346,12 +346,14 @@ impl Link {
             st.pump(self.qos, self.name);
         }
         let patience = deadline.saturating_duration_since(Instant::now());
+        // Made here, not in the future, so that a future dropped before it is ever polled
+        // takes its messages back too.
+        let taken_back = TakeBack {
+            shared: &self.shared,
+            group: group.clone(),
+            seqs: seqs.iter().map(|(_, seq)| *seq).collect(),
+        };
         async move {
-            let taken_back = TakeBack {
-                shared: &self.shared,
-                group: group.clone(),
-                seqs: seqs.iter().map(|(_, seq)| *seq).collect(),
-            };
             let mut wait_until = deadline;
             while group.left() > 0 {
                 if timeout_at(wait_until, group.done.notified()).await.is_ok() {
@@ -804,4 +806,74 @@ pub(crate) fn transport(spec: &LinkSpec) -> Result<Transport, EgressError> {
         Scheme::Wss => Transport::Wss(tls()?),
         Scheme::Unix => Transport::Unix,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::egress::{EgressArgs, mqtt_spec, topics::Topics};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        egress: EgressArgs,
+    }
+
+    /// A link to a port nobody listens on: it never connects, so nothing is confirmed.
+    fn unreachable_link() -> Link {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conn = format!("127.0.0.1:{port}");
+        let args = Cli::try_parse_from(["test", "--mqtt-connstring", &conn])
+            .unwrap()
+            .egress;
+        Link::start(mqtt_spec(&args, &Topics::from_args(&args)).unwrap())
+    }
+
+    fn held(link: &Link) -> usize {
+        link.shared.lock().entries.len()
+    }
+
+    #[tokio::test]
+    async fn a_group_not_confirmed_in_time_times_out_in_place_and_is_taken_back() {
+        let link = unreachable_link();
+        let msgs = [
+            OutMessage::new("a/1", "one"),
+            OutMessage::new("a/+", "wildcard"),
+            OutMessage::new("a/2", "two"),
+        ];
+        let refs: Vec<&OutMessage> = msgs.iter().collect();
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let results = link.publish_all(&refs, deadline).await;
+        assert_eq!(results.len(), 3);
+        assert!(matches!(results[0], Err(EgressError::Timeout { .. })));
+        assert!(
+            matches!(
+                &results[1],
+                Err(EgressError::Rejected {
+                    permanent: true,
+                    ..
+                })
+            ),
+            "refused before it reaches the link: {:?}",
+            results[1]
+        );
+        assert!(matches!(results[2], Err(EgressError::Timeout { .. })));
+        assert_eq!(held(&link), 0, "the link keeps nothing it gave up on");
+    }
+
+    #[tokio::test]
+    async fn a_group_dropped_unpolled_is_taken_back() {
+        let link = unreachable_link();
+        let msg = OutMessage::new("a/1", "one");
+        let future = link.publish_all(&[&msg, &msg], Instant::now() + Duration::from_secs(60));
+        assert_eq!(held(&link), 2, "handed to the link when called");
+        drop(future);
+        assert_eq!(held(&link), 0);
+    }
 }
