@@ -367,6 +367,21 @@ impl EgressArgs {
     }
 }
 
+/// Egress settings from command-line style arguments, for the crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_args(args: &[&str]) -> EgressArgs {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        egress: EgressArgs,
+    }
+    let mut all = vec!["test"];
+    all.extend_from_slice(args);
+    Cli::parse_from(all).egress
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

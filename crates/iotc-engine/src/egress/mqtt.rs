@@ -110,13 +110,13 @@ impl Group {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records message `index`'s outcome (the first one counts).
-    fn settle(&self, index: usize, outcome: Option<Result<(), Refusal>>) {
+    /// Records the outcome of member `index` (the first one counts).
+    fn settle(&self, index: usize, outcome: Result<(), Refusal>) {
         let mut g = self.lock();
-        if g.outcomes[index].is_some() || g.left == 0 {
+        if g.outcomes[index].is_some() {
             return;
         }
-        g.outcomes[index] = outcome;
+        g.outcomes[index] = Some(outcome);
         g.left -= 1;
         if g.left == 0 {
             self.done.notify_one();
@@ -135,7 +135,7 @@ struct Entry {
     payload: Bytes,
     retain: bool,
     group: Arc<Group>,
-    /// Its place in the group.
+    /// Its place among the group's members.
     index: usize,
     /// When the current connection was handed it (`None`: waiting for a connection).
     handed_at: Option<Instant>,
@@ -226,7 +226,7 @@ impl State {
 
     fn settle(&mut self, seq: u64, outcome: Result<(), Refusal>) {
         if let Some(e) = self.entries.remove(&seq) {
-            e.group.settle(e.index, Some(outcome));
+            e.group.settle(e.index, outcome);
         }
     }
 }
@@ -326,22 +326,24 @@ impl Link {
         msgs: &[&OutMessage],
         deadline: Instant,
     ) -> impl Future<Output = Vec<Result<(), EgressError>>> + 'a {
-        let group = Arc::new(Group::new(msgs.len()));
         let mut results: Vec<Option<Result<(), EgressError>>> = Vec::with_capacity(msgs.len());
-        let mut seqs = Vec::with_capacity(msgs.len());
+        // The messages handed to the link, by their place in `msgs`: the group's members.
+        let mut members = Vec::with_capacity(msgs.len());
+        for (index, msg) in msgs.iter().enumerate() {
+            match self.check(msg) {
+                Ok(()) => {
+                    members.push(index);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let group = Arc::new(Group::new(members.len()));
+        let mut seqs = Vec::with_capacity(members.len());
         {
             let mut st = self.shared.lock();
-            for (index, msg) in msgs.iter().enumerate() {
-                match self.check(msg) {
-                    Ok(()) => {
-                        seqs.push((index, st.add(msg, self.retain, &group, index)));
-                        results.push(None);
-                    }
-                    Err(e) => {
-                        group.settle(index, None);
-                        results.push(Some(Err(e)));
-                    }
-                }
+            for (member, &index) in members.iter().enumerate() {
+                seqs.push(st.add(msgs[index], self.retain, &group, member));
             }
             st.pump(self.qos, self.name);
         }
@@ -351,7 +353,7 @@ impl Link {
         let taken_back = TakeBack {
             shared: &self.shared,
             group: group.clone(),
-            seqs: seqs.iter().map(|(_, seq)| *seq).collect(),
+            seqs,
         };
         async move {
             let mut wait_until = deadline;
@@ -368,10 +370,10 @@ impl Link {
                 }
             }
             drop(taken_back);
-            let mut outcomes = std::mem::take(&mut group.lock().outcomes);
+            let outcomes = std::mem::take(&mut group.lock().outcomes);
             let mut confirmed = 0;
-            for (index, _) in seqs {
-                results[index] = Some(match outcomes.get_mut(index).and_then(Option::take) {
+            for (index, outcome) in members.into_iter().zip(outcomes) {
+                results[index] = Some(match outcome {
                     Some(Ok(())) => {
                         confirmed += 1;
                         Ok(())
@@ -810,16 +812,8 @@ pub(crate) fn transport(spec: &LinkSpec) -> Result<Transport, EgressError> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::egress::{EgressArgs, mqtt_spec, topics::Topics};
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        egress: EgressArgs,
-    }
+    use crate::egress::{config::test_args, mqtt_spec, topics::Topics};
 
     /// A link to a port nobody listens on: it never connects, so nothing is confirmed.
     fn unreachable_link() -> Link {
@@ -829,9 +823,7 @@ mod tests {
             .unwrap()
             .port();
         let conn = format!("127.0.0.1:{port}");
-        let args = Cli::try_parse_from(["test", "--mqtt-connstring", &conn])
-            .unwrap()
-            .egress;
+        let args = test_args(&["--mqtt-connstring", &conn]);
         Link::start(mqtt_spec(&args, &Topics::from_args(&args)).unwrap())
     }
 

@@ -75,18 +75,10 @@ fn clean(template: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        egress: EgressArgs,
-    }
+    use crate::egress::config::test_args;
 
     fn topics(args: &[&str]) -> Topics {
-        let mut all = vec!["x"];
-        all.extend_from_slice(args);
-        Topics::from_args(&Cli::parse_from(all).egress)
+        Topics::from_args(&test_args(args))
     }
 
     #[test]
