@@ -36,20 +36,21 @@ impl From<&EnOceanSensor> for SensorInfo {
     }
 }
 
-/// `sensor/<ID>/telemetry`.
+/// `sensor/<ID>/telemetry`. Borrows what the engine already holds: it is serialized once
+/// per telegram and dropped.
 #[derive(Debug, Clone, Serialize)]
-pub struct Telemetry {
-    pub sensor: SensorInfo,
-    pub telemetry: TelemetryBody,
+pub struct Telemetry<'a> {
+    pub sensor: &'a SensorInfo,
+    pub telemetry: TelemetryBody<'a>,
     pub raw: Raw,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TelemetryBody {
+pub struct TelemetryBody<'a> {
     /// EEP data fields; empty for a signal telegram.
-    pub data: Vec<Field>,
+    pub data: &'a [Field],
     /// Signal telegram fields; empty for a data telegram.
-    pub signal: Vec<Field>,
+    pub signal: &'a [Field],
     pub meta: TelemetryMeta,
 }
 
@@ -314,11 +315,13 @@ mod tests {
             unit: Some("%"),
             meaning: None,
         };
+        let sensor = sensor();
+        let signal = [energy];
         let msg = Telemetry {
-            sensor: sensor(),
+            sensor: &sensor,
             telemetry: TelemetryBody {
-                data: vec![],
-                signal: vec![energy],
+                data: &[],
+                signal: &signal,
                 meta: TelemetryMeta {
                     stats: vec![EgressStats {
                         egress_time: egress_time(1_638_876_910_137_704),

@@ -54,7 +54,7 @@ impl Assembler<'_> {
                     received_ms: item.received_ms,
                     entry_dbm: item.entry_dbm,
                 };
-                let json = telemetry::build(sensor, telegram, fields, signal, c, radio);
+                let json = telemetry::build(&sensor, telegram, fields, signal, c, radio);
                 let topic = self.egress.topics().sensor_telemetry(&dt.eurid);
                 let list = if signal {
                     keys::device_recent_signal(&dt.eurid)
