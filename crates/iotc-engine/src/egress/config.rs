@@ -56,9 +56,11 @@ pub struct EgressArgs {
     /// Protocol version: 3.1.1 (also `3`, `4`) or 5.
     #[arg(long, env = "MQTT_VERSION", default_value = "3.1.1", value_parser = parse_version)]
     pub mqtt_version: MqttVersion,
-    /// Unacknowledged QoS 1/2 publishes on the wire at once. Default 100, and 20 with QoS 2:
-    /// mosquitto drops clients that exceed its `max_inflight_messages` (default 20) with QoS 2.
-    /// MQTT 5 brokers announce their own limit, which is respected.
+    /// Unacknowledged QoS 1/2 publishes on the wire at once. Default 1000 with QoS 1 (the
+    /// IoT Hub link: 100), and 20 with QoS 2: mosquitto drops clients that exceed its
+    /// `max_inflight_messages` (default 20) with QoS 2. MQTT 5 brokers announce their own
+    /// limit, which is respected; a 3.1.1 broker with a cap of its own (AWS IoT Core: 100)
+    /// needs this at or below it.
     #[arg(long, env = "MQTT_MAX_INFLIGHT", value_parser = clap::value_parser!(u16).range(1..))]
     pub mqtt_max_inflight: Option<u16>,
     /// Keep-alive interval in seconds.
@@ -338,9 +340,17 @@ impl EgressArgs {
         }
     }
 
+    /// The MQTT egress's window. With QoS 1 a full batch fits: a window of 100 refilled a few
+    /// publishes at a time as PUBACKs came back, and cost the engine twice the system time
+    /// per telegram (docs/performance.md, "A wider in-flight window").
     pub fn max_inflight(&self) -> u16 {
-        let default = if self.mqtt_qos == 2 { 20 } else { 100 };
+        let default = if self.mqtt_qos == 2 { 20 } else { 1000 };
         self.mqtt_max_inflight.unwrap_or(default)
+    }
+
+    /// The IoT Hub link's window: the setting, or 100.
+    pub fn azure_max_inflight(&self) -> u16 {
+        self.mqtt_max_inflight.unwrap_or(100)
     }
 
     pub fn publish_timeout(&self) -> Duration {
@@ -446,6 +456,18 @@ mod tests {
         assert_eq!(parse_flag("1"), Ok(true));
         assert_eq!(parse_flag("false"), Ok(false));
         assert!(parse_flag("maybe").is_err());
+    }
+
+    #[test]
+    fn in_flight_windows() {
+        let qos1 = test_args(&[]);
+        assert_eq!(
+            (qos1.max_inflight(), qos1.azure_max_inflight()),
+            (1000, 100)
+        );
+        assert_eq!(test_args(&["--mqtt-qos", "2"]).max_inflight(), 20);
+        let set = test_args(&["--mqtt-max-inflight", "50"]);
+        assert_eq!((set.max_inflight(), set.azure_max_inflight()), (50, 50));
     }
 
     #[test]

@@ -413,7 +413,7 @@ fn azure_spec(args: &EgressArgs) -> Result<(LinkSpec, String), EgressError> {
         on_connect: Vec::new(),
         // IoT Hub supports QoS 0 and 1 only, and no retained messages.
         qos: rumqttc::QoS::AtLeastOnce,
-        inflight: args.max_inflight(),
+        inflight: args.azure_max_inflight(),
         retain: false,
         reconnect_max: args.reconnect_max(),
         // Reconnect with a new token at 80 % of its lifetime.
