@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::proc::{Proc, current_user, wait_port};
 
@@ -17,7 +18,7 @@ pub fn binary() -> String {
         .unwrap_or_else(|| "nginx".to_string())
 }
 
-/// An nginx master process; killed on drop.
+/// An nginx master process; stopped with SIGTERM on drop.
 pub struct Nginx {
     pub proc: Proc,
     pub conf: PathBuf,
@@ -45,5 +46,13 @@ impl Nginx {
             wait_port(port, &mut proc);
         }
         Nginx { proc, conf }
+    }
+}
+
+impl Drop for Nginx {
+    /// SIGTERM: a SIGKILLed nginx master leaves its worker running (and listening on the
+    /// test's ports).
+    fn drop(&mut self) {
+        self.proc.terminate(Duration::from_secs(5));
     }
 }

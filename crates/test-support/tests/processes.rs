@@ -71,4 +71,6 @@ fn nginx_serves_its_configuration() {
     let _ = s.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
     drop(nginx);
+    // Its worker went with it: nothing listens on the test's port any more.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
