@@ -9,6 +9,8 @@
 #
 #   scripts/bench-engine.sh                       # ENTRIES=150000 RUNS=3
 #   IOTC_BENCH_BINS=/some/folder scripts/bench-engine.sh   # another build's iotc-engine
+#   IOTC_BENCH_MQTT=0 scripts/bench-engine.sh     # the engine without its MQTT egress
+#   MQTT_MAX_INFLIGHT=100 scripts/bench-engine.sh # any engine setting passes through
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENTRIES=${ENTRIES:-150000}
@@ -21,6 +23,7 @@ drain_bin=target/release/examples/drain
 
 source scripts/bench-common.sh
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 
 echo "bench-engine: $engine_bin, $ENTRIES entries per run, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
 tick=$(getconf CLK_TCK)
@@ -35,15 +38,16 @@ for run in $(seq 1 "$RUNS"); do
     sleep 0.3
     mosquitto_sub -p "$mqtt_port" -t 'sensor/+/telemetry' -q 1 >/dev/null &
     pids+=($!)
-    REDIS_URL=127.0.0.1:$redis_port IOTC_ENGINE_HTTP_PORT=$http_port IOT_ENABLE_MQTT=1 \
+    REDIS_URL=127.0.0.1:$redis_port IOTC_ENGINE_HTTP_PORT=$http_port IOT_ENABLE_MQTT=${IOTC_BENCH_MQTT:-1} \
         MQTT_CONNSTRING=127.0.0.1:$mqtt_port LOG_LEVEL=warn "$engine_bin" >"$work/engine.log" 2>&1 &
     engine=$!
     pids+=("$engine")
     sleep 2
-    before=$(cpu_ticks "$engine")
+    before=$(cpu_ticks "$engine") sys_before=$(sys_ticks "$engine")
     rate=$("$drain_bin" "127.0.0.1:$redis_port" 1 "$ENTRIES")
-    after=$(cpu_ticks "$engine")
-    awk -v r="$run" -v t="$((after - before))" -v hz="$tick" -v n="$ENTRIES" -v rate="$rate" \
-        'BEGIN { printf "run %d: engine %.2f s CPU, %.1f µs per telegram | %s\n", r, t / hz, t / hz * 1e6 / n, rate }'
+    after=$(cpu_ticks "$engine") sys_after=$(sys_ticks "$engine")
+    awk -v r="$run" -v t="$((after - before))" -v s="$((sys_after - sys_before))" -v hz="$tick" \
+        -v n="$ENTRIES" -v rate="$rate" 'BEGIN { printf "run %d: engine %.2f s CPU, %.1f µs per telegram (%.1f µs system) | %s\n",
+        r, t / hz, t / hz * 1e6 / n, s / hz * 1e6 / n, rate }'
     stop_all
 done
