@@ -172,14 +172,13 @@ impl Egress {
                 .collect(),
             None => Vec::new(),
         };
-        let mqtt_msgs: Vec<&OutMessage> = msgs.iter().collect();
-        let azure_refs: Vec<&OutMessage> = azure_msgs.iter().collect();
+        // A link takes its messages when called: the lists of references need not outlive it.
         let mut jobs = Vec::new();
         if let Some(link) = &self.mqtt {
-            jobs.push(link.publish_all(&mqtt_msgs, deadline));
+            jobs.push(link.publish_all(&msgs.iter().collect::<Vec<_>>(), deadline));
         }
         if let Some((link, _)) = &self.azure {
-            jobs.push(link.publish_all(&azure_refs, deadline));
+            jobs.push(link.publish_all(&azure_msgs.iter().collect::<Vec<_>>(), deadline));
         }
         let results = futures_util::future::join_all(jobs).await;
         match results.into_iter().flatten().find_map(Result::err) {
