@@ -233,8 +233,34 @@ struct RawIds<'a> {
 
 /// The key of an IoTC telemetry payload (`raw.sender`, `raw.data`).
 fn match_payload(payload: &[u8]) -> Option<Key> {
+    if let Some(raw) = last_raw_object(payload)
+        && let Some(key) = key_of_raw(raw)
+    {
+        return Some(key);
+    }
     let p: Payload = serde_json::from_slice(payload).ok()?;
     Key::published(&p.raw.sender, &p.raw.data)
+}
+
+/// The engine writes `raw` as the payload's last member: reading from there skips the
+/// kilobyte before it. A quote inside a JSON string is escaped, so `"raw":` found here is a
+/// key.
+fn last_raw_object(payload: &[u8]) -> Option<&[u8]> {
+    const RAW: &[u8] = b"\"raw\":";
+    let at = payload.windows(RAW.len()).rposition(|w| w == RAW)?;
+    Some(&payload[at + RAW.len()..])
+}
+
+/// The key from `raw`'s object, if only the payload's closing brace follows it (else the
+/// `raw` found was not the top-level one).
+fn key_of_raw(raw: &[u8]) -> Option<Key> {
+    let mut stream = serde_json::Deserializer::from_slice(raw).into_iter::<RawIds>();
+    let ids = stream.next()?.ok()?;
+    let rest = &raw[stream.byte_offset()..];
+    if rest.trim_ascii() != b"}" {
+        return None;
+    }
+    Key::published(&ids.sender, &ids.data)
 }
 
 /// The `p`-th percentile (0..=100) of sorted durations.
@@ -263,6 +289,24 @@ mod tests {
         assert_eq!(match_payload(odd), None, "not hex");
         let half = br#"{"raw":{"data":"A53","sender":"0510000A"}}"#;
         assert_eq!(match_payload(half), None, "half a byte");
+        let nested = br#"{"telemetry":{"raw":{"data":"F610","sender":"01"}},"raw":{"data":"F630","sender":"02"}}"#;
+        assert_eq!(
+            match_payload(nested),
+            Some(Key::sent(2, 0xf6, &[0x30])),
+            "the top-level raw"
+        );
+        let spaced = br#"{"raw": {"sender": "0510000A", "data": "F630"}, "sensor": {}}"#;
+        assert_eq!(
+            match_payload(spaced),
+            Some(Key::sent(0x0510_000a, 0xf6, &[0x30])),
+            "any layout"
+        );
+        let first = br#"{"raw":{"data":"F630","sender":"02"},"telemetry":{"raw":{"data":"F610","sender":"01"}}}"#;
+        assert_eq!(
+            match_payload(first),
+            Some(Key::sent(2, 0xf6, &[0x30])),
+            "raw not last"
+        );
     }
 
     #[test]
