@@ -255,15 +255,16 @@ async fn decodes_counts_publishes_and_acknowledges() {
     assert_eq!(gw["notProcessed"], 6);
 
     // Most recent messages, newest first; everything acknowledged.
-    let recent: Vec<String> = r
-        .lrange(keys::device_recent_telemetry("01a0b0c0"), 0, -1)
+    let ring: Vec<String> = r
+        .hvals(keys::device_recent_telemetry("01a0b0c0"))
         .await
         .unwrap();
+    let recent = iotc_core::recent::newest_first(ring);
     assert_eq!(recent.len(), 2);
     let newest: Value = serde_json::from_str(&recent[0]).unwrap();
     assert_eq!(newest["raw"]["uuid"], got[2].json()["raw"]["uuid"]);
     let signals: Vec<String> = r
-        .lrange(keys::device_recent_signal("01a0b0c0"), 0, -1)
+        .hvals(keys::device_recent_signal("01a0b0c0"))
         .await
         .unwrap();
     assert_eq!(signals.len(), 1);

@@ -133,12 +133,12 @@ async fn each_device_in_order(batch: u16, n: u16) {
             1,
             "{eurid}: FIRST_TIME_SEND"
         );
-        // The most recent list holds the last five, newest first.
-        let recent: Vec<String> = r
-            .lrange(keys::device_recent_telemetry(&eurid), 0, -1)
+        // The most recent ring holds the last five, read newest first.
+        let ring: Vec<String> = r
+            .hvals(keys::device_recent_telemetry(&eurid))
             .await
             .unwrap();
-        let recent: Vec<u16> = recent
+        let recent: Vec<u16> = iotc_core::recent::newest_first(ring)
             .iter()
             .map(|j| number(&serde_json::from_str(j).unwrap()))
             .collect();

@@ -83,14 +83,20 @@ pub async fn device_stats(
     })
 }
 
-/// Reads a device's recent list, or 404 when the device is unknown.
-async fn recent_of(
-    state: &AppState,
-    id: &DeviceId,
-    key: fn(&str) -> String,
-) -> Result<Vec<String>, ApiError> {
+/// Reads a device's most recent messages of one kind, or 404 when the device is unknown.
+async fn recent_of(state: &AppState, id: &DeviceId, signal: bool) -> Result<Vec<String>, ApiError> {
     let sensor = find(state, id).await?;
-    Ok(state.store.recent(&key(&sensor.source_eurid)).await?)
+    let eurid = &sensor.source_eurid;
+    let (ring, list) = if signal {
+        (
+            keys::device_recent_signal(eurid),
+            keys::device_recent_signal_list(eurid),
+        )
+    } else {
+        let list = keys::device_recent_telemetry_list(eurid);
+        (keys::device_recent_telemetry(eurid), list)
+    };
+    Ok(state.store.recent(&ring, &list).await?)
 }
 
 /// Up to five most recent telemetry messages of a device, newest first.
@@ -111,7 +117,7 @@ pub async fn device_recent_telemetry(
     State(state): State<AppState>,
     ApiQuery(id): ApiQuery<DeviceId>,
 ) -> Result<Response, ApiError> {
-    let recent = recent_of(&state, &id, keys::device_recent_telemetry).await?;
+    let recent = recent_of(&state, &id, false).await?;
     if recent.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -140,7 +146,7 @@ pub async fn device_recent_signals(
     State(state): State<AppState>,
     ApiQuery(id): ApiQuery<DeviceId>,
 ) -> Result<Response, ApiError> {
-    let recent = recent_of(&state, &id, keys::device_recent_signal).await?;
+    let recent = recent_of(&state, &id, true).await?;
     if recent.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

@@ -212,6 +212,8 @@ impl Store {
                     keys::device_stats(source),
                     keys::device_recent_telemetry(source),
                     keys::device_recent_signal(source),
+                    keys::device_recent_telemetry_list(source),
+                    keys::device_recent_signal_list(source),
                     keys::device_seen(source),
                     keys::device_rlc(source),
                     keys::device_learn(source),
@@ -300,8 +302,12 @@ impl Store {
     }
 
     /// Up to five most recent entries of a list, newest first.
-    pub async fn recent(&self, key: &str) -> StoreResult<Vec<String>> {
-        Ok(self.conn().lrange(key, 0, 4).await?)
+    pub async fn recent(&self, ring: &str, list: &str) -> StoreResult<Vec<String>> {
+        let values: Vec<String> = self.conn().hvals(ring).await?;
+        if values.is_empty() {
+            return Ok(self.conn().lrange(list, 0, 4).await?);
+        }
+        Ok(iotc_core::recent::newest_first(values))
     }
 
     /// All gateway records, ordered by MAC; unreadable entries are skipped.

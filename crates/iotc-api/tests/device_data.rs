@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Api, assert_error, device};
-use iotc_core::keys;
+use iotc_core::{keys, recent};
 use serde_json::{Value, json};
 
 async fn onboarded() -> Api {
@@ -80,17 +80,31 @@ async fn most_recent_telemetry_returns_at_most_five_newest_first() {
     let path = "/devices/telemetry/most-recent?sourceID=a1b2c3d4";
     assert_eq!(api.get(path).await, (204, Value::Null));
 
-    let key = keys::device_recent_telemetry("a1b2c3d4");
+    // A list as an earlier release kept it is read while the device has no ring.
+    let list = keys::device_recent_telemetry_list("a1b2c3d4");
     for i in 0..7 {
         let payload = json!({"sensor": {"id": "a1b2c3d4"}, "n": i}).to_string();
-        redis_cmd(&api, &["LPUSH", &key, &payload]).await;
+        redis_cmd(&api, &["LPUSH", &list, &payload]).await;
     }
-    let (s, body) = api.get(path).await;
-    assert_eq!(s, 200);
-    let items = body.as_array().unwrap();
-    assert_eq!(items.len(), 5);
-    let first: Value = serde_json::from_str(items[0]["egressOutput"].as_str().unwrap()).unwrap();
-    assert_eq!(first["n"], 6, "newest first");
+    assert_eq!(
+        numbers(&api.get(path).await),
+        [6, 5, 4, 3, 2],
+        "the old list"
+    );
+
+    // The ring as the engine writes it: message `seq` in field `seq % 5`.
+    let ring = keys::device_recent_telemetry("a1b2c3d4");
+    for seq in 11..=18 {
+        let payload = json!({"sensor": {"id": "a1b2c3d4"}, "n": seq}).to_string();
+        let value = String::from_utf8(recent::value(seq, payload.as_bytes())).unwrap();
+        let field = recent::field(seq).to_string();
+        redis_cmd(&api, &["HSET", &ring, &field, &value]).await;
+    }
+    assert_eq!(
+        numbers(&api.get(path).await),
+        [18, 17, 16, 15, 14],
+        "newest first"
+    );
 
     let (s, b) = api
         .get("/devices/telemetry/most-recent?sourceID=0badcafe")
@@ -100,6 +114,19 @@ async fn most_recent_telemetry_returns_at_most_five_newest_first() {
         .get("/devices/telemetry/most-recent?sourceID=0bad")
         .await;
     assert_error(s, &b, 400, "INVALID_FIELD", "sourceID");
+}
+
+/// The `n` of each message of a most-recent answer.
+fn numbers((status, body): &(u16, Value)) -> Vec<u64> {
+    assert_eq!(*status, 200, "{body}");
+    let items = body.as_array().unwrap();
+    let payload = |item: &Value| -> Value {
+        serde_json::from_str(item["egressOutput"].as_str().unwrap()).unwrap()
+    };
+    items
+        .iter()
+        .map(|i| payload(i)["n"].as_u64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -115,17 +142,16 @@ async fn most_recent_signals_grouped_by_signal() {
             {"key": "energy", "value": value, "unit": "%"}]}})
         .to_string()
     };
-    redis_cmd(
-        &api,
-        &["LPUSH", &key, &signal("0x6", "Energy status of device", 55)],
-    )
-    .await;
-    redis_cmd(&api, &["LPUSH", &key, &signal("0x1", "Reserved", 0)]).await;
-    redis_cmd(
-        &api,
-        &["LPUSH", &key, &signal("0x6", "Energy status of device", 56)],
-    )
-    .await;
+    let sent = [
+        signal("0x6", "Energy status of device", 55),
+        signal("0x1", "Reserved", 0),
+        signal("0x6", "Energy status of device", 56),
+    ];
+    for (seq, payload) in (4..).zip(&sent) {
+        let value = String::from_utf8(recent::value(seq, payload.as_bytes())).unwrap();
+        let field = recent::field(seq).to_string();
+        redis_cmd(&api, &["HSET", &key, &field, &value]).await;
+    }
     let (s, body) = api.get(path).await;
     assert_eq!(s, 200, "{body}");
     let groups = body.as_array().unwrap();

@@ -219,7 +219,8 @@ async fn seed_full_store(api: &Api, now: u64) -> Vec<Value> {
     conn.hset::<_, _, _, ()>(keys::device_stats(KNOWN), keys::stats::TOTAL, 3)
         .await
         .unwrap();
-    conn.lpush::<_, _, ()>(keys::device_recent_telemetry(KNOWN), r#"{"sensor":{}}"#)
+    let message = iotc_core::recent::value(1, br#"{"sensor":{}}"#);
+    conn.hset::<_, _, _, ()>(keys::device_recent_telemetry(KNOWN), 1, message)
         .await
         .unwrap();
     devices

@@ -54,13 +54,24 @@ pub fn device_stats(eurid: &str) -> String {
     format!("iotc:dev:{{{eurid}}}:stats")
 }
 
-/// List (newest first, at most 5) of telemetry payloads of one device.
+/// Hash: the ring of the most recent telemetry payloads of one device (`recent`).
 pub fn device_recent_telemetry(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:ring:telemetry")
+}
+
+/// Hash: the ring of the most recent signal payloads of one device (`recent`).
+pub fn device_recent_signal(eurid: &str) -> String {
+    format!("iotc:dev:{{{eurid}}}:ring:signal")
+}
+
+/// List (newest first, at most 5) of telemetry payloads, as earlier releases kept them: read
+/// while a device has no ring yet, removed with the device.
+pub fn device_recent_telemetry_list(eurid: &str) -> String {
     format!("iotc:dev:{{{eurid}}}:recent:telemetry")
 }
 
-/// List (newest first, at most 5) of signal payloads of one device.
-pub fn device_recent_signal(eurid: &str) -> String {
+/// List of signal payloads, as earlier releases kept them (see the telemetry list).
+pub fn device_recent_signal_list(eurid: &str) -> String {
     format!("iotc:dev:{{{eurid}}}:recent:signal")
 }
 

@@ -11,6 +11,7 @@ pub mod model;
 pub mod ops;
 pub mod partition;
 pub mod payload;
+pub mod recent;
 pub mod redis;
 pub mod text;
 pub mod tls;

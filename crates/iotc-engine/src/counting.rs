@@ -14,6 +14,8 @@ use redis::aio::ConnectionLike;
 use redis::{RedisResult, Script};
 use sha2::{Digest, Sha256};
 
+use crate::device_counts::Outcome;
+
 /// How long a batch's idempotency key is kept: longer than any retry of its counting.
 pub const BATCH_MARKER_TTL_SECS: u64 = 600;
 
@@ -58,8 +60,8 @@ return out
 /// What one batch counts.
 #[derive(Default)]
 pub struct Counts<'a> {
-    /// Per telegram of an onboarded device: its EURID and whether it was processed.
-    pub devices: Vec<(&'a str, bool)>,
+    /// Per telegram of an onboarded device: its EURID and what became of it.
+    pub devices: Vec<(&'a str, Outcome)>,
     /// Per gateway MAC and statistics field: the increment.
     pub gateways: Vec<(&'a str, &'static str, i64)>,
 }
@@ -89,10 +91,10 @@ pub async fn count<C: ConnectionLike>(
     call.arg(now_s)
         .arg(BATCH_MARKER_TTL_SECS)
         .arg(counts.devices.len());
-    for (eurid, ok) in &counts.devices {
+    for (eurid, outcome) in &counts.devices {
         call.key(keys::device_stats(eurid))
             .key(keys::device_seen(eurid))
-            .arg(i64::from(*ok));
+            .arg(i64::from(outcome.ok()));
     }
     for (mac, field, n) in &counts.gateways {
         call.key(keys::gateway_stats(mac)).arg(*field).arg(*n);

@@ -73,11 +73,16 @@ fn group(counts: &Counts<'_>) -> BTreeMap<u16, Group> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device_counts::Outcome;
 
     #[test]
     fn every_key_of_a_group_is_in_the_marker_slot() {
         let counts = Counts {
-            devices: vec![("0000000a", true), ("0000000b", false), ("0000000a", true)],
+            devices: vec![
+                ("0000000a", Outcome::Telemetry),
+                ("0000000b", Outcome::NotProcessed),
+                ("0000000a", Outcome::Signal),
+            ],
             gateways: vec![("24f27fca1ba4", "totalTelegramCount", 2)],
         };
         let groups = group(&counts);

@@ -90,6 +90,16 @@ impl DeviceResult {
             DeviceResult::Data { .. } | DeviceResult::Signal { .. }
         )
     }
+
+    /// How the device's counters take it.
+    pub fn outcome(&self) -> crate::device_counts::Outcome {
+        use crate::device_counts::Outcome;
+        match self {
+            DeviceResult::Data { .. } => Outcome::Telemetry,
+            DeviceResult::Signal { .. } => Outcome::Signal,
+            _ => Outcome::NotProcessed,
+        }
+    }
 }
 
 /// Stream ids of the parts of one open chain.

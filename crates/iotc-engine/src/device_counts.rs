@@ -29,15 +29,59 @@ pub struct Counters {
     pub not_processed: u64,
     /// The first-time marker existed when the device was loaded, or was written since.
     pub seen: bool,
+    /// Sequence numbers of the device's last telemetry and signal message in its
+    /// most-recent rings (`iotc_core::recent`); 0 until one is counted here.
+    pub telemetry_seq: u64,
+    pub signal_seq: u64,
+}
+
+/// What became of one counted telegram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Telemetry,
+    Signal,
+    NotProcessed,
+}
+
+impl Outcome {
+    pub fn ok(self) -> bool {
+        self != Outcome::NotProcessed
+    }
+}
+
+/// The next sequence number of a ring: one more than the last, or the device's telegram
+/// count when this copy has not numbered one yet. A number never exceeds the count, so one
+/// taken from the count after a reload is larger than any given before it.
+fn next_seq(last: u64, total: u64) -> u64 {
+    if last == 0 { total } else { last + 1 }
 }
 
 impl Counters {
-    fn count(&mut self, ok: bool) {
+    fn count(&mut self, outcome: Outcome) {
         self.total += 1;
-        if ok {
+        self.number(outcome);
+        if outcome.ok() {
             self.ok += 1;
         } else {
             self.not_processed += 1;
+        }
+    }
+
+    /// Numbers a published message in its ring (after `total` counted it).
+    fn number(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Telemetry => self.telemetry_seq = next_seq(self.telemetry_seq, self.total),
+            Outcome::Signal => self.signal_seq = next_seq(self.signal_seq, self.total),
+            Outcome::NotProcessed => {}
+        }
+    }
+
+    /// The ring sequence number of a message of this telegram's outcome.
+    pub fn seq(&self, signal: bool) -> u64 {
+        if signal {
+            self.signal_seq
+        } else {
+            self.telemetry_seq
         }
     }
 }
@@ -122,17 +166,17 @@ impl DeviceCounts {
 
     /// Counts device telegrams (EURID, processed) of devices in the copy. The copy itself
     /// changes only in [`DeviceCounts::store`], once the writes are in Redis.
-    pub fn apply(&self, items: &[(&str, bool)]) -> Applied {
+    pub fn apply(&self, items: &[(&str, Outcome)]) -> Applied {
         let mut current: HashMap<&str, Counters> = HashMap::new();
         let counted: Vec<Counters> = items
             .iter()
-            .map(|&(eurid, ok)| {
+            .map(|&(eurid, outcome)| {
                 let c = current.entry(eurid).or_insert_with(|| {
                     key(eurid)
                         .and_then(|k| self.map.get(&k).copied())
                         .unwrap_or_default()
                 });
-                c.count(ok);
+                c.count(outcome);
                 *c
             })
             .collect();
@@ -158,7 +202,7 @@ fn key(eurid: &str) -> Option<u32> {
 }
 
 /// Each device's last counters among a batch's items, in the order of first appearance.
-fn last_values(items: &[(&str, bool)], counted: &[Counters]) -> Vec<(String, Counters)> {
+fn last_values(items: &[(&str, Outcome)], counted: &[Counters]) -> Vec<(String, Counters)> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut out: Vec<(String, Counters)> = Vec::new();
     for (&(eurid, _), c) in items.iter().zip(counted) {
@@ -174,16 +218,27 @@ fn last_values(items: &[(&str, bool)], counted: &[Counters]) -> Vec<(String, Cou
 }
 
 /// The counting script's answer (four numbers per device telegram: total, successful, not
-/// processed, seen) as counters per item, and each device's last values for the copy.
-pub fn from_script(items: &[(&str, bool)], answer: &[i64]) -> Applied {
+/// processed, seen) as counters per item, and each device's last values for the copy. A
+/// device's first message here takes its ring number from its count, the next ones follow.
+pub fn from_script(items: &[(&str, Outcome)], answer: &[i64]) -> Applied {
     let number = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut last: HashMap<&str, Counters> = HashMap::new();
     let counted: Vec<Counters> = answer
         .chunks_exact(4)
-        .map(|a| Counters {
-            total: number(a[0]),
-            ok: number(a[1]),
-            not_processed: number(a[2]),
-            seen: a[3] != 0,
+        .zip(items)
+        .map(|(a, &(eurid, outcome))| {
+            let before = last.get(eurid).copied().unwrap_or_default();
+            let mut c = Counters {
+                total: number(a[0]),
+                ok: number(a[1]),
+                not_processed: number(a[2]),
+                seen: a[3] != 0,
+                telemetry_seq: before.telemetry_seq,
+                signal_seq: before.signal_seq,
+            };
+            c.number(outcome);
+            last.insert(eurid, c);
+            c
         })
         .collect();
     Applied {
@@ -212,12 +267,17 @@ pub fn add_writes(pipe: &mut redis::Pipeline, writes: &[(String, Counters)], now
 mod tests {
     use super::*;
 
+    const T: Outcome = Outcome::Telemetry;
+    const S: Outcome = Outcome::Signal;
+    const N: Outcome = Outcome::NotProcessed;
+
     fn seed(counts: &mut DeviceCounts, eurid: &str, total: u64, ok: u64, seen: bool) {
         let c = Counters {
             total,
             ok,
             not_processed: total - ok,
             seen,
+            ..Counters::default()
         };
         counts.store(&[(eurid.to_string(), c)]);
     }
@@ -227,7 +287,7 @@ mod tests {
         let mut counts = DeviceCounts::new(10);
         seed(&mut counts, "0000000a", 5, 4, true);
         seed(&mut counts, "0000000b", 0, 0, false);
-        let applied = counts.apply(&[("0000000a", true), ("0000000b", false), ("0000000a", false)]);
+        let applied = counts.apply(&[("0000000a", T), ("0000000b", N), ("0000000a", N)]);
         let totals: Vec<_> = applied
             .items
             .iter()
@@ -237,17 +297,17 @@ mod tests {
         assert_eq!(applied.writes.len(), 2);
         assert_eq!(applied.writes[0].1.total, 7);
         assert_eq!(
-            counts.apply(&[("0000000a", true)]).items[0].total,
+            counts.apply(&[("0000000a", T)]).items[0].total,
             6,
             "not stored yet"
         );
         counts.store(&applied.writes);
-        assert_eq!(counts.apply(&[("0000000a", true)]).items[0].total, 8);
+        assert_eq!(counts.apply(&[("0000000a", T)]).items[0].total, 8);
     }
 
     #[test]
     fn the_script_answer_seeds_the_copy_with_each_device_last_values() {
-        let items = [("0000000a", true), ("0000000b", false), ("0000000a", true)];
+        let items = [("0000000a", T), ("0000000b", N), ("0000000a", T)];
         let answer = [3, 3, 0, 1, 1, 0, 1, 0, 4, 4, 0, 1];
         let counted = from_script(&items, &answer);
         assert_eq!(counted.items.len(), 3);
@@ -303,8 +363,46 @@ mod tests {
         assert!(counts.knows("0000000a"));
         assert!(!counts.knows("x"));
         counts.mark_seen("0000000a");
-        assert!(counts.apply(&[("0000000a", true)]).items[0].seen);
+        assert!(counts.apply(&[("0000000a", T)]).items[0].seen);
         counts.forget("0000000A");
         assert!(!counts.knows("0000000a"));
+    }
+
+    #[test]
+    fn ring_numbers_follow_each_kind_and_grow_across_a_reload() {
+        let mut counts = DeviceCounts::new(10);
+        let items = [("0000000a", T), ("0000000a", S)];
+        let first = from_script(&items, &[7, 7, 0, 1, 8, 8, 0, 1]);
+        let seqs: Vec<_> = first
+            .items
+            .iter()
+            .map(|c| (c.seq(false), c.seq(true)))
+            .collect();
+        assert_eq!(seqs, [(7, 0), (7, 8)], "numbered from their count");
+        counts.store(&first.writes);
+        let next = counts.apply(&[
+            ("0000000a", T),
+            ("0000000a", N),
+            ("0000000a", T),
+            ("0000000a", S),
+        ]);
+        let seqs: Vec<_> = next
+            .items
+            .iter()
+            .map(|c| (c.seq(false), c.seq(true)))
+            .collect();
+        assert_eq!(
+            seqs,
+            [(8, 8), (8, 8), (9, 8), (9, 9)],
+            "one more per message of a kind"
+        );
+        let last = next.writes[0].1;
+        assert!(last.telemetry_seq <= last.total && last.signal_seq <= last.total);
+
+        // A reload (another engine, a restart) numbers from the count: above every earlier
+        // number, though a field may be replaced before its turn.
+        let reloaded = from_script(&[("0000000a", T)], &[13, 12, 1, 1]);
+        assert_eq!(reloaded.items[0].telemetry_seq, 13);
+        assert!(reloaded.items[0].telemetry_seq > last.telemetry_seq);
     }
 }

@@ -123,6 +123,7 @@ mod tests {
             ok: 6,
             not_processed: 0,
             seen: true,
+            ..Counters::default()
         };
         let radio = Radio {
             received_ms: 1_638_876_903_512,

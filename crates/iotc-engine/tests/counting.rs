@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use iotc_core::keys::{self, stats};
 use iotc_engine::counting::{self, Counts};
-use iotc_engine::device_counts::{self, DeviceCounts};
+use iotc_engine::device_counts::{self, DeviceCounts, Outcome};
 use redis::AsyncCommands;
 use secure_support::Redis;
 
@@ -19,7 +19,11 @@ const GW: &str = "aabbccddeeff";
 
 fn counts() -> Counts<'static> {
     Counts {
-        devices: vec![(A, true), (B, false), (A, true)],
+        devices: vec![
+            (A, Outcome::Telemetry),
+            (B, Outcome::NotProcessed),
+            (A, Outcome::Telemetry),
+        ],
         gateways: vec![(GW, stats::OK, 2), (GW, stats::NOT_PROCESSED, 1)],
     }
 }
@@ -62,7 +66,7 @@ async fn a_retried_batch_counts_once() {
     // Another batch counts again.
     let other = counting::batch_key(["4-0"]);
     let more = Counts {
-        devices: vec![(A, false)],
+        devices: vec![(A, Outcome::NotProcessed)],
         gateways: Vec::new(),
     };
     let third = counting::count(&mut r, &other, &more, 1_700_000_002)
@@ -75,7 +79,7 @@ async fn a_retried_batch_counts_once() {
 async fn write_known(
     r: &mut redis::aio::ConnectionManager,
     copy: &mut DeviceCounts,
-    items: &[(&str, bool)],
+    items: &[(&str, Outcome)],
 ) -> Vec<u64> {
     let applied = copy.apply(items);
     let mut pipe = redis::pipe();
@@ -103,7 +107,7 @@ async fn a_device_in_the_copy_continues_from_the_script_answer() {
         .unwrap();
     let mut copy = DeviceCounts::new(100);
     let first = Counts {
-        devices: vec![(A, true)],
+        devices: vec![(A, Outcome::Telemetry)],
         gateways: Vec::new(),
     };
     let key = counting::batch_key(["1-0"]);
@@ -114,7 +118,12 @@ async fn a_device_in_the_copy_continues_from_the_script_answer() {
     assert!(copy.knows(A));
 
     assert_eq!(
-        write_known(&mut r, &mut copy, &[(A, false), (A, true)]).await,
+        write_known(
+            &mut r,
+            &mut copy,
+            &[(A, Outcome::NotProcessed), (A, Outcome::Telemetry)]
+        )
+        .await,
         [12, 13]
     );
     let a = stats_of(&mut r, keys::device_stats(A)).await;

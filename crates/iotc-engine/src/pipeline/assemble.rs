@@ -19,9 +19,17 @@ use crate::telemetry;
 #[derive(Default)]
 pub struct Publication {
     pub messages: Vec<OutMessage>,
-    /// (most-recent list key, index into `messages`).
-    pub recent: Vec<(String, usize)>,
+    pub recent: Vec<Recent>,
     pub first_seen: Vec<String>,
+}
+
+/// A message that goes into its device's most-recent ring (`iotc_core::recent`).
+#[derive(Debug)]
+pub struct Recent {
+    pub ring: String,
+    pub seq: u64,
+    /// Index of the message in `messages`.
+    pub index: usize,
 }
 
 /// Builds a batch's messages from its items and their fresh counters.
@@ -56,12 +64,16 @@ impl Assembler<'_> {
                 };
                 let json = telemetry::build(&sensor, telegram, fields, signal, c, radio);
                 let topic = self.egress.topics().sensor_telemetry(&dt.eurid);
-                let list = if signal {
+                let ring = if signal {
                     keys::device_recent_signal(&dt.eurid)
                 } else {
                     keys::device_recent_telemetry(&dt.eurid)
                 };
-                self.out.recent.push((list, self.out.messages.len()));
+                self.out.recent.push(Recent {
+                    ring,
+                    seq: c.seq(signal),
+                    index: self.out.messages.len(),
+                });
                 self.out.messages.push(OutMessage::new(topic, json));
             }
             DeviceResult::Secure(_) => {

@@ -106,8 +106,8 @@ pub struct Prepared {
 
 /// What a batch writes to Redis after the egress confirmed it.
 pub struct AfterPublish {
-    /// (most-recent list key, index of the message whose payload goes there).
-    pub recent: Vec<(String, usize)>,
+    /// Messages that go into their device's most-recent ring.
+    pub recent: Vec<super::assemble::Recent>,
     /// Devices whose FIRST_TIME_SEND event is in this batch.
     pub first_seen: Vec<String>,
     /// (device, gateway MAC) of each telegram, for the live console feed.

@@ -1,9 +1,10 @@
 //! The commit stage: once batches are confirmed, one Redis pipeline stores their
-//! most-recent messages, marks first-time senders, keeps dead letters and acknowledges
+//! most-recent messages (one ring field each), marks first-time senders, keeps dead letters and acknowledges
 //! their entries. Confirmed batches that queued up meanwhile share the pipeline.
 
 use iotc_core::keys;
 use iotc_core::ops::{unix_millis, unix_seconds};
+use iotc_core::recent;
 use iotc_core::redis::Redis;
 use tokio::sync::{mpsc, watch};
 
@@ -68,11 +69,9 @@ async fn commit(redis: &mut Redis, batches: &[Confirmed]) -> redis::RedisResult<
             pipe.set_nx(keys::device_seen(eurid), now_s).ignore();
         }
         let messages = c.delivery.messages();
-        for (list, i) in &c.after.recent {
-            pipe.lpush(list, &messages[*i].payload[..])
-                .ignore()
-                .ltrim(list, 0, 4)
-                .ignore();
+        for r in &c.after.recent {
+            let value = recent::value(r.seq, &messages[r.index].payload);
+            pipe.hset(&r.ring, recent::field(r.seq), value).ignore();
         }
         let acks = [
             (Source::Telegrams, &c.after.acks.telegrams),

@@ -300,7 +300,7 @@ impl Prepare {
             .collect();
         let (mut known, mut new) = (Vec::new(), Vec::new());
         for (item, &k) in batch.items.iter().zip(&in_copy) {
-            let counted = (item.dt.eurid.as_str(), item.dt.result.is_success());
+            let counted = (item.dt.eurid.as_str(), item.dt.result.outcome());
             if k { &mut known } else { &mut new }.push(counted);
         }
         let applied = self.counts.apply(&known);
