@@ -31,7 +31,8 @@ for run in $(seq 1 "$RUNS"); do
     redis_port=$(port) mqtt_port=$(port) http_port=$(port)
     redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$work" >/dev/null 2>&1 &
-    pids+=($!)
+    redis=$!
+    pids+=("$redis")
     mosquitto -p "$mqtt_port" >/dev/null 2>&1 &
     pids+=($!)
     until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
@@ -43,11 +44,12 @@ for run in $(seq 1 "$RUNS"); do
     engine=$!
     pids+=("$engine")
     sleep 2
-    before=$(cpu_ticks "$engine") sys_before=$(sys_ticks "$engine")
+    before=$(cpu_ticks "$engine") sys_before=$(sys_ticks "$engine") redis_before=$(cpu_ticks "$redis")
     rate=$("$drain_bin" "127.0.0.1:$redis_port" 1 "$ENTRIES")
-    after=$(cpu_ticks "$engine") sys_after=$(sys_ticks "$engine")
+    after=$(cpu_ticks "$engine") sys_after=$(sys_ticks "$engine") redis_after=$(cpu_ticks "$redis")
     awk -v r="$run" -v t="$((after - before))" -v s="$((sys_after - sys_before))" -v hz="$tick" \
-        -v n="$ENTRIES" -v rate="$rate" 'BEGIN { printf "run %d: engine %.2f s CPU, %.1f µs per telegram (%.1f µs system) | %s\n",
-        r, t / hz, t / hz * 1e6 / n, s / hz * 1e6 / n, rate }'
+        -v rd="$((redis_after - redis_before))" -v n="$ENTRIES" -v rate="$rate" \
+        'BEGIN { printf "run %d: engine %.2f s CPU, %.1f µs per telegram (%.1f µs system); Redis %.1f µs (appending included) | %s\n",
+        r, t / hz, t / hz * 1e6 / n, s / hz * 1e6 / n, rd / hz * 1e6 / n, rate }'
     stop_all
 done
