@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The ingress's CPU time per telegram, alone (docs/performance.md, "The ingress alone").
 # Release build; each run starts a fresh redis-server and one ingress on loopback ports, then
-# `iotc simulate` sends RATE telegrams/s from GATEWAYS APs (10) for DURATION seconds (20 % heard by two
-# APs), with no engine reading the stream. It prints the ingress's and Redis's CPU seconds (user +
-# system, from /proc) per telegram sent. Compare builds in alternating runs.
+# `iotc simulate` sends RATE telegrams/s from GATEWAYS APs for DURATION seconds (20 % heard
+# by two APs), with no engine reading the stream. It prints the ingress's and Redis's CPU
+# seconds (user + system, from /proc) per telegram sent, and the receptions per Redis call.
+# Compare builds in alternating runs.
 #
-#   scripts/bench-ingress.sh                                 # RATE=20000 DURATION=10 RUNS=3
-#   IOTC_BENCH_BINS=/some/folder scripts/bench-ingress.sh    # another build's iotc-ingress
+#   scripts/bench-ingress.sh                        # RATE=20000 DURATION=10 GATEWAYS=10 RUNS=3
+#   GATEWAYS=100 scripts/bench-ingress.sh           # the same total from 100 APs
+#   IOTC_BENCH_BINS=/some/folder scripts/bench-ingress.sh   # another build's iotc-ingress
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-20000}
