@@ -3,7 +3,8 @@
 # Release build; each run starts a fresh redis-server and one ingress on loopback ports, then
 # `iotc simulate` sends RATE telegrams/s from GATEWAYS APs for DURATION seconds (20 % heard
 # by two APs), with no engine reading the stream. It prints the ingress's and Redis's CPU
-# seconds (user + system, from /proc) per telegram sent, and the receptions per Redis call.
+# seconds (user + system, from /proc) per telegram sent, the receptions per connection's call
+# and the connections per Redis call (warm-up included).
 # Compare builds in alternating runs.
 #
 #   scripts/bench-ingress.sh                        # RATE=20000 DURATION=10 GATEWAYS=10 RUNS=3
@@ -46,10 +47,13 @@ for run in $(seq 1 "$RUNS"); do
     before=$(cpu_ticks "$ingress") redis_before=$(cpu_ticks "$redis")
     sent=$("${simulate[@]}" --rate "$RATE" --duration "$DURATION" | sed -n 's/^sent \([0-9]*\) telegrams.*/\1/p')
     after=$(cpu_ticks "$ingress") redis_after=$(cpu_ticks "$redis")
-    calls=$(curl -fsS "http://127.0.0.1:$ingress_port/metrics" | awk '/^iotc_ingress_forward_calls_total/ {print $2}')
+    metrics=$(curl -fsS "http://127.0.0.1:$ingress_port/metrics")
+    calls=$(awk '/^iotc_ingress_forward_calls_total/ {print $2}' <<<"$metrics")
+    grouped=$(awk '/^iotc_ingress_call_connections_sum/ {s = $2} /^iotc_ingress_call_connections_count/ {c = $2}
+        END {printf "%.1f", (c > 0 ? s / c : 0)}' <<<"$metrics")
     awk -v r="$run" -v t="$((after - before))" -v rd="$((redis_after - redis_before))" -v hz="$tick" \
-        -v n="$sent" -v calls="${calls:-0}" -v d="$DEVICES" \
-        'BEGIN { printf "run %d: %d telegrams; ingress %.2f s CPU, %.1f µs per telegram; Redis %.1f µs; %.1f receptions per Redis call\n",
-        r, n, t / hz, t / hz * 1e6 / n, rd / hz * 1e6 / n, (calls > 0 ? (n + d) * 1.2 / calls : 0) }'
+        -v n="$sent" -v calls="${calls:-0}" -v d="$DEVICES" -v grouped="$grouped" \
+        'BEGIN { printf "run %d: %d telegrams; ingress %.2f s CPU, %.1f µs per telegram; Redis %.1f µs; %.1f receptions per connection call, %s connections per Redis call\n",
+        r, n, t / hz, t / hz * 1e6 / n, rd / hz * 1e6 / n, (calls > 0 ? (n + d) * 1.2 / calls : 0), grouped }'
     stop_all
 done

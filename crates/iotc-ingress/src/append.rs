@@ -47,38 +47,44 @@ impl Store {
         if let Some(t) = telegrams.iter().find(|t| t.touch) {
             self.touch(&t.gateway(), 0, now).await?;
         }
-        let mut pipe = redis::pipe();
+        let mut commands = Vec::with_capacity(telegrams.len() + parts.len() + 1 + heard.len());
         for t in telegrams {
             let p = t.partition(&self.layout);
             self.partitions[usize::from(p)]
                 .since_trim
                 .fetch_add(1, Ordering::Relaxed);
-            pipe.cmd("XADD")
-                .arg(self.layout.stream(p))
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(self.layout.stream(p))
                 .arg("*")
                 .arg(iotc_core::bus::FIELD)
                 .arg(&t.entry);
+            commands.push(xadd);
         }
         for p in parts {
-            pipe.cmd("XLEN").arg(self.layout.stream(*p));
+            commands.push(redis::cmd("XLEN").arg(self.layout.stream(*p)).to_owned());
         }
         let gateway = telegrams[0].gateway();
-        pipe.cmd("HINCRBY")
+        let mut count = redis::cmd("HINCRBY");
+        count
             .arg(keys::gateway_stats(gateway.mac))
             .arg(stats::TOTAL)
-            .arg(telegrams.len())
-            .ignore();
+            .arg(telegrams.len());
+        commands.push(count);
         for (eurid, mac, ms, dbm, stick) in heard {
-            pipe.cmd("HSET")
+            let mut record = redis::cmd("HSET");
+            record
                 .arg(keys::device_heard(eurid))
                 .arg(mac)
                 .arg(crate::south::heard_record(*ms, *dbm, stick));
+            commands.push(record);
         }
-        let replies: Vec<Value> = pipe.query_async(&mut self.redis.clone()).await?;
+        // With the commands of the other connections waiting meanwhile (`group`).
+        let replies = self.group.query(&self.redis, commands).await?;
         // Redis answered every command (an error reply fails the whole query): each
         // telegram is appended.
         let rest = replies.get(telegrams.len()..).unwrap_or_default();
-        let (lens, added) = rest.split_at(parts.len().min(rest.len()));
+        let (lens, rest) = rest.split_at(parts.len().min(rest.len()));
+        let added = rest.get(1..).unwrap_or_default();
         for (p, len) in parts.iter().zip(lens) {
             if let Value::Int(len) = len {
                 let len = u64::try_from(*len).unwrap_or(0);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod frames;
 pub mod gate;
 pub mod gateway;
+mod group;
 pub mod limits;
 pub mod register;
 pub mod server;

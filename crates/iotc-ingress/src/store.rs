@@ -268,6 +268,8 @@ pub struct Store {
     pub(crate) telegram_maxlen: u64,
     pub(crate) event_maxlen: u64,
     pub(crate) partitions: Arc<Vec<PartitionState>>,
+    /// Connections' appends waiting to share a round trip.
+    pub(crate) group: Arc<crate::group::Group>,
 }
 
 impl Store {
@@ -287,6 +289,7 @@ impl Store {
                     .map(|_| PartitionState::default())
                     .collect(),
             ),
+            group: Default::default(),
         }
     }
 
