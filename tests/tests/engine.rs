@@ -90,6 +90,15 @@ async fn decodes_counts_publishes_and_acknowledges() {
     )
     .await;
 
+    // Most-recent lists as an earlier release kept them: gone with the rings' first messages.
+    let old_lists = [
+        keys::device_recent_telemetry_list("01a0b0c0"),
+        keys::device_recent_signal_list("01a0b0c0"),
+    ];
+    for list in &old_lists {
+        let () = r.lpush(list, r#"{"old":true}"#).await.unwrap();
+    }
+
     let sub = Subscriber::start(mqtt.port, "#").await;
     let engine = EngineProc::start(dir.path(), &redis, &mqtt, &[]).await;
 
@@ -268,6 +277,8 @@ async fn decodes_counts_publishes_and_acknowledges() {
         .await
         .unwrap();
     assert_eq!(signals.len(), 1);
+    let old_left: usize = r.exists(&old_lists).await.unwrap();
+    assert_eq!(old_left, 0, "the lists of an earlier release are removed");
     assert_eq!(pending(&mut r, keys::TELEGRAM_STREAM).await, 0);
 
     // A gateway event goes out as it came in.

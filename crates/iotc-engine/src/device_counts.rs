@@ -33,6 +33,9 @@ pub struct Counters {
     /// most-recent rings (`iotc_core::recent`); 0 until one is counted here.
     pub telemetry_seq: u64,
     pub signal_seq: u64,
+    /// This telegram's message is the first its ring numbered since the device was loaded:
+    /// the list an earlier release kept for that kind goes with it.
+    pub first_numbered: bool,
 }
 
 /// What became of one counted telegram.
@@ -69,11 +72,16 @@ impl Counters {
 
     /// Numbers a published message in its ring (after `total` counted it).
     fn number(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Telemetry => self.telemetry_seq = next_seq(self.telemetry_seq, self.total),
-            Outcome::Signal => self.signal_seq = next_seq(self.signal_seq, self.total),
-            Outcome::NotProcessed => {}
-        }
+        let seq = match outcome {
+            Outcome::Telemetry => &mut self.telemetry_seq,
+            Outcome::Signal => &mut self.signal_seq,
+            Outcome::NotProcessed => {
+                self.first_numbered = false;
+                return;
+            }
+        };
+        self.first_numbered = *seq == 0;
+        *seq = next_seq(*seq, self.total);
     }
 
     /// The ring sequence number of a message of this telegram's outcome.
@@ -235,6 +243,7 @@ pub fn from_script(items: &[(&str, Outcome)], answer: &[i64]) -> Applied {
                 seen: a[3] != 0,
                 telemetry_seq: before.telemetry_seq,
                 signal_seq: before.signal_seq,
+                first_numbered: false,
             };
             c.number(outcome);
             last.insert(eurid, c);
@@ -379,6 +388,8 @@ mod tests {
             .map(|c| (c.seq(false), c.seq(true)))
             .collect();
         assert_eq!(seqs, [(7, 0), (7, 8)], "numbered from their count");
+        let fresh: Vec<_> = first.items.iter().map(|c| c.first_numbered).collect();
+        assert_eq!(fresh, [true, true], "the first of each kind");
         counts.store(&first.writes);
         let next = counts.apply(&[
             ("0000000a", T),
@@ -396,6 +407,7 @@ mod tests {
             [(8, 8), (8, 8), (9, 8), (9, 9)],
             "one more per message of a kind"
         );
+        assert!(next.items.iter().all(|c| !c.first_numbered));
         let last = next.writes[0].1;
         assert!(last.telemetry_seq <= last.total && last.signal_seq <= last.total);
 
@@ -403,6 +415,7 @@ mod tests {
         // number, though a field may be replaced before its turn.
         let reloaded = from_script(&[("0000000a", T)], &[13, 12, 1, 1]);
         assert_eq!(reloaded.items[0].telemetry_seq, 13);
+        assert!(reloaded.items[0].first_numbered);
         assert!(reloaded.items[0].telemetry_seq > last.telemetry_seq);
     }
 }

@@ -28,6 +28,8 @@ pub struct Publication {
 pub struct Recent {
     pub ring: String,
     pub seq: u64,
+    /// The device's list from an earlier release, removed with the ring's first message.
+    pub old_list: Option<String>,
     /// Index of the message in `messages`.
     pub index: usize,
 }
@@ -69,9 +71,14 @@ impl Assembler<'_> {
                 } else {
                     keys::device_recent_telemetry(&dt.eurid)
                 };
+                let old_list = c.first_numbered.then(|| match signal {
+                    true => keys::device_recent_signal_list(&dt.eurid),
+                    false => keys::device_recent_telemetry_list(&dt.eurid),
+                });
                 self.out.recent.push(Recent {
                     ring,
                     seq: c.seq(signal),
+                    old_list,
                     index: self.out.messages.len(),
                 });
                 self.out.messages.push(OutMessage::new(topic, json));

@@ -72,6 +72,9 @@ async fn commit(redis: &mut Redis, batches: &[Confirmed]) -> redis::RedisResult<
         for r in &c.after.recent {
             let value = recent::value(r.seq, &messages[r.index].payload);
             pipe.hset(&r.ring, recent::field(r.seq), value).ignore();
+            if let Some(list) = &r.old_list {
+                pipe.unlink(list).ignore();
+            }
         }
         let acks = [
             (Source::Telegrams, &c.after.acks.telegrams),
