@@ -87,15 +87,8 @@ pub async fn device_stats(
 async fn recent_of(state: &AppState, id: &DeviceId, signal: bool) -> Result<Vec<String>, ApiError> {
     let sensor = find(state, id).await?;
     let eurid = &sensor.source_eurid;
-    let (ring, list) = if signal {
-        (
-            keys::device_recent_signal(eurid),
-            keys::device_recent_signal_list(eurid),
-        )
-    } else {
-        let list = keys::device_recent_telemetry_list(eurid);
-        (keys::device_recent_telemetry(eurid), list)
-    };
+    let ring = keys::device_recent(eurid, signal);
+    let list = keys::device_recent_list(eurid, signal);
     Ok(state.store.recent(&ring, &list).await?)
 }
 

@@ -301,7 +301,8 @@ impl Store {
         Ok(self.conn().hgetall(key).await?)
     }
 
-    /// Up to five most recent entries of a list, newest first.
+    /// Up to five most recent messages of a device's ring, newest first; from the list of an
+    /// earlier release while the device has no ring yet.
     pub async fn recent(&self, ring: &str, list: &str) -> StoreResult<Vec<String>> {
         let values: Vec<String> = self.conn().hvals(ring).await?;
         if values.is_empty() {

@@ -64,6 +64,24 @@ pub fn device_recent_signal(eurid: &str) -> String {
     format!("iotc:dev:{{{eurid}}}:ring:signal")
 }
 
+/// The ring of a device's signal (`signal`) or telemetry messages.
+pub fn device_recent(eurid: &str, signal: bool) -> String {
+    if signal {
+        device_recent_signal(eurid)
+    } else {
+        device_recent_telemetry(eurid)
+    }
+}
+
+/// The list an earlier release kept of a device's signal or telemetry messages.
+pub fn device_recent_list(eurid: &str, signal: bool) -> String {
+    if signal {
+        device_recent_signal_list(eurid)
+    } else {
+        device_recent_telemetry_list(eurid)
+    }
+}
+
 /// List (newest first, at most 5) of telemetry payloads, as earlier releases kept them: read
 /// while a device has no ring yet, removed with the device.
 pub fn device_recent_telemetry_list(eurid: &str) -> String {

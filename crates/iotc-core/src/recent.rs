@@ -1,5 +1,5 @@
 //! The most recent messages of a device: a ring of [`SLOTS`] fields in one Redis hash
-//! (`keys::device_recent_*_ring`), written by the engine and read by the API.
+//! (`keys::device_recent`), written by the engine and read by the API.
 //!
 //! Each message replaces one field with one `HSET`, where a list needed `LPUSH` and `LTRIM`
 //! and moved the whole list in memory for every message. A field holds `<seq> <payload>`;

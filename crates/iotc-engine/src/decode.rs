@@ -85,10 +85,7 @@ impl DeviceResult {
 
     /// Published as telemetry.
     pub fn is_success(&self) -> bool {
-        matches!(
-            self,
-            DeviceResult::Data { .. } | DeviceResult::Signal { .. }
-        )
+        self.outcome().ok()
     }
 
     /// How the device's counters take it.

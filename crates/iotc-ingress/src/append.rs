@@ -84,6 +84,7 @@ impl Store {
         // telegram is appended.
         let rest = replies.get(telegrams.len()..).unwrap_or_default();
         let (lens, rest) = rest.split_at(parts.len().min(rest.len()));
+        // After the gateway counter's answer, the reception records'.
         let added = rest.get(1..).unwrap_or_default();
         for (p, len) in parts.iter().zip(lens) {
             if let Value::Int(len) = len {

@@ -66,19 +66,12 @@ impl Assembler<'_> {
                 };
                 let json = telemetry::build(&sensor, telegram, fields, signal, c, radio);
                 let topic = self.egress.topics().sensor_telemetry(&dt.eurid);
-                let ring = if signal {
-                    keys::device_recent_signal(&dt.eurid)
-                } else {
-                    keys::device_recent_telemetry(&dt.eurid)
-                };
-                let old_list = c.first_numbered.then(|| match signal {
-                    true => keys::device_recent_signal_list(&dt.eurid),
-                    false => keys::device_recent_telemetry_list(&dt.eurid),
-                });
                 self.out.recent.push(Recent {
-                    ring,
+                    ring: keys::device_recent(&dt.eurid, signal),
                     seq: c.seq(signal),
-                    old_list,
+                    old_list: c
+                        .first_numbered
+                        .then(|| keys::device_recent_list(&dt.eurid, signal)),
                     index: self.out.messages.len(),
                 });
                 self.out.messages.push(OutMessage::new(topic, json));

@@ -1,6 +1,7 @@
 //! The commit stage: once batches are confirmed, one Redis pipeline stores their
-//! most-recent messages (one ring field each), marks first-time senders, keeps dead letters and acknowledges
-//! their entries. Confirmed batches that queued up meanwhile share the pipeline.
+//! most-recent messages (one ring field each), marks first-time senders, keeps dead letters
+//! and acknowledges their entries. Confirmed batches that queued up meanwhile share the
+//! pipeline.
 
 use iotc_core::keys;
 use iotc_core::ops::{unix_millis, unix_seconds};
