@@ -49,6 +49,28 @@ fn configs(sub: &Subscriber, id: &str) -> Vec<(String, String, Value)> {
     out
 }
 
+/// The device's configs once every `(component, object)` in `wanted` has arrived: a device's
+/// configs are separate messages, so the first one seen says nothing about the others.
+async fn configs_with(
+    sub: &Subscriber,
+    id: &str,
+    wanted: &[(&str, &str)],
+) -> Vec<(String, String, Value)> {
+    let complete = |all: &[(String, String, Value)]| {
+        wanted
+            .iter()
+            .all(|(c, o)| all.iter().any(|(ac, ao, _)| ac == c && ao == o))
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let all = configs(sub, id);
+        if complete(&all) || std::time::Instant::now() > deadline {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn config<'a>(all: &'a [(String, String, Value)], component: &str, object: &str) -> &'a Value {
     all.iter()
         .find(|(c, o, _)| c == component && o == object)
@@ -101,7 +123,18 @@ async fn multisensor_discovery_state_availability_and_delete() {
     .await;
 
     // Every config is valid for Home Assistant.
-    let all = configs(&sub, id);
+    let all = configs_with(
+        &sub,
+        id,
+        &[
+            ("sensor", "temperature"),
+            ("sensor", "humidity"),
+            ("sensor", "illumination"),
+            ("binary_sensor", "contact"),
+            ("sensor", "rssi"),
+        ],
+    )
+    .await;
     for (component, object, cfg) in &all {
         if let Err(e) = ha_support::check(component, cfg) {
             panic!("{component}/{object}: {e}\n{cfg:#}");
@@ -282,7 +315,7 @@ async fn actuators_get_command_entities_on_the_control_topic() {
             }
         }
     }
-    let switch = configs(&sub, "d2010000");
+    let switch = configs_with(&sub, "d2010000", &[("switch", "switch")]).await;
     let s = config(&switch, "switch", "switch");
     assert_eq!(s["payload_on"], r#"[{"key":"outputValue","value":100}]"#);
     assert_eq!(s["payload_off"], r#"[{"key":"outputValue","value":0}]"#);
@@ -293,14 +326,25 @@ async fn actuators_get_command_entities_on_the_control_topic() {
     assert_eq!(on, "ON");
 
     // Multi-channel: one switch per channel, each with its channel and its own state.
-    let eight = configs(&sub, "d2010014");
+    let channels: Vec<String> = (0..8).map(|c| format!("switch_ch{c}")).collect();
+    let wanted: Vec<(&str, &str)> = channels.iter().map(|o| ("switch", o.as_str())).collect();
+    let eight = configs_with(&sub, "d2010014", &wanted).await;
     let switches: Vec<&Value> = eight
         .iter()
         .filter(|(c, _, _)| c == "switch")
         .map(|(_, _, cfg)| cfg)
         .collect();
     assert_eq!(switches.len(), 8, "D2-01-14 has eight channels");
-    let two = configs(&sub, "d2010012");
+    let two = configs_with(
+        &sub,
+        "d2010012",
+        &[
+            ("switch", "switch_ch0"),
+            ("switch", "switch_ch1"),
+            ("sensor", "outputValue_ch1"),
+        ],
+    )
+    .await;
     let second = config(&two, "switch", "switch_ch1");
     assert_eq!(second["name"], "Output 2");
     assert_eq!(
@@ -320,7 +364,7 @@ async fn actuators_get_command_entities_on_the_control_topic() {
     let per_channel = config(&two, "sensor", "outputValue_ch1");
     assert_eq!(per_channel["name"], "Output value (channel 2)");
 
-    let light = configs(&sub, "d2010002");
+    let light = configs_with(&sub, "d2010002", &[("light", "light")]).await;
     let l = config(&light, "light", "light");
     let body = ha_support::render(
         l["brightness_command_template"].as_str().unwrap(),
@@ -336,7 +380,7 @@ async fn actuators_get_command_entities_on_the_control_topic() {
     assert_eq!(on, l["payload_on"].as_str().unwrap());
     let off = ha_support::render(template, &json!({"outputValue": 0}));
     assert_eq!(off, l["payload_off"].as_str().unwrap());
-    let cover = configs(&sub, "d2050000");
+    let cover = configs_with(&sub, "d2050000", &[("cover", "cover")]).await;
     let c = config(&cover, "cover", "cover");
     let pos = ha_support::render(
         c["position_template"].as_str().unwrap(),
@@ -367,7 +411,7 @@ async fn thermostat_sends_set_point_and_room(
     eep: &str,
     (set_point, room): (u8, u8),
 ) {
-    let valve = configs(sub, id);
+    let valve = configs_with(sub, id, &[("climate", "climate")]).await;
     let t = config(&valve, "climate", "climate");
     let reported = json!({"temperature": 19.5, "currentValue": 30});
     let current = ha_support::render(
@@ -538,4 +582,20 @@ async fn availability_timeout_set_through_the_api() {
         sub.on(&format!("sensor/{id}/state")).is_empty(),
         "availability alone publishes no state object"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_is_announced_before_any_device_is_onboarded() {
+    let stack = Stack::start_with(HA_ENV).await;
+    let sub = Subscriber::start(stack.mqtt.port, "homeassistant/#").await;
+    let bridge = latest(
+        &sub,
+        "homeassistant/binary_sensor/iotc/status/config",
+        |m| !m.payload.is_empty(),
+    )
+    .await;
+    let cfg = bridge.json();
+    assert_eq!(cfg["state_topic"], "system/availability");
+    assert_eq!(cfg["payload_on"], "online");
+    assert_eq!(cfg["unique_id"], "iotc_bridge_status");
 }
