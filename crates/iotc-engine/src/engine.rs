@@ -1,10 +1,10 @@
-//! The processing pipeline: three stages in their own tasks, joined by bounded channels.
+//! The processing pipeline: four stages in their own tasks, joined by bounded channels.
 //!
 //! ```text
-//! prepare ──(2 batches)──▶ publish (8 batches in flight) ──▶ commit ──┐
-//!  read, decode, secure,      the egress window stays full    recent lists, markers,
-//!  count (1 script), assemble                                 XACK (1 pipeline)
-//!    ▲─────────────────── acknowledged ids, marked devices ───────────┘
+//! read ──(1 batch)──▶ prepare ──(2 batches)──▶ publish (8 batches in flight) ──▶ commit ──┐
+//!  XREADGROUP,         decode, secure,            the egress window stays full    recent lists, markers,
+//!  claims              count (1 script), assemble                                 XACK (1 pipeline)
+//!                        ▲─────────────────── acknowledged ids, marked devices ───────────┘
 //! ```
 //!
 //! While one batch waits for the broker's acknowledgements the next ones are read, counted
@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::decode::Decoder;
 use crate::device_counts::DeviceCounts;
 use crate::egress::Egress;
-use crate::pipeline::{commit, prepare::Prepare, publish};
+use crate::pipeline::{commit, prepare::Prepare, publish, read};
 use crate::secure;
 use crate::stream::Reader;
 
@@ -59,9 +59,14 @@ impl Engine {
             back,
             self.shutdown.clone(),
         ));
+        let dedup = self.reader.dedup.clone();
+        let partitions = self.reader.partitions();
+        let (batches, reading) = read::spawn(self.reader, self.shutdown.clone());
         Prepare {
             redis: self.redis,
-            reader: self.reader,
+            batches,
+            dedup,
+            partitions,
             decoder: self.decoder,
             secure: self.secure,
             egress: self.egress,
@@ -75,6 +80,7 @@ impl Engine {
         }
         .run()
         .await;
+        let _ = reading.await;
         let _ = publishing.await;
         let _ = committing.await;
     }

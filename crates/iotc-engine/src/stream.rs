@@ -119,6 +119,14 @@ fn qualify(stream: &str, id: String) -> String {
     }
 }
 
+/// The de-duplication windows, shared by the reader and the prepare stage.
+pub type SharedDedup = std::sync::Arc<std::sync::Mutex<Dedup>>;
+
+/// The windows, also after a panic elsewhere (they stay consistent: every change is one call).
+pub fn lock(dedup: &SharedDedup) -> std::sync::MutexGuard<'_, Dedup> {
+    dedup.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Settings {
     pub consumer: String,
     pub count: usize,
@@ -133,8 +141,9 @@ pub struct Settings {
 pub struct Reader {
     redis: Redis,
     settings: Settings,
-    /// The de-duplication windows of the partitions held (the caller asks it per entry).
-    pub dedup: Dedup,
+    /// The de-duplication windows of the partitions held (the prepare stage asks it per
+    /// entry; this reader teaches it the past of streams taken on and drops those let go).
+    pub dedup: SharedDedup,
     /// Telegram streams just taken on: the de-duplication learns their recent past first.
     to_recall: Vec<String>,
     /// Per stream read: `Some(id)` while re-reading own pending entries after `id`, `None`
@@ -150,7 +159,7 @@ impl Reader {
         Reader {
             redis,
             settings,
-            dedup,
+            dedup: std::sync::Arc::new(std::sync::Mutex::new(dedup)),
             to_recall: Vec::new(),
             streams: HashMap::new(),
             next_claim,
@@ -180,9 +189,9 @@ impl Reader {
         Ok(())
     }
 
-    /// The telegram streams held now.
-    pub fn partitions(&self) -> std::sync::Arc<Vec<String>> {
-        self.settings.partitions.current()
+    /// The telegram streams held now (changes as leases come and go).
+    pub fn partitions(&self) -> Held {
+        self.settings.partitions.clone()
     }
 
     /// The next batch: claimed entries when a claim is due, else own pending entries, else
@@ -223,7 +232,7 @@ impl Reader {
         let before = self.streams.len();
         self.streams.retain(|k, _| wanted.contains(k));
         if self.streams.len() < before {
-            self.dedup.keep_only(&wanted);
+            lock(&self.dedup).keep_only(&wanted);
         }
         for k in wanted {
             self.streams.entry(k).or_insert_with(|| Some("0".into()));
@@ -257,7 +266,7 @@ impl Reader {
         else {
             return Ok(());
         };
-        let since = last_ms.saturating_sub(self.dedup.window_ms());
+        let since = last_ms.saturating_sub(lock(&self.dedup).window_ms());
         let reply: Value = redis::cmd("XREVRANGE")
             .arg(stream)
             .arg(&last)
@@ -272,6 +281,7 @@ impl Reader {
             .collect();
         entries.reverse();
         let n = entries.len();
+        let mut dedup = lock(&self.dedup);
         for e in entries {
             let parsed = e
                 .payload
@@ -279,7 +289,7 @@ impl Reader {
                 .map(iotc_core::bus::TelegramEntry::decode);
             if let Some(Ok(parsed)) = parsed {
                 let (_, id) = split_id(Source::Telegrams, &e.id);
-                self.dedup.remember(stream, id, &parsed.esp3);
+                dedup.remember(stream, id, &parsed.esp3);
             }
         }
         debug!(%stream, entries = n, "de-duplication window recalled");

@@ -154,15 +154,76 @@ async fn a_new_holder_recalls_the_window_before_it_took_over() {
     let mut verdicts = Vec::new();
     for e in &read {
         let parsed = iotc_core::bus::TelegramEntry::decode(e.payload.as_ref().unwrap()).unwrap();
-        verdicts.push(
-            after
-                .dedup
-                .is_copy(keys::TELEGRAM_STREAM, &e.id, &parsed.esp3),
-        );
+        verdicts.push(iotc_engine::stream::lock(&after.dedup).is_copy(
+            keys::TELEGRAM_STREAM,
+            &e.id,
+            &parsed.esp3,
+        ));
     }
     assert_eq!(
         verdicts,
         [true, false],
         "the copy is known, the other telegram is new"
     );
+}
+
+/// Entries delivered to the engine's consumer and not yet acknowledged.
+async fn pending(conn: &mut redis::aio::MultiplexedConnection) -> usize {
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg(keys::TELEGRAM_STREAM)
+        .arg(keys::ENGINE_GROUP)
+        .query_async(conn)
+        .await
+        .unwrap();
+    match summary {
+        redis::Value::Array(parts) => match parts.first() {
+            Some(redis::Value::Int(n)) => *n as usize,
+            other => panic!("XPENDING count: {other:?}"),
+        },
+        other => panic!("XPENDING: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_read_stage_reads_ahead_and_keeps_the_order() {
+    let redis = test_support::Redis::start_temp();
+    let mut conn = redis.conn().await;
+    let dedup = iotc_engine::dedup::Dedup::new(500, iotc_engine::dedup::MAX_KEYS);
+    let mut reader = Reader::new(redis.manager().await.into(), settings(), dedup);
+    reader.ensure_groups().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(add(&mut conn, &format!("t{i}")).await);
+    }
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (mut batches, task) = iotc_engine::pipeline::read::spawn(reader, shutdown);
+
+    // Nothing taken yet: one batch waits in the channel, the next is read and held.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let count = settings().count;
+    while pending(&mut conn).await < 2 * count && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        pending(&mut conn).await,
+        (1 + iotc_engine::pipeline::read::READ_AHEAD) * count,
+        "read ahead by one batch and the one held, no more"
+    );
+
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let batch = tokio::time::timeout(Duration::from_secs(10), batches.recv())
+            .await
+            .expect("a batch")
+            .expect("the stage runs");
+        got.extend(batch.into_iter().map(|e| e.id));
+    }
+    assert_eq!(got, ids, "every entry once, in stream order");
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the stage stops on shutdown")
+        .unwrap();
 }

@@ -1,6 +1,7 @@
 //! The engine's pipeline stages (see `crate::engine` for how they are wired):
 //!
-//! - [`prepare`]: read a batch, decode, verify secure telegrams, count in Redis (one script),
+//! - [`read`]: read the next batch while the one before is prepared;
+//! - [`prepare`]: decode a batch, verify secure telegrams, count in Redis (one script),
 //!   assemble the messages ([`assemble`]);
 //! - [`publish`]: several batches in flight on the egress at once, so the broker's window
 //!   stays full; batches leave in the order they came;
@@ -12,4 +13,5 @@ pub mod batch;
 pub mod commit;
 pub mod prepare;
 pub mod publish;
+pub mod read;
 pub mod retry;

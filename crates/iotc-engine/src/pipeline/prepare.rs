@@ -1,4 +1,4 @@
-//! The first stage: read a batch, decode it, verify secure telegrams, count it in Redis and
+//! The stage after reading: decode a batch, verify secure telegrams, count it in Redis and
 //! assemble its messages. Decoding state (chains, rolling codes) lives here, in one task, so
 //! telegrams are handled in stream order.
 
@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use iotc_core::backoff::Backoff;
 use iotc_core::bus::TelegramEntry;
 use iotc_core::keys::stats;
 use iotc_core::ops::{unix_millis, unix_seconds};
@@ -23,12 +22,18 @@ use crate::counting;
 use crate::decode::{Decoder, DeviceResult, DeviceTelegram, Outcome};
 use crate::device_counts::{self, Counters, DeviceCounts};
 use crate::egress::{Egress, OutMessage};
+use crate::lease::Held;
 use crate::secure;
-use crate::stream::{Entry, IdSet, Reader, Source};
+use crate::stream::{self, Entry, IdSet, SharedDedup, Source};
 
 pub struct Prepare {
     pub redis: Redis,
-    pub reader: Reader,
+    /// Batches from the read stage, in the order they were read.
+    pub batches: mpsc::Receiver<Vec<Entry>>,
+    /// The de-duplication windows (shared with the reader).
+    pub dedup: SharedDedup,
+    /// The telegram streams held.
+    pub partitions: Held,
     pub decoder: Decoder,
     pub secure: secure::Stage,
     pub egress: Arc<Egress>,
@@ -51,34 +56,37 @@ pub struct Prepare {
 impl Prepare {
     /// Runs until shutdown is requested; dropping `out` then ends the later stages.
     pub async fn run(mut self) {
-        let mut backoff = Backoff::default();
         while !*self.shutdown.borrow() {
             self.take_committed();
             let read = tokio::select! {
-                r = self.reader.next_batch() => r,
+                r = self.batches.recv() => r,
                 _ = self.shutdown.changed() => break,
             };
-            match read {
-                Ok(entries) => {
-                    backoff.reset();
-                    let Some(prepared) = self.prepare(entries).await else {
-                        continue;
-                    };
-                    // Handed on even when stopping: its counters are written, so the publish
-                    // stage drains it rather than the next holder counting it again (the
-                    // send fails at once if that stage is gone).
-                    if self.out.send(prepared).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    metrics::counter!("iotc_engine_redis_errors_total").increment(1);
-                    warn!(error = %e, "reading the streams failed; retrying");
-                    retry::pause(&mut self.shutdown, backoff.next_pause()).await;
-                }
+            let Some(entries) = read else { break };
+            if !self.hand_on(entries).await {
+                break;
+            }
+        }
+        // A batch read ahead was delivered to this consumer: prepared too, so the publish
+        // stage drains it rather than waiting for a claim.
+        self.batches.close();
+        while let Some(entries) = self.batches.recv().await {
+            if !self.hand_on(entries).await {
+                break;
             }
         }
         info!("engine stopped");
+    }
+
+    /// Prepares one batch and hands it to the publish stage; `false` once that stage is gone.
+    async fn hand_on(&mut self, entries: Vec<Entry>) -> bool {
+        let Some(prepared) = self.prepare(entries).await else {
+            return true;
+        };
+        // Handed on even when stopping: its counters are written, so the publish stage
+        // drains it rather than the next holder counting it again (the send fails at once if
+        // that stage is gone).
+        self.out.send(prepared).await.is_ok()
     }
 
     /// Leaves out entries already being handled: a claim, or a read of own pending entries
@@ -184,8 +192,8 @@ impl Prepare {
                 return;
             }
         };
-        let (stream, id) = crate::stream::split_id(Source::Telegrams, &entry.id);
-        if self.reader.dedup.is_copy(stream, id, &parsed.esp3) {
+        let (stream, id) = stream::split_id(Source::Telegrams, &entry.id);
+        if stream::lock(&self.dedup).is_copy(stream, id, &parsed.esp3) {
             telegram_metric("duplicate");
             batch.acks.telegrams.push(entry.id);
             return;
@@ -292,7 +300,7 @@ impl Prepare {
     /// round trip.
     async fn count(&mut self, batch: &Batch) -> Option<Vec<Counters>> {
         let changes = self.decoder.devices().take_changes();
-        self.counts.refresh(self.reader.partitions(), changes);
+        self.counts.refresh(self.partitions.current(), changes);
         let in_copy: Vec<bool> = batch
             .items
             .iter()
