@@ -189,6 +189,11 @@ impl Reader {
         Ok(())
     }
 
+    /// The number of entries a read asks for (per stream).
+    pub fn batch_size(&self) -> usize {
+        self.settings.count
+    }
+
     /// The telegram streams held now (changes as leases come and go).
     pub fn partitions(&self) -> Held {
         self.settings.partitions.clone()

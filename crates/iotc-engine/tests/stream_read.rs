@@ -167,6 +167,29 @@ async fn a_new_holder_recalls_the_window_before_it_took_over() {
     );
 }
 
+/// The ids of the next batch of the read stage.
+async fn next(batches: &mut iotc_engine::pipeline::read::Batches) -> Vec<String> {
+    let batch = tokio::time::timeout(Duration::from_secs(10), batches.recv())
+        .await
+        .expect("a batch")
+        .expect("the stage runs");
+    batch.into_iter().map(|e| e.id).collect()
+}
+
+/// `n` entries appended in one transaction, so one read returns all or none of them.
+async fn add_together(conn: &mut redis::aio::MultiplexedConnection, n: usize) -> Vec<String> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for i in 0..n {
+        pipe.cmd("XADD")
+            .arg(keys::TELEGRAM_STREAM)
+            .arg("*")
+            .arg(iotc_core::bus::FIELD)
+            .arg(format!("s{i}"));
+    }
+    pipe.query_async(conn).await.unwrap()
+}
+
 /// Entries delivered to the engine's consumer and not yet acknowledged.
 async fn pending(conn: &mut redis::aio::MultiplexedConnection) -> usize {
     let summary: redis::Value = redis::cmd("XPENDING")
@@ -213,13 +236,37 @@ async fn the_read_stage_reads_ahead_and_keeps_the_order() {
 
     let mut got = Vec::new();
     while got.len() < ids.len() {
-        let batch = tokio::time::timeout(Duration::from_secs(10), batches.recv())
-            .await
-            .expect("a batch")
-            .expect("the stage runs");
-        got.extend(batch.into_iter().map(|e| e.id));
+        got.extend(next(&mut batches).await);
+        batches.prepared();
     }
     assert_eq!(got, ids, "every entry once, in stream order");
+
+    // No backlog: after a batch smaller than the read size, the next read waits until the
+    // prepare stage is done with it, so entries gather instead of coming one by one.
+    let before = pending(&mut conn).await;
+    let small = add_together(&mut conn, 3).await;
+    let batch = loop {
+        let b = next(&mut batches).await;
+        if !b.is_empty() {
+            break b;
+        }
+        batches.prepared();
+    };
+    assert_eq!(batch, small);
+    let later = add_together(&mut conn, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        pending(&mut conn).await,
+        before + 3,
+        "nothing read while the small batch is being prepared"
+    );
+    batches.prepared();
+    let mut got = Vec::new();
+    while got.len() < later.len() {
+        got.extend(next(&mut batches).await);
+        batches.prepared();
+    }
+    assert_eq!(got, later);
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), task)

@@ -29,7 +29,7 @@ use crate::stream::{self, Entry, IdSet, SharedDedup, Source};
 pub struct Prepare {
     pub redis: Redis,
     /// Batches from the read stage, in the order they were read.
-    pub batches: mpsc::Receiver<Vec<Entry>>,
+    pub batches: super::read::Batches,
     /// The de-duplication windows (shared with the reader).
     pub dedup: SharedDedup,
     /// The telegram streams held.
@@ -63,7 +63,9 @@ impl Prepare {
                 _ = self.shutdown.changed() => break,
             };
             let Some(entries) = read else { break };
-            if !self.hand_on(entries).await {
+            let handed_on = self.hand_on(entries).await;
+            self.batches.prepared();
+            if !handed_on {
                 break;
             }
         }
