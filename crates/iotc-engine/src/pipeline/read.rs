@@ -57,7 +57,8 @@ async fn run(
 ) {
     let mut backoff = Backoff::default();
     let mut sent = 0u64;
-    while !*shutdown.borrow() {
+    // Also ends when the prepare stage is gone, even with Redis away and no shutdown.
+    while !*shutdown.borrow() && !out.is_closed() {
         let read = tokio::select! {
             r = reader.next_batch() => r,
             _ = shutdown.changed() => break,
