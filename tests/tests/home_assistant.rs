@@ -35,8 +35,12 @@ async fn latest(sub: &Subscriber, topic: &str, pred: impl Fn(&Received) -> bool)
 
 /// Discovery configs of one device received so far: (component, object, config), latest only.
 fn configs(sub: &Subscriber, id: &str) -> Vec<(String, String, Value)> {
+    configs_of(&sub.all(), id)
+}
+
+fn configs_of(all: &[Received], id: &str) -> Vec<(String, String, Value)> {
     let mut out: Vec<(String, String, Value)> = Vec::new();
-    for m in sub.all() {
+    for m in all {
         let parts: Vec<&str> = m.topic.split('/').collect();
         if parts.len() != 5 || parts[0] != "homeassistant" || parts[2] != format!("iotc_{id}") {
             continue;
@@ -56,19 +60,14 @@ async fn configs_with(
     id: &str,
     wanted: &[(&str, &str)],
 ) -> Vec<(String, String, Value)> {
-    let complete = |all: &[(String, String, Value)]| {
+    sub.wait_until(WAIT, |all| {
+        let got = configs_of(all, id);
         wanted
             .iter()
-            .all(|(c, o)| all.iter().any(|(ac, ao, _)| ac == c && ao == o))
-    };
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let all = configs(sub, id);
-        if complete(&all) || std::time::Instant::now() > deadline {
-            return all;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            .all(|(c, o)| got.iter().any(|(gc, go, _)| gc == c && go == o))
+    })
+    .await;
+    configs(sub, id)
 }
 
 fn config<'a>(all: &'a [(String, String, Value)], component: &str, object: &str) -> &'a Value {

@@ -139,6 +139,11 @@ impl ConnectionLike for Redis {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
+        // The client refuses an empty pipeline ("empty command"); nothing asked, nothing to
+        // answer, so a loop over no devices needs no special case.
+        if pipeline.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
         match self {
             Redis::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Redis::Cluster(c) => Box::pin(async move {

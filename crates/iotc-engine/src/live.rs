@@ -83,9 +83,6 @@ pub async fn after_publish<'a>(
         .ignore();
         written += 1;
     }
-    if written == 0 {
-        return;
-    }
     match pipe.query_async::<()>(&mut redis.clone()).await {
         Ok(()) => metrics::counter!("iotc_engine_live_entries_total").increment(written),
         Err(e) => {

@@ -140,10 +140,6 @@ async fn gateways(redis: &mut Redis) -> redis::RedisResult<BTreeMap<String, Gate
 
 /// Reads many stats hashes in one round trip.
 async fn stats_of(redis: &mut Redis, keys: &[String]) -> redis::RedisResult<Vec<TelegramStats>> {
-    // The client refuses an empty pipeline ("empty command"): nothing onboarded, no stats.
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut pipe = redis::pipe();
     for k in keys {
         pipe.hgetall(k);

@@ -22,14 +22,7 @@ fn settings() -> Settings {
 }
 
 async fn add(conn: &mut redis::aio::MultiplexedConnection, payload: &str) -> String {
-    redis::cmd("XADD")
-        .arg(keys::TELEGRAM_STREAM)
-        .arg("*")
-        .arg(iotc_core::bus::FIELD)
-        .arg(payload)
-        .query_async(conn)
-        .await
-        .unwrap()
+    add_together(conn, &[payload]).await.remove(0)
 }
 
 #[tokio::test]
@@ -176,16 +169,19 @@ async fn next(batches: &mut iotc_engine::pipeline::read::Batches) -> Vec<String>
     batch.into_iter().map(|e| e.id).collect()
 }
 
-/// `n` entries appended in one transaction, so one read returns all or none of them.
-async fn add_together(conn: &mut redis::aio::MultiplexedConnection, n: usize) -> Vec<String> {
+/// Entries appended in one transaction, so one read returns all or none of them.
+async fn add_together(
+    conn: &mut redis::aio::MultiplexedConnection,
+    payloads: &[&str],
+) -> Vec<String> {
     let mut pipe = redis::pipe();
     pipe.atomic();
-    for i in 0..n {
+    for payload in payloads {
         pipe.cmd("XADD")
             .arg(keys::TELEGRAM_STREAM)
             .arg("*")
             .arg(iotc_core::bus::FIELD)
-            .arg(format!("s{i}"));
+            .arg(payload);
     }
     pipe.query_async(conn).await.unwrap()
 }
@@ -244,7 +240,7 @@ async fn the_read_stage_reads_ahead_and_keeps_the_order() {
     // No backlog: after a batch smaller than the read size, the next read waits until the
     // prepare stage is done with it, so entries gather instead of coming one by one.
     let before = pending(&mut conn).await;
-    let small = add_together(&mut conn, 3).await;
+    let small = add_together(&mut conn, &["s0", "s1", "s2"]).await;
     let batch = loop {
         let b = next(&mut batches).await;
         if !b.is_empty() {
@@ -253,7 +249,7 @@ async fn the_read_stage_reads_ahead_and_keeps_the_order() {
         batches.prepared();
     };
     assert_eq!(batch, small);
-    let later = add_together(&mut conn, 3).await;
+    let later = add_together(&mut conn, &["s3", "s4", "s5"]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         pending(&mut conn).await,

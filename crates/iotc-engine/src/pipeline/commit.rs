@@ -85,9 +85,6 @@ async fn commit(redis: &mut Redis, batches: &[Confirmed]) -> redis::RedisResult<
             crate::stream::add_acks(&mut pipe, source, ids);
         }
     }
-    if pipe.is_empty() {
-        return Ok(());
-    }
     pipe.query_async(redis).await
 }
 

@@ -224,10 +224,6 @@ impl Sync {
         record: &[(String, BTreeSet<String>)],
         gone: &[String],
     ) -> redis::RedisResult<()> {
-        // The client refuses an empty pipeline: with no device, the sync would fail for ever.
-        if record.is_empty() && gone.is_empty() {
-            return Ok(());
-        }
         let mut pipe = redis::pipe();
         for (eurid, topics) in record {
             let json = serde_json::to_string(topics).expect("topics serialize");
@@ -247,9 +243,6 @@ impl Sync {
         eurids: impl Iterator<Item = &'a String>,
     ) -> redis::RedisResult<()> {
         let eurids: Vec<&String> = eurids.collect();
-        if eurids.is_empty() {
-            return Ok(());
-        }
         let mut pipe = redis::pipe();
         for e in &eurids {
             pipe.hmget(keys::device_state(e), &[state::LAST_MS, state::INTERVAL_MS]);
